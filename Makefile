@@ -1,0 +1,44 @@
+# embedlab: `make demo` runs the whole job on the bundled sample, `make test` the tests.
+# Both create the virtual environment in .venv on first use.
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.embedlab-installed
+DATA ?= data/sample
+OUT ?= results
+
+.PHONY: env demo test bench clean-cache help
+
+help:
+	@echo "make demo   set up .venv if needed, run encode -> fit -> report on $(DATA)"
+	@echo "make test   set up .venv if needed, run the test suite"
+	@echo "make bench  run the benchmarks in bench/ (reads ../shared/data)"
+
+env: $(STAMP)
+
+# The install order matters:
+# - setuptools<81 keeps pkg_resources, which face_recognition_models imports;
+# - torch/torchvision are pinned (a newer or unpinned torch pulls several GB);
+# - face_recognition goes in with --no-deps: it requires the source-only `dlib`,
+#   and `dlib-bin` (a dependency of embedlab) is the same module prebuilt.
+$(STAMP): pyproject.toml Makefile
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip "setuptools<81" wheel
+	$(BIN)/python -m pip install --quiet torch==2.14.1 torchvision==0.29.1
+	$(BIN)/python -m pip install --quiet -e ".[test,dask]"
+	$(BIN)/python -m pip install --quiet --no-deps face_recognition==1.3.0
+	$(BIN)/python -c "import face_recognition, embedlab_cli.main" 2>/dev/null
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/embedlab demo $(DATA) --out $(OUT)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+bench: $(STAMP)
+	$(BIN)/python bench/encode.py
+
+clean-cache:
+	rm -rf $(OUT)/cache

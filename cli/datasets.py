@@ -1,0 +1,107 @@
+"""`embedlab datasets ...`: look at a dataset before using it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from embedlab_cli.app import app, clean_errors, console
+
+datasets_app = typer.Typer(help="Inspect datasets and the layouts embedlab reads.", no_args_is_help=True)
+app.add_typer(datasets_app, name="datasets")
+
+
+@datasets_app.command("inspect")
+@clean_errors
+def inspect(
+    path: Path = typer.Argument(..., help="Dataset folder or CSV."),
+    layout: str = typer.Option("auto", "--layout", help="Dataset layout; 'auto' detects it."),
+    decode: bool = typer.Option(True, "--decode/--no-decode", help="Decode every image to find broken ones."),
+    show: int = typer.Option(10, "--show", help="How many duplicate groups and unreadable files to list."),
+    as_json: bool = typer.Option(False, "--json", help="Print the findings as JSON."),
+) -> None:
+    """Counts per split and label, image sizes and modes, unreadable files and duplicates.
+
+    Duplicates are byte-identical images; those found in two splits (a leak
+    from train into test) or under two labels are listed first.
+
+    Example: [bold]embedlab datasets inspect ../shared/data/fer2013[/bold]
+    """
+    from embedlab import datasets
+
+    df = datasets.load(path, layout=layout)
+    report = datasets.inspect_dataset(df, decode=decode)
+    if as_json:
+        out = {
+            "layout": report.layout, "root": report.root, "images": report.n_images,
+            "counts": {s: report.counts[s].to_dict() for s in report.counts.columns},
+            "sizes": report.sizes.to_dict(orient="records"),
+            "unreadable": report.unreadable.to_dict(orient="records"),
+            "duplicate_groups": len(report.duplicates),
+            "cross_split_groups": len(report.cross_split),
+            "conflicting_label_groups": len(report.conflicting_labels),
+            "duplicates": report.duplicates.head(show).to_dict(orient="records"),
+        }
+        console.print_json(json.dumps(out, default=str))
+        return
+
+    console.print(f"[bold]{report.root}[/bold]  layout [cyan]{report.layout}[/cyan]  "
+                  f"{report.n_images} images", highlight=False)
+    counts = Table(title="Images per label and split", title_justify="left")
+    counts.add_column("label")
+    for s in report.counts.columns:
+        counts.add_column(str(s), justify="right")
+    counts.add_column("total", justify="right")
+    for label, row in report.counts.iterrows():
+        counts.add_row(str(label), *map(str, row.tolist()), str(int(row.sum())))
+    counts.add_row("[bold]total", *(f"[bold]{int(v)}" for v in report.counts.sum().tolist()),
+                   f"[bold]{report.n_images}")
+    console.print(counts)
+    if not report.subsets.empty:
+        sub = Table(title="FER-2013 subsets", title_justify="left")
+        sub.add_column("label")
+        for s in report.subsets.columns:
+            sub.add_column(str(s), justify="right")
+        for label, row in report.subsets.iterrows():
+            sub.add_row(str(label), *map(str, row.tolist()))
+        console.print(sub)
+    if decode:
+        sizes = Table(title="Image sizes and modes", title_justify="left")
+        for c in ("width", "height", "mode", "images"):
+            sizes.add_column(c, justify="right")
+        for r in report.sizes.head(show).itertuples():
+            sizes.add_row(str(r.width), str(r.height), str(r.mode), str(r.images))
+        if len(report.sizes) > show:
+            sizes.caption = f"{len(report.sizes) - show} more sizes"
+        console.print(sizes)
+        n_bad = len(report.unreadable)
+        console.print(f"Unreadable files: [{'red' if n_bad else 'green'}]{n_bad}[/]", highlight=False)
+        for r in report.unreadable.head(show).itertuples():
+            console.print(f"  {r.error}", highlight=False, soft_wrap=True)
+    d = report.duplicates
+    console.print(
+        f"Exact duplicates: {len(d)} groups ({int(d['copies'].sum()) if len(d) else 0} images); "
+        f"[{'red' if len(report.cross_split) else 'green'}]{len(report.cross_split)} across splits[/], "
+        f"[{'red' if len(report.conflicting_labels) else 'green'}]{len(report.conflicting_labels)} "
+        f"with conflicting labels[/]", highlight=False)
+    for kind, table in (("across splits", report.cross_split), ("conflicting labels", report.conflicting_labels)):
+        if len(table):
+            t = Table(title=f"Duplicates {kind} (first {min(show, len(table))} of {len(table)})",
+                      title_justify="left")
+            for c in ("copies", "splits", "labels", "images"):
+                t.add_column(c)
+            for r in table.head(show).itertuples():
+                t.add_row(str(r.copies), ", ".join(r.splits), ", ".join(r.labels), ", ".join(r.image_ids[:4]))
+            console.print(t)
+
+
+@datasets_app.command("layouts")
+def layouts() -> None:
+    """List the dataset layouts embedlab recognises, in detection order."""
+    from embedlab.datasets.layouts import _DETECTION_ORDER, LAYOUTS
+
+    for name in _DETECTION_ORDER:
+        console.print(f"[cyan]{name}[/cyan]: {LAYOUTS.create(name).description}", highlight=False)

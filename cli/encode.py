@@ -1,0 +1,59 @@
+"""`embedlab encode`: compute and cache features for a dataset."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.table import Table
+
+from embedlab_cli.app import DEFAULT_CACHE, app, clean_errors, console, progress_bar
+
+
+@app.command()
+@clean_errors
+def encode(
+    data: Path = typer.Argument(..., help="Dataset folder or CSV (any layout `embedlab datasets layouts` lists)."),
+    features: str = typer.Option(
+        "encoding", "--features", "-f",
+        help="Comma-separated feature specs: encoding, spectrum, pixels, cnn:resnet18; "
+        "parameters in brackets, e.g. 'encoding[detector=none,jitters=2]'. See `embedlab features`."),
+    workers: Optional[int] = typer.Option(None, "--workers", "-w", help="Worker processes (default: all cores)."),
+    per_class: Optional[int] = typer.Option(None, "--per-class", help="Use at most N images per split and label."),
+    cache_dir: Path = typer.Option(DEFAULT_CACHE, "--cache-dir", help="Where the feature cache lives."),
+    layout: str = typer.Option("auto", "--layout", help="Dataset layout; 'auto' detects it."),
+    seed: int = typer.Option(0, "--seed", help="Seed for --per-class sampling."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+) -> None:
+    """Compute features for every image of DATA and store them in the cache.
+
+    Features are computed once per image content: a rerun computes nothing,
+    new images are added, and an interrupted run resumes where it stopped.
+
+    Example: [bold]embedlab encode data/sample/real-vs-fake --features encoding,spectrum[/bold]
+    """
+    from embedlab import datasets
+    from embedlab.extraction import encode as run_encode
+
+    table = datasets.load(data, layout=layout)
+    console.print(f"[bold]{data}[/bold]: {len(table)} images, layout [cyan]{table.attrs['layout']}[/cyan]",
+                  highlight=False)
+    with progress_bar("encoding", quiet=quiet) as update:
+        df = run_encode(table, features, cache_dir=cache_dir, workers=workers, per_class=per_class,
+                        seed=seed, on_progress=update)
+    print_summary(df.attrs["summary"], cache_dir)
+
+
+def print_summary(summary: dict, cache_dir: Path) -> None:
+    out = Table(title=f"{summary['images']} images ({summary['unique_images']} unique)", title_justify="left")
+    for col in ("feature", "computed", "from cache", "failed", "failures by reason"):
+        out.add_column(col, justify="right" if col in ("computed", "from cache", "failed") else "left")
+    for name, s in summary["features"].items():
+        reasons = ", ".join(f"{r}: {n}" for r, n in s["failures"].items()) or "-"
+        out.add_row(name, str(s["computed"]), str(s["cached"]), str(s["failed"]), reasons)
+    console.print(out)
+    rate = summary["images_per_second"]
+    console.print(f"{summary['seconds']:.1f} s"
+                  + (f", {rate:.1f} images/s computed" if summary["computed_images"] else ", nothing to compute")
+                  + f"; cache: {cache_dir}", highlight=False)

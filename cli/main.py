@@ -1,0 +1,12 @@
+"""Entry point: importing the command modules registers their commands on `app`."""
+
+from embedlab_cli.app import app
+from embedlab_cli import datasets, encode  # noqa: F401  (registers commands)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

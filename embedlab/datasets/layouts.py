@@ -1,0 +1,234 @@
+"""Recognising how a dataset is laid out on disk, and listing its images."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import pandas as pd
+
+from embedlab.datasets.fer_csv import FER_EMOTIONS, USAGE_TO_SPLIT, is_fer_csv, read_fer_csv
+from embedlab.errors import DatasetError
+from embedlab.images import CSV_ROW_MARK, IMAGE_SUFFIXES
+from embedlab.registry import Registry
+
+SPLIT_ALIASES = {
+    "train": "train", "training": "train",
+    "valid": "valid", "val": "valid", "validation": "valid",
+    "test": "test", "testing": "test",
+}
+FER_SUBSETS = ("PublicTest", "PrivateTest")
+
+
+@dataclass
+class Layout:
+    """A way of reading a dataset: ``detect`` finds its root, ``list`` its images."""
+
+    name: str
+    description: str
+    detect: Callable[[Path], Path | None]
+    list: Callable[[Path], pd.DataFrame]
+
+
+LAYOUTS: Registry[Layout] = Registry("dataset layout")
+# Detection tries layouts in this order: the most specific first.
+_DETECTION_ORDER: list[str] = []
+
+
+def layout(name: str, description: str):
+    def decorator(cls):
+        entry = Layout(name, description, cls.detect, cls.list)
+        LAYOUTS.register(name)(lambda: entry)
+        _DETECTION_ORDER.append(name)
+        return cls
+
+    return decorator
+
+
+def _subdirs(path: Path) -> list[Path]:
+    try:
+        return sorted(p for p in path.iterdir() if p.is_dir() and not p.name.startswith("."))
+    except OSError:
+        return []
+
+
+def _images_in(folder: Path) -> list[Path]:
+    return sorted(
+        p for p in folder.rglob("*")
+        if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file() and not p.name.startswith(".")
+    )
+
+
+def _rows(root: Path, files: list[Path], label: str, split: str | None) -> list[dict]:
+    return [
+        {
+            "image_id": f.relative_to(root).as_posix(),
+            "path": str(f),
+            "label": label,
+            "split": split,
+        }
+        for f in files
+    ]
+
+
+def _search(path: Path, is_root: Callable[[Path], bool], depth: int = 4) -> Path | None:
+    """Breadth-first search for a folder that ``is_root``, so any prefix works."""
+    level = [path]
+    for _ in range(depth + 1):
+        nxt = []
+        for folder in level:
+            if is_root(folder):
+                return folder
+            nxt.extend(_subdirs(folder))
+        level = nxt
+    return None
+
+
+@layout("fer2013-csv", "FER-2013 as fer2013.csv (emotion,pixels,Usage)")
+class FerCsv:
+    @staticmethod
+    def detect(path: Path) -> Path | None:
+        if path.is_file():
+            return path if is_fer_csv(path) else None
+        candidate = path / "fer2013.csv"
+        return candidate if is_fer_csv(candidate) else None
+
+    @staticmethod
+    def list(root: Path) -> pd.DataFrame:
+        table, _ = read_fer_csv(root)
+        uri = str(root.resolve())
+        usage = table["usage"]
+        unknown = sorted(set(usage) - set(USAGE_TO_SPLIT))
+        if unknown:
+            raise DatasetError(f"{root}: unknown Usage value(s) {unknown}; expected {sorted(USAGE_TO_SPLIT)}")
+        return pd.DataFrame(
+            {
+                "image_id": [f"row{i:05d}" for i in range(len(table))],
+                "path": [f"{uri}{CSV_ROW_MARK}{i}" for i in range(len(table))],
+                "label": table["label"],
+                "split": usage.map(USAGE_TO_SPLIT),
+                "subset": usage,
+            }
+        )
+
+
+@layout("kaggle-140k", "Kaggle 140k Real and Fake Faces: {train,valid,test}/{real,fake}/")
+class Kaggle140k:
+    @staticmethod
+    def _is_root(folder: Path) -> bool:
+        splits = [d for d in _subdirs(folder) if d.name in ("train", "valid", "test")]
+        return bool(splits) and all(
+            {"real", "fake"} <= {c.name for c in _subdirs(s)} for s in splits
+        )
+
+    @classmethod
+    def detect(cls, path: Path) -> Path | None:
+        return _search(path, cls._is_root) if path.is_dir() else None
+
+    @staticmethod
+    def list(root: Path) -> pd.DataFrame:
+        rows = []
+        for split in ("train", "valid", "test"):
+            for label in ("real", "fake"):
+                folder = root / split / label
+                if folder.is_dir():
+                    rows += _rows(root, _images_in(folder), label, split)
+        return pd.DataFrame(rows)
+
+
+@layout("fer2013-folders", "FER-2013 image folders: {train,test}/<emotion>/")
+class FerFolders:
+    @staticmethod
+    def _is_root(folder: Path) -> bool:
+        splits = [d for d in _subdirs(folder) if d.name in ("train", "test")]
+        return bool(splits) and all(
+            (names := {c.name for c in _subdirs(s)}) and names <= set(FER_EMOTIONS) for s in splits
+        )
+
+    @classmethod
+    def detect(cls, path: Path) -> Path | None:
+        return _search(path, cls._is_root, depth=2) if path.is_dir() else None
+
+    @staticmethod
+    def list(root: Path) -> pd.DataFrame:
+        rows = []
+        for split_dir in _subdirs(root):
+            if split_dir.name not in ("train", "test"):
+                continue
+            for label_dir in _subdirs(split_dir):
+                rows += _rows(root, _images_in(label_dir), label_dir.name, split_dir.name)
+        df = pd.DataFrame(rows)
+        if not df.empty:
+            names = df["path"].map(lambda p: os.path.basename(p).split("_", 1)[0])
+            df["subset"] = names.where(names.isin(FER_SUBSETS + ("Training",)), None)
+        return df
+
+
+@layout("class-folders", "class folders: <label>/ or <split>/<label>/")
+class ClassFolders:
+    @staticmethod
+    def detect(path: Path) -> Path | None:
+        return path if path.is_dir() and _subdirs(path) else None
+
+    @staticmethod
+    def list(root: Path) -> pd.DataFrame:
+        tops = _subdirs(root)
+        split_named = [d for d in tops if d.name.lower() in SPLIT_ALIASES]
+        rows = []
+        if split_named and len(split_named) == len(tops):
+            for split_dir in split_named:
+                for label_dir in _subdirs(split_dir):
+                    rows += _rows(root, _images_in(label_dir), label_dir.name,
+                                  SPLIT_ALIASES[split_dir.name.lower()])
+        else:
+            for label_dir in tops:
+                rows += _rows(root, _images_in(label_dir), label_dir.name, None)
+        return pd.DataFrame(rows)
+
+
+@layout("manifest", "a manifest CSV with columns path,label[,split]")
+class Manifest:
+    @staticmethod
+    def detect(path: Path) -> Path | None:
+        if path.is_file() and path.suffix.lower() == ".csv":
+            with open(path, encoding="utf-8", errors="replace") as fh:
+                header = {c.strip().lower() for c in fh.readline().split(",")}
+            return path if {"path", "label"} <= header else None
+        return None
+
+    @staticmethod
+    def list(root: Path) -> pd.DataFrame:
+        table = pd.read_csv(root, dtype=str, keep_default_na=False)
+        table.columns = [c.strip().lower() for c in table.columns]
+        missing = {"path", "label"} - set(table.columns)
+        if missing:
+            raise DatasetError(f"{root}: manifest needs column(s) {', '.join(sorted(missing))}")
+        base = root.parent
+        paths = [Path(p) if Path(p).is_absolute() else (base / p) for p in table["path"]]
+        absent = [str(p) for p in paths if not p.is_file()]
+        if absent:
+            more = f" (and {len(absent) - 1} more)" if len(absent) > 1 else ""
+            raise DatasetError(f"{root}: listed image not found: {absent[0]}{more}")
+        split = table["split"].str.lower().map(lambda s: SPLIT_ALIASES.get(s, s or None)) \
+            if "split" in table.columns else None
+        return pd.DataFrame(
+            {
+                "image_id": table["path"].str.replace("\\", "/", regex=False),
+                "path": [str(p) for p in paths],
+                "label": table["label"],
+                "split": split,
+            }
+        )
+
+
+def detect_layout(path: Path) -> tuple[str, Path]:
+    for name in _DETECTION_ORDER:
+        root = LAYOUTS.create(name).detect(path)
+        if root is not None:
+            return name, root
+    raise DatasetError(
+        f"{path}: no known dataset layout found; expected one of: "
+        + "; ".join(LAYOUTS.create(n).description for n in _DETECTION_ORDER)
+    )

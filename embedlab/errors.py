@@ -1,0 +1,49 @@
+"""Typed errors raised by embedlab.
+
+The library never prints or exits: it raises one of these with a message that
+names the file, option or value at fault. The command-line layer turns them
+into a clean error line and a non-zero exit code.
+"""
+
+from __future__ import annotations
+
+
+class EmbedlabError(Exception):
+    """Base class of every error embedlab raises on purpose."""
+
+
+class UnknownNameError(EmbedlabError, KeyError):
+    """A registry was asked for a name it does not hold."""
+
+    def __init__(self, kind: str, name: str, available: list[str]):
+        self.kind, self.name, self.available = kind, name, list(available)
+        super().__init__(
+            f"unknown {kind} {name!r}; available: {', '.join(self.available) or '(none)'}"
+        )
+
+    def __str__(self) -> str:  # KeyError would quote the whole message
+        return self.args[0]
+
+
+class DatasetError(EmbedlabError):
+    """A dataset path, layout or manifest cannot be read as asked."""
+
+
+class ImageReadError(EmbedlabError):
+    """One image cannot be decoded; the message says why."""
+
+
+class FeatureError(EmbedlabError):
+    """A feature extractor is misconfigured or cannot run (missing weights...)."""
+
+
+class NoFaceFound(FeatureError):
+    """The face detector found no face in an image."""
+
+
+class CacheError(EmbedlabError):
+    """The feature cache is unreadable or inconsistent."""
+
+
+class ModelError(EmbedlabError):
+    """A model, run folder or training request is invalid."""

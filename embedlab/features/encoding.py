@@ -1,0 +1,143 @@
+"""dlib's 128-d face descriptor, through face_recognition."""
+
+from __future__ import annotations
+
+import hashlib
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from embedlab.errors import FeatureError, NoFaceFound
+from embedlab.features.base import EXTRACTORS, FeatureExtractor, check_choice
+
+DETECTORS = ("hog", "cnn", "none")
+LANDMARKS = ("small", "large")
+ON_MISSING = ("skip", "whole")
+
+
+@lru_cache(maxsize=None)
+def _file_digest(path: str) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
+
+
+def _import_face_recognition():
+    import warnings
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # pkg_resources deprecation from the models package
+            import face_recognition_models  # noqa: F401
+            import face_recognition
+    except ImportError as exc:
+        raise FeatureError(
+            "feature 'encoding' needs face_recognition and dlib: run `make env`, or "
+            "pip install dlib-bin face_recognition_models 'setuptools<81' && "
+            f"pip install --no-deps face_recognition ({exc})"
+        ) from None
+    except SystemExit:  # face_recognition quits when its models package fails to import
+        raise FeatureError(
+            "face_recognition could not load face_recognition_models; it needs setuptools<81 "
+            "(pkg_resources) in the environment"
+        ) from None
+    return face_recognition
+
+
+def model_files() -> dict[str, str]:
+    """Paths of the dlib model files face_recognition uses."""
+    _import_face_recognition()
+    import face_recognition_models as frm
+
+    return {
+        "recognition": frm.face_recognition_model_location(),
+        "landmarks_large": frm.pose_predictor_model_location(),
+        "landmarks_small": frm.pose_predictor_five_point_model_location(),
+        "cnn_detector": frm.cnn_face_detector_model_location(),
+    }
+
+
+def largest_box(boxes: list[tuple[int, int, int, int]]) -> tuple[int, int, int, int]:
+    """The (top, right, bottom, left) box of largest area."""
+    return max(boxes, key=lambda b: (b[2] - b[0]) * (b[1] - b[3]))
+
+
+@EXTRACTORS.register("encoding")
+class FaceEncoding(FeatureExtractor):
+    """dlib's 128-d face descriptor (face_recognition.face_encodings).
+
+    detector: ``hog`` or ``cnn`` to find the face, ``none`` to take the whole
+    image as the face (for aligned crops such as the 140k faces).
+    upsample: how many times to upsample the image when looking for faces.
+    landmarks: ``small`` (5 points) or ``large`` (68 points) landmark model.
+    jitters: how many jittered copies to average (slower, a little steadier).
+    on_missing: when no face is found, ``skip`` the image (recorded as such)
+    or fall back to the ``whole`` image. With several faces, the largest wins.
+    """
+
+    name = "encoding"
+    version = "1"
+    primary_param = "detector"
+    info_columns = {"face_found": "bool", "n_faces": "int16", "face_top": "int32",
+                    "face_right": "int32", "face_bottom": "int32", "face_left": "int32"}
+
+    def __init__(self, detector: str = "hog", upsample: int = 1, landmarks: str = "small",
+                 jitters: int = 1, on_missing: str = "skip"):
+        self.detector = detector
+        self.upsample = upsample
+        self.landmarks = landmarks
+        self.jitters = jitters
+        self.on_missing = on_missing
+
+    def validate(self) -> None:
+        check_choice(self, "detector", DETECTORS)
+        check_choice(self, "landmarks", LANDMARKS)
+        check_choice(self, "on_missing", ON_MISSING)
+        for p, lo in (("upsample", 0), ("jitters", 1)):
+            v = getattr(self, p)
+            if not isinstance(v, int) or v < lo:
+                raise FeatureError(f"feature 'encoding': {p} must be an integer >= {lo}, got {v!r}")
+
+    def get_params(self):
+        params = super().get_params()
+        if self.detector == "none":  # these do not change the output then
+            params.pop("upsample")
+            params.pop("on_missing")
+        return params
+
+    def fingerprint(self):
+        files = model_files()
+        used = [files["recognition"], files[f"landmarks_{self.landmarks}"]]
+        if self.detector == "cnn":
+            used.append(files["cnn_detector"])
+        return {Path(p).name: _file_digest(p) for p in used}
+
+    @property
+    def dim(self) -> int:
+        return 128
+
+    def prepare(self) -> None:
+        self._fr = _import_face_recognition()
+
+    def locate(self, image: np.ndarray) -> tuple[tuple[int, int, int, int] | None, int]:
+        """The face box to encode (or None) and how many faces were found."""
+        h, w = image.shape[:2]
+        if self.detector == "none":
+            return (0, w, h, 0), 1
+        boxes = self._fr.face_locations(image, number_of_times_to_upsample=self.upsample,
+                                        model=self.detector)
+        if boxes:
+            return largest_box(boxes), len(boxes)
+        return ((0, w, h, 0) if self.on_missing == "whole" else None), 0
+
+    def extract(self, image):
+        if not hasattr(self, "_fr"):
+            self.prepare()
+        box, n_faces = self.locate(image)
+        if box is None:
+            raise NoFaceFound("no face found")
+        enc = self._fr.face_encodings(image, known_face_locations=[box],
+                                      num_jitters=self.jitters, model=self.landmarks)
+        top, right, bottom, left = box
+        info = {"face_found": n_faces > 0, "n_faces": n_faces, "face_top": top,
+                "face_right": right, "face_bottom": bottom, "face_left": left}
+        return np.asarray(enc[0], dtype=np.float32), info
