@@ -153,7 +153,7 @@ def encode(
     df = data.copy() if isinstance(data, pd.DataFrame) else datasets.load(data, layout=layout)
     if isinstance(data, pd.DataFrame):
         df.attrs.update(data.attrs)
-    if per_class:
+    if per_class is not None:
         df = datasets.sample_per_class(df, per_class, seed=seed)
     extractors = resolve_features(features)
     workers = default_workers() if workers is None else int(workers)

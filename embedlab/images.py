@@ -54,6 +54,8 @@ def read_image(uri: str | os.PathLike) -> np.ndarray:
         path, row = split_csv_row(uri)
         grey = fer_csv_pixels(path)[row]
         return np.repeat(grey[:, :, None], 3, axis=2)
+    if "://" in uri:  # an fsspec URL (s3://, gs://, http://, file://): read where the code runs
+        return decode_image(_read_url(uri), name=uri)
     path = Path(uri)
     try:
         data = path.read_bytes()
@@ -64,10 +66,26 @@ def read_image(uri: str | os.PathLike) -> np.ndarray:
     return decode_image(data, name=uri)
 
 
+def _read_url(uri: str) -> bytes:
+    try:
+        import fsspec
+    except ImportError:
+        raise ImageReadError(f"{uri}: reading URLs needs fsspec (pip install 'embedlab[dask]')") from None
+    try:
+        with fsspec.open(uri, "rb") as fh:
+            return fh.read()
+    except FileNotFoundError:
+        raise ImageReadError(f"{uri}: file not found") from None
+    except (OSError, ValueError, ImportError) as exc:  # ImportError: the protocol's package (s3fs...)
+        raise ImageReadError(f"{uri}: cannot read file ({exc})") from None
+
+
 def decode_image(data: bytes, name: str = "<bytes>") -> np.ndarray:
     """Decode encoded image bytes; see :func:`read_image`."""
-    from PIL import Image, ImageOps, UnidentifiedImageError
+    from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
+    # face_recognition switches this on at import; a truncated file must fail, not decode half-grey.
+    ImageFile.LOAD_TRUNCATED_IMAGES = False
     if not data:
         raise ImageReadError(f"{name}: empty file (0 bytes)")
     import io

@@ -170,7 +170,10 @@ class FerFolders:
 class ClassFolders:
     @staticmethod
     def detect(path: Path) -> Path | None:
-        return path if path.is_dir() and _subdirs(path) else None
+        if not path.is_dir():
+            return None
+        labelled = [d for d in _subdirs(path) if any(d.rglob("*.*"))]
+        return path if labelled and not any(p.suffix.lower() in IMAGE_SUFFIXES for p in path.iterdir()) else None
 
     @staticmethod
     def list(root: Path) -> pd.DataFrame:
@@ -221,6 +224,23 @@ class Manifest:
                 "split": split,
             }
         )
+
+
+@layout("images", "unlabelled images: a folder of image files, or one image file")
+class PlainImages:
+    @staticmethod
+    def detect(path: Path) -> Path | None:
+        if path.is_file():
+            return path if path.suffix.lower() in IMAGE_SUFFIXES else None
+        if path.is_dir() and any(p.suffix.lower() in IMAGE_SUFFIXES for p in path.iterdir()):
+            return path
+        return None
+
+    @staticmethod
+    def list(root: Path) -> pd.DataFrame:
+        if root.is_file():
+            return pd.DataFrame([{"image_id": root.name, "path": str(root), "label": None, "split": None}])
+        return pd.DataFrame(_rows(root, _images_in(root), None, None))
 
 
 def detect_layout(path: Path) -> tuple[str, Path]:

@@ -88,14 +88,12 @@ _SPEC = re.compile(r"^(?P<name>[A-Za-z0-9_\-]+)(?::(?P<primary>[^\[\]]+))?(?:\[(
 
 
 def parse_value(text: str) -> Any:
-    """``"3"`` -> 3, ``"0.5"`` -> 0.5, ``"true"`` -> True, else the string."""
+    """``"3"`` -> 3, ``"0.5"`` -> 0.5, ``"true"`` -> True, else the string (``"none"`` stays a string)."""
     low = text.strip().lower()
     if low in ("true", "yes"):
         return True
     if low in ("false", "no"):
         return False
-    if low in ("none", "null"):
-        return None
     for cast in (int, float):
         try:
             return cast(text)
