@@ -91,10 +91,13 @@ def inspect(
         if len(table):
             t = Table(title=f"Duplicates {kind} (first {min(show, len(table))} of {len(table)})",
                       title_justify="left")
-            for c in ("copies", "splits", "labels", "images"):
+            for c in ("copies", "splits", "labels"):
                 t.add_column(c)
+            t.add_column("images", overflow="fold")
             for r in table.head(show).itertuples():
-                t.add_row(str(r.copies), ", ".join(r.splits), ", ".join(r.labels), ", ".join(r.image_ids[:4]))
+                more = f" (+{len(r.image_ids) - 3} more)" if len(r.image_ids) > 3 else ""
+                t.add_row(str(r.copies), ", ".join(r.splits), ", ".join(r.labels),
+                          "\n".join(r.image_ids[:3]) + more)
             console.print(t)
 
 
