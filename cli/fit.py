@@ -1,0 +1,82 @@
+"""`embedlab fit`: fit a classifier (or a network) and print its honest figures."""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from embedlab.models import CLASSIFIERS
+from embedlab_cli.app import DEFAULT_CACHE, app, clean_errors, fail, progress_bar
+from embedlab_cli.runs import DEFAULT_RUNS, print_run
+
+
+@app.command()
+@clean_errors
+def fit(
+    data: Path = typer.Argument(..., help="Dataset folder or CSV (see `embedlab datasets layouts`)."),
+    features: str = typer.Option(
+        "encoding", "--features", "-f",
+        help="Feature specs joined by '+' or ',': encoding, spectrum, pixels, cnn:resnet18, with parameters "
+        "in brackets, e.g. 'encoding[detector=none]+spectrum'. Computed and cached when missing."),
+    model: str = typer.Option(
+        "svm", "--model", "-m",
+        help=f"Classifier: {', '.join(CLASSIFIERS.names())}; or a network from embedlab.nets."),
+    param: Optional[list[str]] = typer.Option(
+        None, "--param", "-p", help="Model option key=value, repeatable (e.g. -p C=10 -p gamma=0.01)."),
+    search: bool = typer.Option(False, "--search", help="Cross-validated grid search on the training split."),
+    class_weight: str = typer.Option("none", "--class-weight", help="'balanced' weights classes by inverse frequency."),
+    eval_on: Optional[list[Path]] = typer.Option(
+        None, "--eval-on", help="Another labelled dataset to score, repeatable; labels matched by name."),
+    eval_features: Optional[str] = typer.Option(
+        None, "--eval-features",
+        help="Feature specs for the --eval-on sets (default: --features); same features and sizes, e.g. "
+        "'encoding' (face detector) for medium shots when training used 'encoding[detector=none]'."),
+    missing: str = typer.Option("drop", "--missing", help="Images without features: 'drop' (counted) or 'error'."),
+    per_class: Optional[int] = typer.Option(None, "--per-class", help="Use at most N images per split and label of DATA."),
+    name: Optional[str] = typer.Option(None, "--name", help="Run name (default: data-features-model-time)."),
+    runs_dir: Path = typer.Option(DEFAULT_RUNS, "--runs-dir", help="Where run folders are written."),
+    cache_dir: Path = typer.Option(DEFAULT_CACHE, "--cache-dir", help="Where the feature cache lives."),
+    layout: str = typer.Option("auto", "--layout", help="Dataset layout; 'auto' detects it."),
+    seed: int = typer.Option(0, "--seed", help="Seed for splits, models and bootstrap intervals."),
+    workers: Optional[int] = typer.Option(None, "--workers", "-w", help="Worker processes (default: all cores)."),
+    scheduler: Optional[str] = typer.Option(
+        None, "--scheduler",
+        help="xgboost only: train with xgboost.dask on a Dask cluster (tcp://HOST:8786, or local:N worker "
+        "processes here), reading features from the cache on the workers; see docs/distributed.md."),
+    device: str = typer.Option("auto", "--device", help="Networks only: auto, cpu or cuda."),
+    epochs: Optional[int] = typer.Option(None, "--epochs", help="Networks only: training epochs."),
+    resume: bool = typer.Option(False, "--resume", help="Networks only: continue an interrupted run."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+) -> None:
+    """Fit a model on DATA, score it on its test split (and --eval-on sets), and save the run.
+
+    Prints accuracy with its bootstrap 95% interval, balanced accuracy, macro F1,
+    ROC AUC and average precision (binary tasks), per-class tables and confusion
+    matrices; everything lands in results/runs/<name>/.
+
+    Example: [bold]embedlab fit data/sample/real-vs-fake --features encoding --model svm[/bold]
+
+    On a Dask cluster: [bold]embedlab fit /shared/faces --model xgboost --scheduler tcp://10.0.0.5:8786[/bold]
+    """
+    from embedlab.fitting import fit as run_fit
+    from embedlab.models import parse_params
+
+    if device not in ("auto", "cpu", "cuda"):
+        fail(f"--device {device!r}: choose auto, cpu or cuda")
+    is_classifier = model in CLASSIFIERS
+    if is_classifier and (epochs is not None or resume or device != "auto"):
+        fail(f"--device, --epochs and --resume apply to networks only; {model!r} is a classifier")
+    options = dict(eval_features=eval_features, missing=missing, per_class=per_class, layout=layout,
+                   command=shlex.join(["embedlab", *sys.argv[1:]]), scheduler=scheduler) if is_classifier else {}
+    if scheduler is not None and not is_classifier:
+        fail(f"--scheduler applies to the xgboost classifier only; {model!r} is a network")
+    with progress_bar("features", quiet=quiet) as update:
+        run = run_fit(data, features, model, params=parse_params(param or []), search=search,
+                      class_weight=class_weight, eval_on=eval_on or [], runs_dir=runs_dir, name=name,
+                      cache_dir=cache_dir, seed=seed, workers=workers, on_progress=update,
+                      device=device, epochs=epochs, resume=resume, **options)
+    print_run(run.params, run.metrics, run.path)

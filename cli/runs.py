@@ -1,0 +1,174 @@
+"""`embedlab runs`: list fitted runs and show one; the tables `fit` prints too."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Iterable, Optional
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from embedlab_cli.app import app, clean_errors, console
+
+DEFAULT_RUNS = Path("results") / "runs"
+
+runs_app = typer.Typer(help="List fitted runs and show their figures.", invoke_without_command=True)
+app.add_typer(runs_app, name="runs")
+
+
+def fmt(value: Any, digits: int = 3) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def fmt_ci(value: Any, ci: Any) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.3f}\n[{ci[0]:.3f}, {ci[1]:.3f}]" if ci else f"{value:.3f}"
+
+
+def summary_table(metrics: dict, title: str = "Figures per set") -> Table:
+    """One column per set, one row per figure, intervals under their value."""
+    sets = metrics.get("sets", {})
+    table = Table(title=title, title_justify="left", show_lines=True,
+                  caption="\\[lo, hi]: bootstrap 95% interval", caption_justify="left")
+    table.add_column("")
+    for name, m in sets.items():
+        table.add_column(f"{name}\n(eval)" if m.get("role") == "eval" else name, justify="right")
+    rows = [
+        ("images", lambda m: fmt(m.get("n"))),
+        ("accuracy", lambda m: fmt_ci(m.get("accuracy"), m.get("accuracy_ci"))),
+        ("balanced accuracy", lambda m: fmt(m.get("balanced_accuracy"))),
+        ("macro F1", lambda m: fmt(m.get("macro_f1"))),
+    ]
+    if any("roc_auc" in m for m in sets.values()):
+        rows += [("ROC AUC", lambda m: fmt_ci(m.get("roc_auc"), m.get("roc_auc_ci"))),
+                 ("average precision", lambda m: fmt(m.get("average_precision")))]
+    rows.append(("left out (no features)", lambda m: fmt(m.get("n_missing_features", 0))))
+    for label, get in rows:
+        table.add_row(label, *(get(m) for m in sets.values()))
+    return table
+
+
+def print_set(name: str, m: dict) -> None:
+    """Per-class precision/recall and the confusion matrix of one set."""
+    labels = m.get("labels", [])
+    per = Table(title=f"{name}: per class", title_justify="left")
+    for col in ("class", "precision", "recall", "F1", "support", "predicted"):
+        per.add_column(col, justify="left" if col == "class" else "right")
+    for label in labels:
+        c = m.get("per_class", {}).get(label, {})
+        missing = label in m.get("missing_classes", [])
+        per.add_row(label + (" [dim](not in set)[/dim]" if missing else ""), fmt(c.get("precision")),
+                    fmt(c.get("recall")), fmt(c.get("f1")), fmt(c.get("support")), fmt(c.get("predicted")))
+    cm = Table(title=f"{name}: confusion matrix", title_justify="left",
+               caption="rows: true label; columns: predicted", caption_justify="left")
+    cm.add_column("true \\ pred")
+    for label in labels:
+        cm.add_column(label, justify="right")
+    for label, row in zip(labels, m.get("confusion_matrix", [])):
+        cm.add_row(label, *(f"[bold]{v}[/bold]" if i == labels.index(label) else str(v) for i, v in enumerate(row)))
+    console.print(per)
+    console.print(cm)
+    notes = []
+    if m.get("missing_classes"):
+        notes.append(f"classes absent from this set (not counted as errors): {', '.join(m['missing_classes'])}")
+    if m.get("unknown_labels"):
+        notes.append("labels the model does not know, left out: "
+                     + ", ".join(f"{k} ({v})" for k, v in m["unknown_labels"].items()))
+    if m.get("missing_features"):
+        notes.append("images without features, left out: "
+                     + ", ".join(f"{k}: {v}" for k, v in m["missing_features"].items()))
+    for note in notes:
+        console.print(f"  [yellow]{note}[/yellow]", highlight=False)
+
+
+def print_run(params: dict, metrics: dict, path: Path | str, sets: Iterable[str] | None = None) -> None:
+    """The run's description, its figures per set and the detail of ``sets``."""
+    feats = escape("+".join(params.get("features", [])) or "images")
+    console.print(f"[bold]{params.get('name')}[/bold]  {params.get('kind')} [cyan]{params.get('model')}[/cyan] "
+                  f"on {feats}, {params.get('task')} ({', '.join(params.get('classes', []))}"
+                  + (f"; positive class {params['positive_class']}" if params.get("positive_class") else "")
+                  + ")", highlight=False)
+    data = params.get("data", {})
+    splits = data.get("splits") or {}
+    counts = ", ".join(f"{k} {v}" for k, v in (data.get("counts") or {}).items())
+    console.print(f"data: {escape(str(data.get('path')))} ({data.get('n_images')} images"
+                  + (f"; {counts}" if counts else "")
+                  + (f"; test held out by a stratified split, seed {splits.get('seed')}"
+                     if splits.get("source") == "stratified" else "") + ")", highlight=False)
+    if params.get("eval_on"):
+        console.print(f"eval features: {escape('+'.join(params.get('eval_features', [])))}", highlight=False)
+    if params.get("search"):
+        s = params["search"]
+        console.print(f"search: {s['candidates']} candidates, {s['folds']}-fold CV on train, {s['scoring']} "
+                      f"{s['best_score']:.3f}, best {escape(str(s['best_params']))}", highlight=False)
+    console.print(summary_table(metrics))
+    detail = list(sets) if sets is not None else [
+        n for n, m in metrics.get("sets", {}).items() if m.get("role") in ("test", "eval")]
+    for name in detail:
+        if name in metrics.get("sets", {}):
+            print_set(name, metrics["sets"][name])
+    for w in params.get("warnings", []) or []:
+        console.print(f"[yellow]warning while fitting:[/yellow] {w}", highlight=False)
+    console.print(f"run folder: {path}", highlight=False)
+
+
+@runs_app.callback()
+@clean_errors
+def runs(
+    ctx: typer.Context,
+    runs_dir: Path = typer.Option(DEFAULT_RUNS, "--runs-dir", help="Where run folders live."),
+    as_json: bool = typer.Option(False, "--json", help="Print the list as JSON."),
+) -> None:
+    """List fitted runs with their key figures (test set when there is one).
+
+    Example: [bold]embedlab runs[/bold], then [bold]embedlab runs show NAME[/bold]
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    from embedlab.runs import list_runs
+
+    table = list_runs(runs_dir)
+    if as_json:
+        console.print_json(json.dumps(table.to_dict(orient="records"), default=str))
+        return
+    if table.empty:
+        console.print(f"no runs in {runs_dir}; fit one with `embedlab fit DATA --model svm`", highlight=False)
+        return
+    out = Table(title=f"Runs in {runs_dir}", title_justify="left",
+                caption="figures on each run's test set; \\[lo, hi]: bootstrap 95% interval",
+                caption_justify="left")
+    for col in ("name", "model", "features", "data", "n", "accuracy", "ROC AUC", "eval sets"):
+        out.add_column(col, justify="right" if col in ("n", "accuracy", "ROC AUC") else "left",
+                       no_wrap=col == "name")
+    for r in table.itertuples():
+        out.add_row(escape(r.name), str(r.model), escape(r.features), escape(str(r.data)), fmt(r.n), fmt_ci(r.accuracy, r.accuracy_ci),
+                    fmt(r.roc_auc), ", ".join(r.eval_sets))
+    console.print(out)
+
+
+@runs_app.command("show")
+@clean_errors
+def show(
+    run: str = typer.Argument(..., help="Run folder, or run name under --runs-dir."),
+    runs_dir: Path = typer.Option(DEFAULT_RUNS, "--runs-dir", help="Where run folders live."),
+    sets: Optional[list[str]] = typer.Option(None, "--set", help="Sets to detail (default: test and eval sets)."),
+    as_json: bool = typer.Option(False, "--json", help="Print params and metrics as JSON."),
+) -> None:
+    """Print one run: what it was fitted on, its figures per set, per-class tables and confusion matrices.
+
+    Example: [bold]embedlab runs show results/runs/real-vs-fake-encoding-svm-20250101-120000[/bold]
+    """
+    from embedlab.runs import load_run
+
+    r = load_run(run, runs_dir, load_model_files=False)
+    if as_json:
+        console.print_json(json.dumps({"params": r.params, "metrics": r.metrics}, default=str))
+        return
+    print_run(r.params, r.metrics, r.path, sets=sets or None)

@@ -1,0 +1,25 @@
+"""Classifiers for cached features, found by name.
+
+Every classifier is a scikit-learn :class:`~sklearn.pipeline.Pipeline` whose
+last step is called ``model`` (scaling comes first where the model needs it),
+so ``clone``, ``GridSearchCV`` and ``predict_proba`` work the same for all.
+
+>>> from embedlab.models import CLASSIFIERS, create_classifier
+>>> CLASSIFIERS.names()
+['knn', 'linear-svm', 'logreg', 'mlp', 'random-forest', 'svm', 'xgboost']
+>>> create_classifier("logreg", {"C": 0.5}).named_steps["model"].C
+0.5
+"""
+
+from embedlab.models.classifiers import (
+    CLASSIFIERS,
+    SEARCH_SPACES,
+    create_classifier,
+    model_parameters,
+    parse_params,
+    search_space,
+    supports_sample_weight,
+)
+
+__all__ = ["CLASSIFIERS", "SEARCH_SPACES", "create_classifier", "model_parameters", "parse_params",
+           "search_space", "supports_sample_weight"]

@@ -1,0 +1,132 @@
+"""Predicting with a reloaded run, and the fit / predict / runs commands."""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from embedlab.fitting import fit_classifier
+from embedlab.runs import load_run
+from embedlab_cli.main import app
+
+SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample"
+RVF = SAMPLE / "real-vs-fake"
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def dirs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("predict")
+    return {"cache_dir": root / "cache", "runs_dir": root / "runs"}
+
+
+@pytest.mark.parametrize("model,features", [("svm", "pixels[size=16]"), ("xgboost", "spectrum[size=64]"),
+                                            ("mlp", "encoding[detector=none]")])
+def test_reloaded_run_reproduces_stored_probabilities_exactly(model, features, dirs):
+    fitted = fit_classifier(RVF, features, model, workers=1, name=f"repro-{model}", **dirs)
+    run = load_run(fitted.path)
+    stored = run.predictions().query("set == 'test'").set_index("path")
+    again = run.predict(list(stored.index), cache_dir=dirs["cache_dir"], workers=1).set_index("path")
+    cols = [f"proba_{c}" for c in run.classes]
+    assert np.array_equal(again.loc[stored.index, cols].to_numpy(), stored[cols].to_numpy())
+    assert (again.loc[stored.index, "pred"] == stored["pred"]).all()
+    # the same from a dataset table, labels kept
+    from embedlab import datasets
+
+    table = datasets.load(RVF)
+    out = run.predict(table[table["split"] == "test"], cache_dir=dirs["cache_dir"], workers=1)
+    assert np.array_equal(out.set_index("path").loc[stored.index, cols].to_numpy(), stored[cols].to_numpy())
+
+
+def test_image_without_features_gets_a_reason(dirs, tmp_path):
+    fitted = fit_classifier(RVF, "pixels[size=16]", "logreg", workers=1, name="reasons", **dirs)
+    bad = tmp_path / "broken.jpg"
+    bad.write_bytes(b"")
+    good = sorted((RVF / "test" / "real").iterdir())[0]
+    out = fitted.predict([bad, good], cache_dir=dirs["cache_dir"], workers=1).set_index("image_id")
+    assert pd.isna(out.loc["broken.jpg", "pred"]) and "empty file" in out.loc["broken.jpg", "reason"]
+    assert out.loc[good.name, "pred"] in ("fake", "real") and bool(out.loc[good.name, "ok"])
+    assert np.isnan(out.loc["broken.jpg", "proba_fake"])
+
+
+def cli(*args: str):
+    result = runner.invoke(app, [str(a) for a in args])
+    return result, result.stdout + (result.stderr if result.stderr_bytes is not None else "")
+
+
+def test_cli_fit_runs_show_and_predict(dirs):
+    common = ["--cache-dir", dirs["cache_dir"], "--runs-dir", dirs["runs_dir"]]
+    res, out = cli("fit", RVF, "-f", "pixels[size=16]", "-m", "logreg", "-p", "C=0.5", "--name", "cli-run",
+                   "-w", "1", "-q", *common)
+    assert res.exit_code == 0, out
+    run = load_run(dirs["runs_dir"] / "cli-run")
+    assert run.params["model_params"]["C"] == 0.5 and run.params["command"].startswith("embedlab ")
+    test = run.metrics["sets"]["test"]
+    for text in ("accuracy", "ROC AUC", f"{test['accuracy']:.3f}", f"{test['roc_auc']:.3f}",
+                 "confusion matrix", "per class", "cli-run"):
+        assert text in out, text
+
+    res, out = cli("runs", "--runs-dir", dirs["runs_dir"])
+    assert res.exit_code == 0 and "cli-run" in out
+    res, out = cli("runs", "show", "cli-run", "--runs-dir", dirs["runs_dir"])
+    assert res.exit_code == 0 and f"{test['accuracy']:.3f}" in out and "valid" in out
+    res, out = cli("runs", "show", "cli-run", "--runs-dir", dirs["runs_dir"], "--json")
+    assert json.loads(out)["metrics"] == run.metrics
+
+    folder = RVF / "test" / "fake"
+    res, out = cli("predict", folder, "--run", "cli-run", "--format", "csv", "-q", *common)
+    assert res.exit_code == 0, out
+    table = pd.read_csv(io.StringIO(res.stdout))
+    assert len(table) == 8 and {"image_id", "pred", "proba_fake", "proba_real"} <= set(table)
+    stored = run.predictions().set_index("path")
+    for r in table.itertuples():
+        assert r.proba_fake == pytest.approx(stored.loc[r.path, "proba_fake"], abs=1e-12)
+    res, out = cli("predict", sorted(folder.iterdir())[0], "--run", dirs["runs_dir"] / "cli-run",
+                   "--format", "json", "--cache-dir", dirs["cache_dir"])
+    assert res.exit_code == 0, out
+    assert json.loads(res.stdout)[0]["pred"] in ("fake", "real")
+    res, out = cli("predict", folder, "--run", "cli-run", *common)
+    assert res.exit_code == 0 and "prediction" in out and "8 images" in out
+
+
+def test_cli_fit_multiclass_with_eval_on(dirs):
+    res, out = cli("fit", SAMPLE / "fer2013", "-f", "pixels[size=16]", "-m", "random-forest", "-p", "n_estimators=30",
+                   "--eval-on", SAMPLE / "synthetic-emotions", "--class-weight", "balanced", "--name", "cli-multi",
+                   "-w", "1", "-q", "--cache-dir", dirs["cache_dir"], "--runs-dir", dirs["runs_dir"])
+    assert res.exit_code == 0, out
+    assert "synthetic-emotions" in out and "not counted as errors): disgust, fear" in out
+    assert "(eval)" in out
+
+
+def test_cli_errors_are_clean(dirs, tmp_path):
+    res, out = cli("fit", RVF, "-m", "nope", "--cache-dir", dirs["cache_dir"], "--runs-dir", dirs["runs_dir"], "-q")
+    assert res.exit_code == 2 and "unknown model 'nope'" in out and "xgboost" in out
+    assert "Traceback" not in out
+    res, out = cli("fit", RVF, "-f", "sift", "-q", "--cache-dir", dirs["cache_dir"], "--runs-dir", dirs["runs_dir"])
+    assert res.exit_code == 2 and "unknown feature 'sift'" in out and "pixels" in out
+    res, out = cli("fit", RVF, "-m", "svm", "--epochs", "3")
+    assert res.exit_code == 2 and "networks only" in out
+    res, out = cli("predict", RVF / "test", "--run", "missing-run", "--runs-dir", dirs["runs_dir"])
+    assert res.exit_code == 2 and "no run 'missing-run'" in out
+    res, out = cli("predict", RVF / "test")
+    assert res.exit_code == 2 and "--run" in out
+    one = tmp_path / "one"
+    shutil.copytree(RVF / "train" / "real", one / "real")
+    res, out = cli("fit", one, "-f", "pixels[size=8]", "-q", "--cache-dir", dirs["cache_dir"],
+                   "--runs-dir", dirs["runs_dir"])
+    assert res.exit_code == 2 and "single class (real)" in out
+
+
+def test_cli_predict_task_needs_the_shipped_run(monkeypatch, tmp_path):
+    import embedlab.runs as runs
+
+    monkeypatch.setattr(runs, "__file__", str(tmp_path / "runs.py"))
+    res, out = cli("predict", RVF / "test", "--task", "emotion")
+    assert res.exit_code == 2 and "no reference run for task 'emotion'" in out
