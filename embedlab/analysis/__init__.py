@@ -1,0 +1,29 @@
+"""What the features and models say: norm statistics, projections, model results.
+
+Every function returns numbers, tables or Plotly figures; none shows or
+saves anything. :func:`embedlab.report.write_report` puts them on one page.
+
+>>> import numpy as np
+>>> from embedlab.analysis import compare_groups
+>>> r = compare_groups(np.array([1.0, 2.0, 3.0]), np.array([4.0, 5.0, 6.0]))
+>>> r["auc"], r["cliffs_delta"]
+(1.0, 1.0)
+"""
+
+from embedlab.analysis.groups import (EMOTIONS, GENERATED, REAL, combine_tables, dataset_is_generated,
+                                      origin_of_labels)
+from embedlab.analysis.norms import (compare_groups, dimension_effects, l2_norms, norm_tests,
+                                     plot_dimension_effects, plot_norm_boxes, plot_norm_distributions,
+                                     summarize_groups)
+from embedlab.analysis.projection import Projection, knn_transfer, plot_projection, project, separation
+from embedlab.analysis.models import (RunRecord, comparison_table, confident_mistakes, plot_confusion,
+                                      plot_history, plot_pr, plot_roc, read_run_folder, wilson_interval)
+
+__all__ = [
+    "EMOTIONS", "GENERATED", "REAL", "combine_tables", "dataset_is_generated", "origin_of_labels",
+    "compare_groups", "dimension_effects", "l2_norms", "norm_tests", "plot_dimension_effects",
+    "plot_norm_boxes", "plot_norm_distributions", "summarize_groups",
+    "Projection", "knn_transfer", "plot_projection", "project", "separation",
+    "RunRecord", "comparison_table", "confident_mistakes", "plot_confusion", "plot_history", "plot_pr",
+    "plot_roc", "read_run_folder", "wilson_interval",
+]

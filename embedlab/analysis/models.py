@@ -1,0 +1,243 @@
+"""Model results read straight from run folders, as tables and figures.
+
+A run folder holds ``params.json``, ``metrics.json``, ``predictions.parquet``
+and, for networks, ``history.csv``. These functions read those files only
+(no model is loaded), so a report can show runs of any model kind.
+
+>>> [round(v, 3) for v in wilson_interval(45, 50)]
+[0.786, 0.957]
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from embedlab.analysis.figures import base_layout, colours_for, plain
+from embedlab.analysis.groups import GENERATED, REAL, dataset_is_generated, origin_of_labels
+from embedlab.errors import ModelError
+
+
+@dataclass
+class RunRecord:
+    """What a run folder says about one fitted model."""
+
+    path: Path
+    params: dict[str, Any]
+    metrics: dict[str, Any]
+    predictions: pd.DataFrame | None
+    history: pd.DataFrame | None
+
+    @property
+    def name(self) -> str:
+        return str(self.params.get("name") or self.path.name)
+
+    @property
+    def sets(self) -> dict[str, dict[str, Any]]:
+        return self.metrics.get("sets", {}) or {}
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ModelError(f"{path}: missing; is {path.parent} a run folder?") from None
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"{path}: unreadable ({exc})") from None
+    if not isinstance(data, dict):
+        raise ModelError(f"{path}: expected a JSON object")
+    return data
+
+
+def read_run_folder(path: str | Path) -> RunRecord:
+    """Read ``params.json``, ``metrics.json`` and, where present, predictions and history."""
+    path = Path(path)
+    if not path.is_dir():
+        raise ModelError(f"{path}: no such run folder")
+    params = _read_json(path / "params.json")
+    metrics = _read_json(path / "metrics.json")
+    predictions = history = None
+    if (path / "predictions.parquet").is_file():
+        try:
+            predictions = pd.read_parquet(path / "predictions.parquet")
+        except Exception as exc:  # pyarrow raises several kinds for a broken file
+            raise ModelError(f"{path / 'predictions.parquet'}: unreadable ({exc})") from None
+    if (path / "history.csv").is_file():
+        try:
+            history = pd.read_csv(path / "history.csv")
+        except Exception as exc:
+            raise ModelError(f"{path / 'history.csv'}: unreadable ({exc})") from None
+    return RunRecord(path, params, metrics, predictions, history)
+
+
+def wilson_interval(successes: int, n: int, z: float = 1.959964) -> tuple[float, float]:
+    """Wilson score 95% interval of a proportion (NaNs for ``n == 0``)."""
+    if n <= 0:
+        return float("nan"), float("nan")
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def set_origins(record: RunRecord, generated: Sequence[str] | None = None) -> Callable[[str, pd.Series], np.ndarray]:
+    """A function giving ``real``/``generated`` per prediction row of a set.
+
+    Labels such as ``fake`` decide row by row; otherwise the set's dataset
+    decides (see :func:`embedlab.analysis.dataset_is_generated`).
+    """
+    data_path = str((record.params.get("data") or {}).get("path") or "")
+
+    def origins(set_name: str, labels: pd.Series) -> np.ndarray:
+        info = record.sets.get(set_name, {})
+        dataset = str(info.get("dataset") or (data_path if set_name in ("train", "valid", "test") else set_name))
+        return origin_of_labels(labels, dataset_is_generated(dataset, generated))
+
+    return origins
+
+
+def comparison_table(records: Sequence[RunRecord], generated: Sequence[str] | None = None) -> pd.DataFrame:
+    """One row per run, in the original study's form plus AUC and intervals.
+
+    Columns: ``run``, ``model``, ``features``, ``task``, ``train_accuracy``,
+    ``test_accuracy`` and ``test_accuracy_ci`` (the fitted dataset's test
+    set), ``real_accuracy``/``generated_accuracy`` with ``_n`` and ``_ci``
+    (accuracy on real and on generated faces over the test and evaluation
+    sets, Wilson intervals; from the predictions), ``test_auc`` and
+    ``test_auc_ci`` (binary tasks).
+    """
+    rows = []
+    for rec in records:
+        sets = rec.sets
+        test = sets.get("test") or next((s for s in sets.values() if s.get("role") == "test"), {})
+        row: dict[str, Any] = {
+            "run": rec.name, "kind": rec.params.get("kind"), "model": rec.params.get("model"),
+            "features": "+".join(rec.params.get("features") or []) or "images",
+            "task": rec.params.get("task"),
+            "train_accuracy": (sets.get("train") or {}).get("accuracy"),
+            "test_accuracy": test.get("accuracy"), "test_accuracy_ci": test.get("accuracy_ci"),
+            "test_auc": test.get("roc_auc"), "test_auc_ci": test.get("roc_auc_ci"),
+            "eval_sets": ", ".join(n for n, s in sets.items() if s.get("role") == "eval"),
+        }
+        pred = rec.predictions
+        for origin in (REAL, GENERATED):
+            row[f"{origin}_accuracy"], row[f"{origin}_n"], row[f"{origin}_ci"] = None, 0, None
+        if pred is not None and len(pred):
+            roles = {n: s.get("role", n) for n, s in sets.items()}
+            keep = pred["set"].map(lambda s: roles.get(s, "eval" if s not in ("train", "valid") else s))
+            held_out = pred[keep.isin(["test", "eval"]).to_numpy()]
+            origin_of = set_origins(rec, generated)
+            parts = [origin_of(s, g["label"].astype(str)) for s, g in held_out.groupby("set", sort=False)]
+            frames = [g for _, g in held_out.groupby("set", sort=False)]
+            if frames:
+                held = pd.concat(frames)
+                origins = np.concatenate(parts)
+                for origin in (REAL, GENERATED):
+                    sel = held["correct"].to_numpy(bool)[origins == origin]
+                    if len(sel):
+                        row[f"{origin}_accuracy"] = float(sel.mean())
+                        row[f"{origin}_n"] = int(len(sel))
+                        row[f"{origin}_ci"] = list(wilson_interval(int(sel.sum()), len(sel)))
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def plot_confusion(labels: Sequence[str], matrix: Sequence[Sequence[int]], *, title: str = "Confusion matrix"):
+    """Row-normalised confusion matrix (rows: true, columns: predicted), counts on hover."""
+    import plotly.graph_objects as go
+
+    counts = np.asarray(matrix, dtype=np.int64)
+    if counts.ndim != 2 or counts.shape[0] != counts.shape[1] or counts.shape[0] != len(labels):
+        raise ModelError(f"confusion matrix of shape {counts.shape} does not match {len(labels)} labels")
+    totals = counts.sum(axis=1, keepdims=True)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        share = np.where(totals > 0, counts / np.maximum(totals, 1), np.nan)
+    names = [plain(label) for label in labels]
+    text = [[f"{v:.0%}" if np.isfinite(v) else "" for v in row] for row in share]
+    fig = go.Figure(go.Heatmap(
+        z=share, x=names, y=names, customdata=counts, text=text, texttemplate="%{text}",
+        colorscale="Blues", zmin=0, zmax=1, colorbar={"title": "share of row", "tickformat": ".0%"},
+        hovertemplate="true %{y}<br>predicted %{x}<br>%{z:.1%} of the row (%{customdata:,} images)<extra></extra>"))
+    side = max(300, 60 * len(labels) + 160)
+    fig.update_layout(**base_layout(plain(title), height=side, xaxis={"title": "predicted", "type": "category"},
+                                    yaxis={"title": "true", "autorange": "reversed", "type": "category"}))
+    return fig
+
+
+def _curve_figure(curves: Mapping[str, tuple[Sequence[float], Sequence[float], str]], *, title: str,
+                  xaxis: str, yaxis: str, diagonal: bool):
+    import plotly.graph_objects as go
+
+    colours = colours_for(curves)
+    fig = go.Figure()
+    if diagonal:
+        fig.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", line={"dash": "dot", "color": "#999"},
+                                 name="chance", hoverinfo="skip"))
+    for name, (x, y, note) in curves.items():
+        fig.add_trace(go.Scatter(
+            x=np.asarray(x, np.float32), y=np.asarray(y, np.float32), mode="lines",
+            name=f"{plain(name)} {plain(note)}".strip(), line={"color": colours[name], "width": 2},
+            hovertemplate=f"{plain(name)}<br>{xaxis} %{{x:.3f}}<br>{yaxis} %{{y:.3f}}<extra></extra>"))
+    # long run names: the legend goes under the plot, not beside it
+    fig.update_layout(**base_layout(plain(title), xaxis={"title": xaxis, "range": [0, 1.01]},
+                                    yaxis={"title": yaxis, "range": [0, 1.01]}, height=440 + 20 * len(curves),
+                                    legend={"orientation": "h", "x": 0, "y": -0.18, "yanchor": "top"}))
+    return fig
+
+
+def plot_roc(curves: Mapping[str, tuple[Sequence[float], Sequence[float], str]], *, title: str = "ROC curves"):
+    """ROC curves: name -> (fpr, tpr, note such as the AUC)."""
+    return _curve_figure(curves, title=title, xaxis="false positive rate", yaxis="true positive rate",
+                         diagonal=True)
+
+
+def plot_pr(curves: Mapping[str, tuple[Sequence[float], Sequence[float], str]], *,
+            title: str = "Precision-recall curves"):
+    """Precision-recall curves: name -> (recall, precision, note such as the AP)."""
+    return _curve_figure(curves, title=title, xaxis="recall", yaxis="precision", diagonal=False)
+
+
+def plot_history(history: pd.DataFrame, *, title: str = "Training curves"):
+    """Loss and accuracy per epoch, train and validation side by side."""
+    from plotly.subplots import make_subplots
+    import plotly.graph_objects as go
+
+    if "epoch" not in history:
+        raise ModelError("history.csv needs an 'epoch' column")
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("loss", "accuracy"))
+    styles = {"train": {"color": "#1f77b4"}, "val": {"color": "#ff7f0e"}}
+    for col, metric in ((1, "loss"), (2, "acc")):
+        for part in ("train", "val"):
+            name = f"{part}_{metric}"
+            if name in history:
+                fig.add_trace(go.Scatter(x=history["epoch"], y=history[name], mode="lines+markers", name=name,
+                                         line=styles[part], legendgroup=part, showlegend=col == 1),
+                              row=1, col=col)
+    fig.update_xaxes(title_text="epoch")
+    fig.update_layout(**base_layout(plain(title), height=360))
+    return fig
+
+
+def confident_mistakes(predictions: pd.DataFrame, n: int = 12, sets: Sequence[str] | None = None) -> pd.DataFrame:
+    """The ``n`` wrong predictions made with the highest probability for the predicted class.
+
+    Adds ``confidence`` (that probability); rows of ``sets`` only when given.
+    """
+    wrong = predictions[~predictions["correct"].astype(bool)]
+    if sets is not None:
+        wrong = wrong[wrong["set"].isin(list(sets))]
+    if wrong.empty:
+        return wrong.assign(confidence=pd.Series(dtype=float))
+    conf = np.full(len(wrong), np.nan)
+    for i, pred in enumerate(wrong["pred"].astype(str)):
+        col = f"proba_{pred}"
+        if col in wrong:
+            conf[i] = wrong[col].iloc[i]
+    out = wrong.assign(confidence=conf)
+    return out.sort_values("confidence", ascending=False, na_position="last").head(n)

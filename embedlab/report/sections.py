@@ -1,0 +1,389 @@
+"""The report's sections, each turning tables into HTML and figures on a :class:`Page`."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+
+from embedlab import analysis
+from embedlab.analysis import GENERATED, REAL
+from embedlab.report.page import Page, esc, fmt, frame_table, html_table
+from embedlab.report.thumbnails import stratified_sample, thumbnail_uri
+
+MIN_POINTS = 10  # fewer faces than this make no useful projection or test
+
+
+@dataclass
+class Context:
+    """Everything the sections share."""
+
+    page: Page
+    table: pd.DataFrame                  # all datasets stacked (combine_tables), feature columns kept
+    tables: list[pd.DataFrame]           # per dataset, as encoded
+    names: list[str]                     # dataset names, as in table["dataset"]
+    feature: str | None                  # the feature analysed ("encoding" when present)
+    X: np.ndarray | None                 # its matrix, NaN rows where it failed
+    ok: np.ndarray                       # rows where it is present
+    records: list[Any]                   # analysis.RunRecord
+    generated: list[str] | None
+    umap_params: dict[str, Any]
+    seed: int
+    thumbs_per_class: int
+    notes: list[str] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def _thumb_html(uri: str | None, caption: str, extra: str = "", css: str = "thumb", path: str = "") -> str:
+    img = f'<img src="{esc(uri)}" alt="">' if uri else '<img alt="">'
+    more = f"<div>{extra}</div>" if extra else ""
+    tip = f' title="{esc(path)}"' if path else ""
+    return f'<figure class="{css}"{tip}>{img}<figcaption>{esc(caption)}</figcaption>{more}</figure>'
+
+
+# -- datasets -----------------------------------------------------------------
+def overview_section(ctx: Context) -> None:
+    from embedlab.datasets import inspect_dataset
+
+    parts = []
+    for name, table in zip(ctx.names, ctx.tables):
+        report = inspect_dataset(table, decode=False)
+        counts = report.counts.copy()
+        counts["total"] = counts.sum(axis=1)
+        counts.loc["total"] = counts.sum(axis=0)
+        spec = table.attrs.get("feature_spec") or ", ".join(table.attrs.get("features", {}))
+        parts.append(f"<h3>{esc(name)}</h3><p class=\"muted\">{esc(report.root)} · layout {esc(report.layout)}"
+                     f" · {len(table):,} images · features {esc(spec)}</p>")
+        dropped = table.attrs.get("report_dropped", 0)
+        if dropped:
+            parts.append(f'<p class="note">{dropped:,} images of this dataset have no cached features yet '
+                         "and are left out of this report.</p>")
+        parts.append(frame_table(counts, caption="Images per label and split", index_name="label"))
+        if not report.subsets.empty:
+            parts.append(frame_table(report.subsets, caption="FER-2013 subsets", index_name="label"))
+        dup = report.duplicates
+        parts.append(
+            f"<p>Exact duplicates (same bytes): <b>{len(dup):,}</b> groups, "
+            f"{int(dup['copies'].sum()) if len(dup) else 0:,} images; "
+            f"<b>{len(report.cross_split):,}</b> groups span splits, "
+            f"<b>{len(report.conflicting_labels):,}</b> carry conflicting labels.</p>")
+        notable = dup[dup["cross_split"] | dup["conflicting_labels"]].head(8)
+        if len(notable):
+            rows = [{"copies": r.copies, "splits": ", ".join(map(str, r.splits)), "labels": ", ".join(r.labels),
+                     "images": ", ".join(map(str, r.image_ids[:4])) + (" …" if len(r.image_ids) > 4 else "")}
+                    for r in notable.itertuples()]
+            parts.append(html_table(rows, [("copies", "copies", "int"), ("splits", "splits", ""),
+                                           ("labels", "labels", ""), ("images", "images", "")],
+                                    caption="Duplicates across splits or labels (first 8)"))
+        rows = []
+        for feat in table.attrs.get("features", {}):
+            if f"{feat}.ok" not in table:
+                continue
+            okf = table[f"{feat}.ok"].to_numpy(bool)
+            reasons = table.loc[~okf, f"{feat}.reason"].fillna("unknown").value_counts()
+            rows.append({"feature": feat, "ok": int(okf.sum()), "failed": int((~okf).sum()),
+                         "why": ", ".join(f"{r}: {n:,}" for r, n in reasons.items()) or "–"})
+        if rows:
+            parts.append(html_table(rows, [("feature", "feature", ""), ("ok", "encoded", "int"),
+                                           ("failed", "failed", "int"), ("why", "failures by reason", "")]))
+        parts.append('<div class="label">Sample images per class</div>')
+        rng = np.random.default_rng(ctx.seed)
+        for label, rows_of in table.groupby("label", sort=True).groups.items():
+            pick = rng.permutation(np.asarray(rows_of))[:ctx.thumbs_per_class]
+            figs = "".join(_thumb_html(thumbnail_uri(table.at[i, "path"]), os.path.basename(str(table.at[i, "path"])),
+                                       path=str(table.at[i, "path"]))
+                           for i in pick)
+            parts.append(f'<div class="label">{esc(label)} <span class="muted">({len(rows_of):,})</span></div>'
+                         f'<div class="thumbs">{figs}</div>')
+    ctx.page.add("datasets", "Datasets", "".join(parts))
+
+
+# -- norms ----------------------------------------------------------------------
+def _mixed_groups(ctx: Context) -> list[tuple[str, np.ndarray]]:
+    """(title, row mask) of each set of faces with both real and generated ones."""
+    t, out = ctx.table, []
+    for name in ctx.names:
+        mask = (t["dataset"] == name).to_numpy() & ctx.ok
+        if {REAL, GENERATED} <= set(t.loc[mask, "origin"]):
+            out.append((name, mask))
+    emo = t["emotion"].notna().to_numpy() & ctx.ok
+    if {REAL, GENERATED} <= set(t.loc[emo, "origin"]) and t.loc[emo, "dataset"].nunique() > 0:
+        datasets_in = sorted(set(t.loc[emo, "dataset"]))
+        if not any(np.array_equal(emo, m) for _, m in out):
+            out.append(("emotion faces (" + " + ".join(datasets_in) + ")", emo))
+    return out
+
+
+_STATS_COLUMNS = [
+    ("comparison", "comparison", ""), ("a", "A", ""), ("n_a", "n A", "int"), ("b", "B", ""),
+    ("n_b", "n B", "int"), ("mean_a", "mean A", "f"), ("mean_b", "mean B", "f"),
+    ("ks_statistic", "KS D", "f"), ("ks_pvalue", "KS p", "p"), ("mannwhitney_pvalue", "Mann-Whitney p", "p"),
+    ("cohens_d", "Cohen's d (B−A)", "f"), ("cliffs_delta", "Cliff's δ", "f"),
+    ("auc", "AUC of norm for B", "f"), ("detector_auc", "AUC, better direction", "f"),
+]
+
+
+def norms_section(ctx: Context) -> None:
+    if ctx.feature is None or ctx.X is None or not ctx.ok.any():
+        return
+    t = ctx.table
+    norms = analysis.l2_norms(ctx.X)
+    parts = [f"<p>Length (L2 norm) of each <b>{esc(ctx.feature)}</b> vector. Tests are two-sided; "
+             "the AUC treats the norm alone as a score for group B (0.5: no information).</p>"]
+    stat_rows: list[dict[str, Any]] = []
+    grid = []
+    for title, mask in _mixed_groups(ctx):
+        origin = t.loc[mask, "origin"].to_numpy()
+        fig = analysis.plot_norm_distributions(norms[mask], origin, order=[REAL, GENERATED],
+                                               title=f"L2 norm, real vs generated: {title}")
+        grid.append(ctx.page.figure(fig))
+        res = analysis.norm_tests(norms[mask], origin, [(REAL, GENERATED)])
+        stat_rows += [{"comparison": title, **r} for r in res.to_dict("records")]
+        emotions = t.loc[mask, "emotion"].to_numpy()
+        if pd.notna(emotions).all():
+            for emotion in sorted(set(emotions)):
+                sub = emotions == emotion
+                groups = np.where(origin[sub] == REAL, f"{emotion} · real", f"{emotion} · generated")
+                res = analysis.norm_tests(norms[mask][sub], groups,
+                                          [(f"{emotion} · real", f"{emotion} · generated")])
+                stat_rows += [{"comparison": f"{title}: {emotion}", **r} for r in res.to_dict("records")]
+    if len(ctx.names) > 1:
+        fig = analysis.plot_norm_distributions(norms[ctx.ok], t.loc[ctx.ok, "dataset"], order=ctx.names,
+                                               title="L2 norm per dataset")
+        grid.append(ctx.page.figure(fig))
+    emo = t["emotion"].notna().to_numpy() & ctx.ok
+    if emo.sum() >= MIN_POINTS:
+        fig = analysis.plot_norm_boxes(norms[emo], t.loc[emo, "emotion"], t.loc[emo, "origin"],
+                                       x_order=analysis.EMOTIONS, colour_order=[REAL, GENERATED],
+                                       title="L2 norm per emotion, real and generated faces", x_title="emotion")
+        grid.append(ctx.page.figure(fig))
+    parts.append(f'<div class="grid">{"".join(grid)}</div>')
+    if stat_rows:
+        parts.append(html_table(stat_rows, _STATS_COLUMNS, caption="Real (A) against generated (B) faces"))
+    summary = analysis.summarize_groups(norms[ctx.ok], (t.loc[ctx.ok, "dataset"] + " / " + t.loc[ctx.ok, "label"]
+                                                        .astype(str)).to_numpy())
+    rows = [{"group": g, **r} for g, r in summary.iterrows()]
+    parts.append(html_table(rows, [("group", "dataset / label", ""), ("n", "n", "int")] + [
+        (c, c, "f") for c in ("mean", "std", "min", "q25", "median", "q75", "max")],
+        caption="L2 norm per dataset and label"))
+    # which dimensions separate real from generated
+    for title, mask in _mixed_groups(ctx):
+        positive = (t.loc[mask, "origin"] == GENERATED).to_numpy()
+        if positive.sum() < 2 or (~positive).sum() < 2:
+            continue
+        effects = analysis.dimension_effects(ctx.X[mask], positive)
+        parts.append(ctx.page.figure(analysis.plot_dimension_effects(
+            effects, title=f"Per-dimension effect size, generated vs real: {title}")))
+        top = effects.reindex(effects["cohens_d"].abs().sort_values(ascending=False).index).head(10)
+        parts.append(html_table(top.to_dict("records"), [
+            ("dimension", "dimension", "int"), ("mean_negative", "mean real", "f"),
+            ("mean_positive", "mean generated", "f"), ("cohens_d", "Cohen's d", "f"), ("auc", "AUC", "f"),
+            ("pvalue_bh", "p (BH-adjusted)", "p")], caption=f"The 10 most separating dimensions: {title}"))
+    ctx.page.add("norms", "L2 norms", "".join(parts))
+
+
+# -- projections ------------------------------------------------------------------
+def _correctness(ctx: Context, rows: np.ndarray) -> dict[str, np.ndarray]:
+    """Per run with held-out predictions on these rows: correct / wrong / not predicted."""
+    out: dict[str, np.ndarray] = {}
+    hashes = ctx.table.loc[rows, "hash"].to_numpy()
+    for rec in ctx.records:
+        pred = rec.predictions
+        if pred is None or pred.empty or "hash" not in pred:
+            continue
+        roles = {n: s.get("role", n) for n, s in rec.sets.items()}
+        held = pred[pred["set"].map(lambda s: roles.get(s, "eval")).isin(["test", "eval"]).to_numpy()]
+        lookup = held.drop_duplicates("hash").set_index("hash")["correct"]
+        found = pd.Series(hashes).map(lookup)
+        if found.notna().any():
+            out[f"correct: {rec.name}"] = np.where(found.isna(), "not predicted",
+                                                   np.where(found.fillna(False).astype(bool), "correct", "wrong"))
+        if len(out) >= 3:
+            break
+    return out
+
+
+def projections_section(ctx: Context) -> None:
+    import time
+
+    if ctx.feature is None or ctx.X is None:
+        return
+    t = ctx.table
+    jobs = []  # (title, rows, colourings, symbol column, separation label columns)
+    for name in ctx.names:
+        mask = (t["dataset"] == name).to_numpy() & ctx.ok
+        if mask.sum() >= MIN_POINTS and {REAL, GENERATED} <= set(t.loc[mask, "origin"]):
+            jobs.append((f"Real vs generated: {name}", np.flatnonzero(mask), ["label", "split"], None,
+                         ["label"]))
+    emo = t["emotion"].notna().to_numpy() & ctx.ok
+    if emo.sum() >= MIN_POINTS:
+        seps = ["emotion"] + (["origin"] if t.loc[emo, "origin"].nunique() > 1 else []) + (
+            ["dataset"] if t.loc[emo, "dataset"].nunique() > 1 else [])
+        jobs.append(("Emotions, real and generated faces together", np.flatnonzero(emo),
+                     ["emotion", "origin", "dataset", "split"], "origin", seps))
+    if not jobs and ctx.ok.sum() >= MIN_POINTS:
+        jobs.append(("All datasets", np.flatnonzero(ctx.ok), ["dataset", "label", "split"], None,
+                     ["label", "dataset"] if len(ctx.names) > 1 else ["label"]))
+    if not jobs:
+        return
+    parts = [f"<p>UMAP of the <b>{esc(ctx.feature)}</b> vectors. Hover a point for its thumbnail (a capped "
+             "sample has one) and path. The separation numbers are computed in the original space: the "
+             "silhouette, and how often a face's nearest neighbours share its group (against chance).</p>"]
+    for title, rows, colour_cols, symbol_col, sep_cols in jobs:
+        X = ctx.X[rows]
+        started = time.perf_counter()
+        proj = analysis.project(X, seed=ctx.seed, **ctx.umap_params)
+        ctx.timings[f"umap: {title}"] = time.perf_counter() - started
+        sep_rows = []
+        for col in sep_cols:
+            labels = t.loc[rows, col].astype(str).to_numpy()
+            if len(set(labels)) > 1:
+                sep_rows.append({"grouping": col, **analysis.separation(X, labels, seed=ctx.seed)})
+        colourings = {c: t.loc[rows, c].to_numpy() for c in colour_cols if t.loc[rows, c].notna().any()}
+        colourings.update(_correctness(ctx, rows))
+        note = "\n".join(f"{r['grouping']}: silhouette {r['silhouette']:.3f}, kNN agreement "
+                         f"{r['knn_agreement']:.1%} (chance {r['chance']:.1%})" for r in sep_rows)
+        fig = analysis.plot_projection(
+            proj, colourings, title=title, point_ids=rows, note=note,
+            symbol=t.loc[rows, symbol_col].to_numpy() if symbol_col else None,
+            order={"origin": [REAL, GENERATED], "emotion": list(analysis.EMOTIONS),
+                   "label": ["real", "fake"]})
+        parts.append(f"<h3>{esc(title)}</h3>" + ctx.page.figure(fig, points=True))
+        if sep_rows:
+            parts.append(html_table(sep_rows, [
+                ("grouping", "grouping", ""), ("labels", "groups", "int"), ("n", "faces scored", "int"),
+                ("silhouette", "silhouette", "f"), ("knn_agreement", f"kNN agreement (k={sep_rows[0]['k']})", "pct"),
+                ("chance", "chance", "pct")], caption="How well the groups separate in the original space"))
+        if symbol_col == "origin":
+            parts.append(_cross_domain(ctx, rows))
+    ctx.page.add("projections", "Projections", "".join(parts))
+
+
+def _cross_domain(ctx: Context, rows: np.ndarray) -> str:
+    t = ctx.table
+    origin = t.loc[rows, "origin"].to_numpy()
+    real, gen = rows[origin == REAL], rows[origin == GENERATED]
+    if len(real) < MIN_POINTS or len(gen) < 1:
+        return ""
+    res = analysis.knn_transfer(ctx.X[real], t.loc[real, "emotion"], ctx.X[gen], t.loc[gen, "emotion"])
+    return html_table(res.to_dict("records"), [
+        ("label", "generated emotion", ""), ("n", "faces", "int"),
+        ("agreement", "neighbours (real) with the same emotion", "pct"), ("chance", "chance", "pct"),
+        ("accuracy", "kNN vote correct", "pct"), ("most_common", "most common kNN vote", "")],
+        caption="Where generated faces fall among real ones: their 10 nearest real faces, in the original space")
+
+
+# -- models -------------------------------------------------------------------------
+def models_section(ctx: Context, mistakes_per_run: int = 8) -> None:
+    if not ctx.records:
+        return
+    page = ctx.page
+    comp = analysis.comparison_table(ctx.records, ctx.generated)
+    parts = ["<p>Accuracy on real and on generated faces counts the test and evaluation sets together "
+             "(Wilson 95% intervals); the test accuracy and AUC intervals are the runs' bootstrap intervals.</p>"]
+    rows = []
+    for r in comp.to_dict("records"):
+        rows.append({**r, "real": _acc_cell(r, REAL), "generated": _acc_cell(r, GENERATED)})
+    parts.append(html_table(rows, [
+        ("run", "run", ""), ("model", "model", ""), ("features", "features", ""), ("task", "task", ""),
+        ("train_accuracy", "train accuracy", "pct"), ("real", "test accuracy, real faces", ""),
+        ("generated", "test accuracy, generated faces", ""), ("test_accuracy", "test accuracy", "pct"),
+        ("test_accuracy_ci", "95% CI", "ci"), ("test_auc", "test AUC", "f"), ("test_auc_ci", "95% CI", "ci3"),
+        ("eval_sets", "evaluated on", "")], caption="Model comparison", numeric=["real", "generated"]))
+    # confusion matrices
+    cms = []
+    for rec in ctx.records:
+        for set_name, s in rec.sets.items():
+            if s.get("role") in ("test", "eval") and s.get("confusion_matrix") and s.get("labels"):
+                cms.append(page.figure(analysis.plot_confusion(s["labels"], s["confusion_matrix"],
+                                                               title=f"{rec.name} · {set_name} (n={s.get('n', '?')})")))
+    if cms:
+        parts.append("<h3>Confusion matrices</h3><p class=\"muted\">Rows are true labels, normalised to 100%; "
+                     "hover for counts.</p>" + f'<div class="grid">{"".join(cms)}</div>')
+    # ROC and PR per held-out set across binary runs
+    curves: dict[str, dict[str, dict]] = {}
+    for rec in ctx.records:
+        for set_name, s in rec.sets.items():
+            if s.get("role") in ("test", "eval") and s.get("roc"):
+                curves.setdefault(set_name, {})[rec.name] = s
+    grid = []
+    for set_name, per_run in curves.items():
+        roc = {n: (s["roc"]["fpr"], s["roc"]["tpr"], f"(AUC {fmt(s.get('roc_auc'))})") for n, s in per_run.items()}
+        grid.append(page.figure(analysis.plot_roc(roc, title=f"ROC · {set_name}")))
+        pr = {n: (s["pr"]["recall"], s["pr"]["precision"], f"(AP {fmt(s.get('average_precision'))})")
+              for n, s in per_run.items() if s.get("pr")}
+        if pr:
+            grid.append(page.figure(analysis.plot_pr(pr, title=f"Precision-recall · {set_name}")))
+    if grid:
+        parts.append("<h3>ROC and precision-recall curves</h3>" + f'<div class="grid">{"".join(grid)}</div>')
+    hist = [page.figure(analysis.plot_history(rec.history, title=f"Training curves: {rec.name}"))
+            for rec in ctx.records if rec.history is not None and len(rec.history)]
+    if hist:
+        parts.append("<h3>Training curves</h3>" + f'<div class="grid">{"".join(hist)}</div>')
+    gallery = []
+    for rec in ctx.records:
+        if rec.predictions is None or rec.predictions.empty:
+            continue
+        held = [n for n, s in rec.sets.items() if s.get("role") in ("test", "eval")] or None
+        wrong = analysis.confident_mistakes(rec.predictions, n=mistakes_per_run, sets=held)
+        if wrong.empty:
+            continue
+        figs = "".join(
+            _thumb_html(thumbnail_uri(str(r["path"])), os.path.basename(str(r["path"])), path=str(r["path"]),
+                        extra=f"true <b>{esc(r['label'])}</b>, predicted <b>{esc(r['pred'])}</b> "
+                              f"({esc(fmt(r['confidence'], 'pct'))}) · {esc(r['set'])}", css="thumb mistake")
+            for r in wrong.to_dict("records"))
+        gallery.append(f'<div class="label">{esc(rec.name)}</div><div class="thumbs">{figs}</div>')
+    if gallery:
+        parts.append("<h3>Most confident mistakes</h3>" + "".join(gallery))
+    page.add("models", "Models", "".join(parts))
+
+
+def _acc_cell(row: dict, origin: str) -> str:
+    acc = row.get(f"{origin}_accuracy")
+    if acc is None or (isinstance(acc, float) and np.isnan(acc)):
+        return "–"
+    return f"{acc:.1%} (n={row.get(f'{origin}_n', 0):,}) {fmt(row.get(f'{origin}_ci'), 'ci')}"
+
+
+# -- hover data ---------------------------------------------------------------------
+def points_data(ctx: Context, thumb_rows: Sequence[int]) -> dict[str, Any]:
+    """The table the hover card reads: per row indices into small lists, paths, sampled thumbnails."""
+    t = ctx.table
+    roots = []
+    for name in ctx.names:
+        sub = [tb for nm, tb in zip(ctx.names, ctx.tables) if nm == name][0]
+        roots.append(os.path.abspath(str(sub.attrs.get("root", ""))))
+    d_index = {n: i for i, n in enumerate(ctx.names)}
+    dataset = t["dataset"].map(d_index).to_numpy()
+    rel = []
+    for p, d in zip(t["path"].astype(str), dataset):
+        full = os.path.abspath(p)
+        root = roots[d]
+        rel.append(full[len(root) + 1:] if root and full.startswith(root + os.sep) else full)
+    labels, label_idx = _codes(t["label"])
+    splits, split_idx = _codes(t["split"].fillna(""))
+    thumbs = {}
+    for i in thumb_rows:
+        uri = thumbnail_uri(str(t.at[int(i), "path"]))
+        if uri:
+            thumbs[str(int(i))] = uri
+    return {"datasets": ctx.names, "roots": roots, "dataset": dataset.tolist(), "rel": rel,
+            "labels": labels, "label": label_idx, "splits": splits, "split": split_idx,
+            "thumbs": thumbs, "n_thumbs": len(thumbs)}
+
+
+def _codes(values: pd.Series) -> tuple[list[str], list[int]]:
+    codes, uniques = pd.factorize(values.astype(str))
+    return [str(u) for u in uniques], codes.tolist()
+
+
+def thumbnail_rows(ctx: Context, cap: int) -> np.ndarray:
+    """Rows that get a hover thumbnail: spread over dataset x label, among plotted rows."""
+    rows = np.flatnonzero(ctx.ok) if ctx.X is not None else np.arange(len(ctx.table))
+    groups = (ctx.table.loc[rows, "dataset"] + "/" + ctx.table.loc[rows, "label"].astype(str)).to_numpy()
+    return rows[stratified_sample(groups, cap, seed=ctx.seed)]

@@ -1,0 +1,183 @@
+"""What a report covers: datasets (with the features to use for each) and run folders.
+
+A dataset argument is a path, optionally followed by ``::`` and feature
+specs: ``../shared/data/fer2013::encoding[detector=none]``. Without specs a
+dataset uses the encoding variant already cached for most of its images,
+else its layout's default (:data:`LAYOUT_FEATURES`).
+
+>>> parse_dataset_arg("data/sample/synthetic-emotions::encoding[detector=hog]").features
+'encoding[detector=hog]'
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterable, Sequence
+
+import pandas as pd
+
+from embedlab.errors import DatasetError, EmbedlabError, ModelError
+
+SPEC_SEPARATOR = "::"
+#: features per dataset layout when nothing is cached: the 140k faces and
+#: FER-2013 are already tight face crops, so no detector runs on them
+LAYOUT_FEATURES = {
+    "kaggle-140k": "encoding[detector=none]",
+    "fer2013-folders": "encoding[detector=none]",
+    "fer2013-csv": "encoding[detector=none]",
+}
+FALLBACK_FEATURES = "encoding"
+
+
+@dataclass
+class DatasetSource:
+    """A dataset to report on: a path or an already encoded table, and feature specs."""
+
+    path: str | None = None
+    features: str | None = None          # None: cached variant or layout default
+    table: pd.DataFrame | None = None     # an :func:`embedlab.encode` (or ``load``) result
+
+    @property
+    def label(self) -> str:
+        if self.table is not None:
+            return str(self.table.attrs.get("root") or self.table.attrs.get("name") or "table")
+        return str(self.path)
+
+
+def parse_dataset_arg(text: str) -> DatasetSource:
+    """``PATH`` or ``PATH::FEATURES`` (features as for ``embedlab encode --features``)."""
+    path, sep, spec = str(text).partition(SPEC_SEPARATOR)
+    if not path:
+        raise DatasetError(f"{text!r}: no dataset path before '{SPEC_SEPARATOR}'")
+    if sep and not spec.strip():
+        raise DatasetError(f"{text!r}: no feature spec after '{SPEC_SEPARATOR}'")
+    return DatasetSource(path=path, features=spec.strip() or None)
+
+
+def as_source(item: str | os.PathLike | pd.DataFrame | tuple | DatasetSource) -> DatasetSource:
+    """Accept a path, ``PATH::SPEC``, a ``(path, spec)`` pair, a table or a source."""
+    if isinstance(item, DatasetSource):
+        return item
+    if isinstance(item, pd.DataFrame):
+        return DatasetSource(table=item)
+    if isinstance(item, tuple) and len(item) == 2:
+        return DatasetSource(path=os.fspath(item[0]), features=item[1])
+    if isinstance(item, (str, os.PathLike)):
+        return parse_dataset_arg(os.fspath(item))
+    raise EmbedlabError(f"cannot use {type(item).__name__} as a dataset; give a path or an encode() table")
+
+
+def _spec_from_meta(meta: dict) -> str:
+    """The shortest spec for a cache entry: only the parameters that differ from the defaults."""
+    from embedlab.features import create_extractor
+
+    name = str(meta.get("name"))
+    defaults = create_extractor(name).get_params()
+    params = {k: v for k, v in (meta.get("params") or {}).items() if defaults.get(k, object()) != v}
+    inner = ",".join(f"{k}={v}" for k, v in sorted(params.items()))
+    return f"{name}[{inner}]" if inner else name
+
+
+def default_features(table: pd.DataFrame, cache_dir: str | os.PathLike) -> str:
+    """The encoding variant cached for most of ``table``'s images, else the layout default."""
+    from embedlab.cache import FeatureCache
+    from embedlab.features import create_extractor
+
+    fallback = LAYOUT_FEATURES.get(str(table.attrs.get("layout")), FALLBACK_FEATURES)
+    cache = FeatureCache(cache_dir)
+    hashes = set(table["hash"])
+    best, best_cover = fallback, 0
+    fallback_key = None
+    for key in cache.keys():
+        try:
+            meta = cache.meta(key)
+        except EmbedlabError:
+            continue
+        if meta.get("name") != "encoding" or meta.get("key", key) != key:
+            continue
+        cover = len(hashes & cache.known_hashes(key))
+        if cover == 0:
+            continue
+        spec = _spec_from_meta(meta)
+        if fallback_key is None:
+            fallback_key = create_extractor(fallback).key()
+        if key == fallback_key:
+            spec = fallback
+        if cover > best_cover or (cover == best_cover and spec == fallback):
+            best, best_cover = spec, cover
+    return best
+
+
+def find_run_folders(paths: Iterable[str | os.PathLike]) -> list[Path]:
+    """Run folders among ``paths``: each is a run folder or a folder of them."""
+    found: list[Path] = []
+    for p in paths:
+        p = Path(p)
+        if (p / "params.json").is_file():
+            found.append(p)
+        elif p.is_dir():
+            found.extend(sorted(c for c in p.iterdir() if (c / "params.json").is_file()))
+        else:
+            raise ModelError(f"{p}: no such run folder (expected a folder with params.json, or a folder of them)")
+    return list(dict.fromkeys(found))
+
+
+def datasets_of_runs(run_folders: Sequence[Path]) -> list[DatasetSource]:
+    """The datasets the runs were fitted and evaluated on, where they still exist."""
+    sources: dict[str, DatasetSource] = {}
+    for folder in run_folders:
+        try:
+            params = json.loads((folder / "params.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        data = params.get("data") or {}
+        paths = [data.get("path")] + list(params.get("eval_on") or [])
+        specs = [f for f in params.get("features") or [] if str(f).split("[")[0].split(":")[0] == "encoding"]
+        for path in paths:
+            if path and Path(path).exists():
+                key = str(Path(path).resolve())
+                if key not in sources:
+                    sources[key] = DatasetSource(path=str(path), features=specs[0] if specs else None)
+    return list(sources.values())
+
+
+def encoded_table(source: DatasetSource, default_spec: str | None, cache_dir: str | os.PathLike, *,
+                  compute: bool = True, workers: int | None = None, on_progress: Callable[[int, int], None] | None = None) -> pd.DataFrame:
+    """The dataset with its feature columns (see :func:`embedlab.encode`).
+
+    With ``compute=False`` only images already in the cache are kept, so
+    nothing is computed; ``attrs["report_dropped"]`` counts the others.
+    """
+    from embedlab import datasets
+    from embedlab.extraction import encode, resolve_features
+
+    if source.table is not None and source.features is None:
+        table = source.table
+        if any(f"{c}.ok" in table.columns for c in table.columns):
+            return table
+    table = source.table if source.table is not None else datasets.load(source.path)
+    spec = source.features or default_spec or default_features(table, cache_dir)
+    dropped = 0
+    if not compute:
+        from embedlab.cache import FeatureCache
+
+        cache = FeatureCache(cache_dir)
+        known = None
+        for ex in resolve_features(spec):
+            hashes = cache.known_hashes(ex.key())
+            known = hashes if known is None else known & hashes
+        keep = table["hash"].isin(known or set())
+        dropped = int((~keep).sum())
+        attrs = dict(table.attrs)
+        table = table[keep.to_numpy()].reset_index(drop=True)
+        table.attrs.update(attrs)
+        if table.empty:
+            raise DatasetError(f"{source.label}: none of its images has cached '{spec}' features in {cache_dir}; "
+                               "encode it first or let the report compute them")
+    out = encode(table, spec, cache_dir=cache_dir, workers=workers, on_progress=on_progress)
+    out.attrs["feature_spec"] = spec
+    out.attrs["report_dropped"] = dropped
+    return out

@@ -1,0 +1,176 @@
+"""``write_report``: datasets and run folders in, one offline HTML file out."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import time
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from embedlab.cache import DEFAULT_CACHE_DIR, atomic_write_bytes
+from embedlab.errors import EmbedlabError, ModelError
+from embedlab.report.page import Page, esc, html_table
+from embedlab.report.sources import as_source, datasets_of_runs, encoded_table, find_run_folders
+
+DEFAULT_RUNS_DIR = Path("results") / "runs"
+UMAP_DEFAULTS = {"n_neighbors": 15, "min_dist": 0.1, "metric": "euclidean"}
+
+
+def write_report(
+    out_path: str | os.PathLike = Path("results") / "report.html",
+    datasets: Sequence[Any] = (),
+    runs: Sequence[str | os.PathLike] = (),
+    *,
+    cache_dir: str | os.PathLike = DEFAULT_CACHE_DIR,
+    features: str | None = None,
+    generated: Sequence[str] | None = None,
+    compute: bool = True,
+    workers: int | None = None,
+    max_thumbnails: int = 500,
+    thumbs_per_class: int = 6,
+    umap_params: dict[str, Any] | None = None,
+    seed: int = 0,
+    title: str = "embedlab report",
+    on_step: Callable[[str], None] | None = None,
+) -> Path:
+    """Write the interactive report to ``out_path`` and return that path.
+
+    ``datasets``: paths (``PATH`` or ``PATH::FEATURES``), ``(path, spec)``
+    pairs or tables from :func:`embedlab.encode`. ``runs``: run folders or
+    folders of them. With neither, the datasets of the run folders in
+    ``results/runs`` are used; a run folder that cannot be read (one still
+    being fitted has no ``metrics.json``) is left out with a note on the
+    page. ``features`` is the spec for datasets that name
+    none (default: the cached encoding variant, else the layout's default).
+    ``generated`` names the datasets whose faces are all generated (default:
+    those named like ``synthetic-*``). With ``compute=False`` only images
+    whose features are already cached are used; ``workers`` is passed to
+    :func:`embedlab.encode` for the rest.
+
+    The file embeds Plotly's JavaScript once and needs no network.
+    """
+    started = time.perf_counter()
+    step = on_step or (lambda _msg: None)
+    timings: dict[str, float] = {}
+
+    def timed(name: str, t0: float) -> None:
+        timings[name] = time.perf_counter() - t0
+
+    from embedlab import analysis
+    from embedlab.report import sections
+
+    t0 = time.perf_counter()
+    if not datasets and not runs and DEFAULT_RUNS_DIR.is_dir():
+        runs = [DEFAULT_RUNS_DIR]
+    run_folders = find_run_folders(runs)
+    records, notes = [], []
+    for folder in run_folders:
+        try:
+            records.append(analysis.read_run_folder(folder))
+        except ModelError as exc:  # e.g. a run still fitting has no metrics.json yet
+            notes.append(f"run folder left out: {exc}")
+    sources = [as_source(d) for d in datasets] or datasets_of_runs(run_folders)
+    if not sources and not records:
+        raise EmbedlabError("nothing to report: name a dataset (e.g. data/sample/real-vs-fake) or a run folder "
+                            f"(none found in {DEFAULT_RUNS_DIR})")
+    tables = []
+    for source in sources:
+        step(f"features of {source.label}")
+        tables.append(encoded_table(source, features, cache_dir, compute=compute, workers=workers))
+    timed("load and encode", t0)
+
+    t0 = time.perf_counter()
+    table = analysis.combine_tables(tables, generated)
+    names = list(dict.fromkeys(table["dataset"])) if len(table) else []
+    for col in [c for c in table.columns if str(c).endswith(".ok")]:
+        table[col] = table[col].astype(object).where(table[col].notna(), False).astype(bool)
+    feature = _analysed_feature(tables)
+    X, ok = (None, np.zeros(len(table), bool))
+    if feature is not None:
+        from embedlab.extraction import feature_matrix
+
+        X, ok = feature_matrix(table, [feature])
+        X[~ok] = np.nan
+    page = Page(title)
+    ctx = sections.Context(page=page, table=table, tables=tables, names=names, feature=feature, X=X, ok=ok,
+                           records=records, generated=None if generated is None else list(generated),
+                           umap_params={**UMAP_DEFAULTS, **(umap_params or {})}, seed=seed,
+                           thumbs_per_class=thumbs_per_class, timings=timings, notes=notes)
+    timed("combine", t0)
+    for name, build in (("datasets", sections.overview_section), ("norms", sections.norms_section),
+                        ("projections", sections.projections_section), ("models", sections.models_section)):
+        if name != "models" and not len(table):
+            continue
+        step(name)
+        t0 = time.perf_counter()
+        build(ctx)
+        timed(name, t0)
+    step("thumbnails")
+    t0 = time.perf_counter()
+    points = sections.points_data(ctx, sections.thumbnail_rows(ctx, max_thumbnails) if len(table) else [])
+    timed("thumbnails", t0)
+    step("writing")
+    from plotly.offline import get_plotlyjs
+    import plotly
+
+    page.add("about", "About this report", _about(ctx, timings, started))
+    header = _header(ctx, tables, records, plotly.__version__, len(points["thumbs"]))
+    text = page.render(plotly_js=get_plotlyjs(), points=points, header=header)
+    out = Path(out_path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(out, text.encode("utf-8"))
+    return out
+
+
+def _analysed_feature(tables: list[pd.DataFrame]) -> str | None:
+    """``encoding`` if every dataset has it, else the first feature they all have."""
+    common = None
+    for t in tables:
+        names = [c[:-3] for c in t.columns if str(c).endswith(".ok") and c[:-3] in t.columns]
+        common = names if common is None else [n for n in common if n in names]
+    if not common:
+        return None
+    return "encoding" if "encoding" in common else common[0]
+
+
+def _header(ctx, tables, records, plotly_version: str, n_thumbs: int) -> str:
+    import embedlab
+
+    when = _dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
+    rows = []
+    for name, t in zip(ctx.names, tables):
+        feat = ctx.feature
+        ok = int(t[f"{feat}.ok"].sum()) if feat and f"{feat}.ok" in t else None
+        rows.append({"dataset": name, "path": t.attrs.get("root", ""), "layout": t.attrs.get("layout", ""),
+                     "features": t.attrs.get("feature_spec") or ", ".join(t.attrs.get("features", {})),
+                     "images": len(t), "ok": ok})
+    parts = [f"<h1>{esc(ctx.page.title)}</h1>",
+             f"<p class=\"muted\">Written {esc(when)} by embedlab {esc(embedlab.__version__)} · "
+             f"{len(ctx.table):,} images in {len(tables)} dataset(s) · {len(records)} run(s) · "
+             f"hover thumbnails for {n_thumbs:,} sampled points</p>"]
+    if rows:
+        parts.append(html_table(rows, [("dataset", "dataset", ""), ("path", "path", ""), ("layout", "layout", ""),
+                                       ("features", "features", ""), ("images", "images", "int"),
+                                       ("ok", f"with {ctx.feature or 'features'}", "int")]))
+    if records:
+        parts.append(html_table([{"run": r.name, "path": str(r.path), "kind": r.params.get("kind"),
+                                  "model": r.params.get("model"), "created": r.params.get("created")}
+                                 for r in records],
+                                [("run", "run", ""), ("path", "folder", ""), ("kind", "kind", ""),
+                                 ("model", "model", ""), ("created", "created", "")]))
+    parts += [f'<p class="note">{esc(n)}</p>' for n in ctx.notes]
+    return "".join(parts)
+
+
+def _about(ctx, timings: dict[str, float], started: float) -> str:
+    rows = [{"stage": k, "seconds": v} for k, v in timings.items()]
+    rows.append({"stage": "total before writing", "seconds": time.perf_counter() - started})
+    params = ", ".join(f"{k}={v}" for k, v in ctx.umap_params.items())
+    return (f"<p>UMAP parameters: {esc(params)}, seed={ctx.seed}. Origins: labels real/fake decide per face; "
+            "otherwise a dataset counts as generated when named so (e.g. synthetic-emotions) or listed with "
+            "--generated.</p>" + html_table(rows, [("stage", "stage", ""), ("seconds", "seconds", "f")],
+                                             caption="Time spent"))

@@ -1,0 +1,295 @@
+"""The HTML report: contents, safety with hostile file names, the CLI, and a real headless browser."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+import embedlab
+from embedlab.report import parse_dataset_arg, write_report
+from embedlab.report.sources import default_features
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLE = ROOT / "data" / "sample"
+HOSTILE_FILE = "<img src=x onerror=document.title='pwned'>.jpg"
+HOSTILE_LABEL = "<svg onload=window.pwned=1>"
+FEATURES = "encoding[detector=none]"
+
+
+def _copy_with_hostile_names(tmp: Path) -> tuple[Path, Path]:
+    """The sample's real-vs-fake and synthetic-emotions, with a script in a file name and in a label."""
+    rvf = tmp / "real-vs-fake"
+    shutil.copytree(SAMPLE / "real-vs-fake", rvf)
+    victim = sorted((rvf / "test" / "fake").glob("*.jpg"))[0]
+    victim.rename(victim.with_name(HOSTILE_FILE))
+    syn = tmp / "synthetic-emotions"
+    shutil.copytree(SAMPLE / "synthetic-emotions", syn)
+    (syn / "surprise").rename(syn / HOSTILE_LABEL)
+    return rvf, syn
+
+
+def _metrics(y_true, pred, proba, classes, role, dataset):
+    from sklearn.metrics import (accuracy_score, average_precision_score, confusion_matrix, precision_recall_curve,
+                                 roc_auc_score, roc_curve)
+
+    rng = np.random.default_rng(0)
+    correct = (pred == y_true).astype(float)
+    boots = [correct[rng.integers(0, len(correct), len(correct))].mean() for _ in range(200)]
+    out = {"role": role, "dataset": str(dataset), "n": int(len(y_true)), "accuracy": float(correct.mean()),
+           "accuracy_ci": [float(np.quantile(boots, 0.025)), float(np.quantile(boots, 0.975))],
+           "labels": list(classes), "confusion_matrix": confusion_matrix(y_true, pred, labels=classes).tolist()}
+    if len(classes) == 2 and len(set(y_true)) == 2:
+        score, positive = proba[:, list(classes).index("fake")], y_true == "fake"
+        fpr, tpr, _ = roc_curve(positive, score)
+        precision, recall, _ = precision_recall_curve(positive, score)
+        out.update(roc_auc=float(roc_auc_score(positive, score)), roc_auc_ci=[0.5, 1.0],
+                   average_precision=float(average_precision_score(positive, score)),
+                   roc={"fpr": fpr.tolist(), "tpr": tpr.tolist()},
+                   pr={"precision": precision.tolist(), "recall": recall.tolist()})
+    return out
+
+
+def _fake_run(folder: Path, table: pd.DataFrame, kind: str, eval_table: pd.DataFrame | None = None) -> Path:
+    """A run folder in the documented format, fitted by scikit-learn on the real encodings."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.neural_network import MLPClassifier
+
+    folder.mkdir(parents=True)
+    X, ok = embedlab.feature_matrix(table, ["encoding"])
+    t = table[ok].reset_index(drop=True)
+    X = X[ok]
+    train = (t["split"] != "test").to_numpy()
+    model = (LogisticRegression(C=0.5, max_iter=500) if kind == "classifier"
+             else MLPClassifier(hidden_layer_sizes=(16,), max_iter=30, random_state=0))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # a few iterations are enough for a plausible run
+        model.fit(X[train], t.loc[train, "label"])
+    classes = list(model.classes_)
+    sets, preds = {}, []
+    parts = [("train", "train", t[train], X[train]), ("test", "test", t[~train], X[~train])]
+    for name, role, rows, Xs in parts:
+        proba = model.predict_proba(Xs)
+        pred = np.asarray(classes)[proba.argmax(1)]
+        y = rows["label"].to_numpy()
+        sets[name] = _metrics(y, pred, proba, classes, role, table.attrs["root"])
+        preds.append(pd.DataFrame({"set": name, "image_id": rows["image_id"], "path": rows["path"],
+                                   "hash": rows["hash"], "label": y, "pred": pred, "correct": pred == y,
+                                   **{f"proba_{c}": proba[:, i] for i, c in enumerate(classes)}}))
+    params = {"name": folder.name, "kind": kind, "task": "binary", "classes": classes, "positive_class": "fake",
+              "model": "logistic" if kind == "classifier" else "mlp", "model_params": {}, "features": [FEATURES],
+              "data": {"path": table.attrs["root"], "layout": "kaggle-140k", "name": "real-vs-fake",
+                       "n_images": len(table)}, "eval_on": [], "seed": 0, "model_files": []}
+    (folder / "params.json").write_text(json.dumps(params))
+    (folder / "metrics.json").write_text(json.dumps({"sets": sets}))
+    pd.concat(preds, ignore_index=True).to_parquet(folder / "predictions.parquet")
+    if kind == "network":
+        loss = np.asarray(model.loss_curve_)
+        pd.DataFrame({"epoch": np.arange(1, len(loss) + 1), "train_loss": loss, "train_acc": np.nan,
+                      "val_loss": loss * 1.1, "val_acc": np.nan, "lr": 1e-3, "seconds": 0.01}).to_csv(
+            folder / "history.csv", index=False)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("report")
+    rvf, syn = _copy_with_hostile_names(tmp)
+    cache = tmp / "cache"
+    rvf_table = embedlab.encode(rvf, FEATURES, cache_dir=cache, workers=1)
+    runs = tmp / "runs"
+    _fake_run(runs / "logistic", rvf_table, "classifier")
+    _fake_run(runs / "mlp", rvf_table, "network")
+    out = tmp / "report.html"
+    started = time.perf_counter()
+    # one dataset as an encode() table, one as PATH::SPEC; every point gets a hover thumbnail
+    write_report(out, datasets=[rvf_table, f"{syn}::{FEATURES}"], runs=[runs], cache_dir=cache,
+                 max_thumbnails=10_000, thumbs_per_class=100, workers=1)
+    return {"tmp": tmp, "out": out, "html": out.read_text(encoding="utf-8"), "runs": runs, "cache": cache,
+            "rvf": rvf, "syn": syn, "rvf_table": rvf_table, "seconds": time.perf_counter() - started}
+
+
+def _data_blocks(html: str) -> dict[str, object]:
+    blocks = re.findall(r'<script type="application/json" id="([^"]+)">(.*?)</script>', html, re.S)
+    return {k: json.loads(v) for k, v in blocks}
+
+
+def test_report_is_one_offline_file(built):
+    from plotly.offline import get_plotlyjs
+
+    html = built["html"]
+    assert html.count(get_plotlyjs()[:300]) == 1  # Plotly's JavaScript, embedded once
+    assert len(re.findall(r"<script>", html)) == 2  # plotly.js and the page's own script, nothing else runs
+    assert not re.search(r"<(script|link|img|iframe)[^>]+(src|href)=[\"']?(https?:)?//", html)
+    assert "Content-Security-Policy" in html and "default-src &#x27;none&#x27;" in html
+    assert built["out"].stat().st_size < 25e6
+    for anchor in ("datasets", "norms", "projections", "models", "about"):
+        assert f'<section id="{anchor}">' in html
+    blocks = _data_blocks(html)
+    figs = [k for k in blocks if k.startswith("fig-")]
+    assert len(figs) == html.count('class="fig ')
+    traces = [t for k in figs for t in blocks[k]["data"]]
+    assert {"scattergl", "heatmap", "bar", "box"} <= {t["type"] for t in traces}
+    assert all(t["type"] == "scattergl" for t in traces if t.get("mode") == "markers")  # WebGL point clouds
+
+
+def test_hostile_names_are_text_only(built):
+    html = built["html"]
+    # never as markup anywhere in the file...
+    assert "<img src=x onerror" not in html and "<svg onload" not in html
+    # ...but shown escaped as text in captions, tables and the legends
+    assert "&lt;img src=x onerror=document.title=&#x27;pwned&#x27;&gt;.jpg" in html
+    assert "&lt;svg onload=window.pwned=1&gt;" in html
+    points = _data_blocks(html)["embedlab-points"]
+    assert any(r.endswith(HOSTILE_FILE) for r in points["rel"])
+    assert HOSTILE_LABEL in points["labels"]
+
+
+def test_model_comparison_matches_the_runs(built):
+    from embedlab import analysis
+
+    rec = analysis.read_run_folder(built["runs"] / "logistic")
+    test = rec.predictions[rec.predictions["set"] == "test"]
+    real_acc = test.loc[test["label"] == "real", "correct"].mean()
+    html = built["html"]
+    assert "logistic" in html and "mlp" in html and "Training curves: mlp" in html
+    assert f"{real_acc:.1%} (n={int((test['label'] == 'real').sum())})" in html
+    titles = [b["layout"]["title"]["text"] for k, b in _data_blocks(html).items() if k.startswith("fig-")]
+    assert "ROC · test" in titles and "Precision-recall · test" in titles
+    assert "Most confident mistakes" in html
+
+
+def test_dataset_args_and_default_features(built):
+    src = parse_dataset_arg("data/x::encoding[detector=none],spectrum")
+    assert (src.path, src.features) == ("data/x", "encoding[detector=none],spectrum")
+    with pytest.raises(embedlab.errors.EmbedlabError):
+        parse_dataset_arg("data/x::")
+    # the cached variant wins over the layout default; with nothing cached the layout decides
+    syn = embedlab.datasets.load(built["syn"])
+    assert default_features(syn, built["cache"]) == FEATURES
+    assert default_features(syn, built["tmp"] / "empty-cache") == "encoding"
+    assert default_features(built["rvf_table"], built["tmp"] / "empty-cache") == FEATURES
+
+
+def test_cli_without_arguments_covers_results(built, tmp_path, monkeypatch):
+    from embedlab_cli.main import app
+
+    (tmp_path / "results").mkdir()
+    shutil.copytree(built["runs"], tmp_path / "results" / "runs")
+    shutil.copytree(built["cache"], tmp_path / "results" / "cache")
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(app, ["report", "--cached-only", "--thumbnails", "20"])
+    assert result.exit_code == 0, result.output
+    html = (tmp_path / "results" / "report.html").read_text(encoding="utf-8")
+    assert "real-vs-fake" in html and "logistic" in html and "Real vs generated: real-vs-fake" in html
+    bad = CliRunner().invoke(app, ["report", str(tmp_path / "missing"), "-o", str(tmp_path / "r.html")])
+    assert bad.exit_code == 2 and "no such file or folder" in bad.output and "Traceback" not in bad.output
+
+
+# -- the real browser ------------------------------------------------------------------
+def _browser():
+    try:
+        from selenium import webdriver
+        from selenium.webdriver.chrome.service import Service
+    except ImportError:
+        pytest.skip("selenium is not installed (pip install -e '.[test]')")
+    binary = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+    driver = shutil.which("chromedriver")
+    if not binary or not driver:
+        pytest.skip("no chromium/chromedriver on PATH (apt-get install chromium chromium-driver); "
+                    ".ci/run installs them")
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = binary
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                "--no-first-run", "--enable-unsafe-swiftshader", "--window-size=1400,1000",
+                f"--user-data-dir={tempfile.mkdtemp(prefix='embedlab-chromium-')}"):
+        opts.add_argument(arg)
+    opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    return webdriver.Chrome(options=opts, service=Service(driver))
+
+
+def test_report_in_headless_browser(built):
+    browser = _browser()
+    try:
+        started = time.perf_counter()
+        browser.get(built["out"].as_uri())
+        for _ in range(600):
+            if browser.execute_script("return document.body.dataset.ready") == "1":
+                break
+            time.sleep(0.1)
+        load_seconds = time.perf_counter() - started
+        assert browser.execute_script("return document.body.dataset.ready") == "1", "figures never finished"
+        figs = browser.execute_script("""
+            return Array.from(document.querySelectorAll('div.fig')).map(d => ({
+                id: d.id, svg: d.querySelectorAll('svg.main-svg').length,
+                canvas: d.querySelectorAll('canvas').length, points: !!d.dataset.points,
+                traces: (d.data || []).length}));""")
+        assert figs, "no figures in the page"
+        for f in figs:
+            assert f["svg"] > 0 and f["traces"] > 0, f"figure {f['id']} did not render: {f}"
+            if f["points"]:
+                assert f["canvas"] > 0, f"WebGL scatter {f['id']} has no canvas"
+        # a real mouse hover over the hostile file's point: the card shows a thumbnail and the path, as text
+        where = browser.execute_script("""
+            const points = JSON.parse(document.getElementById('embedlab-points').textContent);
+            const target = points.rel.findIndex(r => r.endsWith(arguments[0]));
+            for (const gd of document.querySelectorAll('div.fig[data-points]')) {
+              for (let c = 0; c < gd._fullData.length; c++) {
+                const t = gd._fullData[c];
+                if (t.visible !== true) continue;
+                const p = Array.from(t.customdata || []).indexOf(target);
+                if (p < 0) continue;
+                gd.scrollIntoView({block: 'center'});
+                const xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis;
+                return {id: gd.id, target: target, w: gd.clientWidth, h: gd.clientHeight,
+                        x: xa._offset + xa.l2p(t.x[p]), y: ya._offset + ya.l2p(t.y[p])};
+              }
+            }
+            return null;""", HOSTILE_FILE)
+        assert where is not None, "the hostile file is in no projection"
+        from selenium.webdriver.common.action_chains import ActionChains
+
+        fig_div = browser.find_element("id", where["id"])
+        ActionChains(browser).move_to_element_with_offset(
+            fig_div, int(where["x"] - where["w"] / 2), int(where["y"] - where["h"] / 2)).perform()
+        for _ in range(50):
+            if not browser.execute_script("return document.getElementById('tip').hidden"):
+                break
+            time.sleep(0.1)
+        tip = browser.execute_script("""
+            const tip = document.getElementById('tip');
+            return {hidden: tip.hidden, point: Number(tip.dataset.point), text: tip.innerText,
+                    path: tip.querySelector('.tip-path').textContent,
+                    img: tip.querySelector('img').hidden ? null : tip.querySelector('img').src};""")
+        assert tip["hidden"] is False, "hovering a point shows no card"
+        assert tip["img"] and tip["img"].startswith("data:image/jpeg;base64,")
+        if tip["point"] == where["target"]:  # unless another point lies exactly on top of it
+            assert tip["path"].endswith(HOSTILE_FILE)
+        browser.execute_script("window.embedlabShowPoint(arguments[0], {clientX: 50, clientY: 50})", where["target"])
+        assert browser.execute_script("return document.querySelector('#tip .tip-path').textContent").endswith(
+            HOSTILE_FILE)
+        # the names are on the page as text, and none of them ran
+        body = browser.find_element("tag name", "body").text
+        assert HOSTILE_FILE in body and HOSTILE_LABEL in body
+        assert browser.execute_script("return document.title") == "embedlab report"
+        assert browser.execute_script("return window.pwned === undefined")
+        assert browser.execute_script("return document.querySelectorAll('svg[onload], img[onerror]').length") == 0
+        browser.execute_script("window.scrollTo(0, 0)")
+        shot = ROOT / "results" / "report-browser-test.png"
+        shot.parent.mkdir(exist_ok=True)
+        assert browser.save_screenshot(str(shot)) and shot.stat().st_size > 10_000
+        errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+        assert not errors, f"console errors: {errors}"
+        assert load_seconds < 60
+    finally:
+        browser.quit()
