@@ -1,0 +1,35 @@
+"""`embedlab demo`: the whole job on the bundled sample (what `make demo` runs)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from embedlab_cli.app import app, clean_errors, console, progress_bar
+
+
+@app.command()
+@clean_errors
+def demo(
+    data: Path = typer.Argument(Path("data") / "sample", help="Folder holding the sample datasets."),
+    out: Path = typer.Option(Path("results"), "--out", "-o", help="Output folder (cache, runs, report)."),
+    workers: Optional[int] = typer.Option(None, "--workers", "-w", help="Worker processes (default: all cores)."),
+) -> None:
+    """Encode the bundled sample, fit a real/fake detector and an emotion model, write the report.
+
+    Example: [bold]embedlab demo data/sample --out results[/bold]
+    """
+    from rich.markup import escape
+
+    from embedlab.demo import run_demo
+
+    result = run_demo(data, out, workers=workers,
+                      on_step=lambda msg: console.print(f"[bold cyan]>[/bold cyan] {escape(msg)}", highlight=False),
+                      progress=lambda name: progress_bar(f"encoding {name}"))
+    console.print()
+    for run in result.runs:
+        console.print(f"run:    {run}", highlight=False)
+    console.print(f"[bold green]report: {result.report.resolve()}[/bold green]", highlight=False)
+    console.print("Open it in a browser; it works offline. Next: `embedlab report --help`.")
