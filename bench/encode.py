@@ -44,6 +44,8 @@ def main() -> int:
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="dataset folder (default: %(default)s)")
     parser.add_argument("--limit", type=int, default=None, help="use only the first N images")
     parser.add_argument("--workers", type=int, default=2, help="embedlab worker processes")
+    parser.add_argument("--engine", default="torch", choices=("torch", "dlib"),
+                        help="how embedlab runs dlib's descriptor network (see bench/encode_torch.py)")
     parser.add_argument("--out", type=Path, default=ROOT / "results" / "bench" / "encode.json")
     args = parser.parse_args()
 
@@ -65,18 +67,18 @@ def main() -> int:
     cache = Path(tempfile.mkdtemp(prefix="embedlab-bench-"))
     try:
         started = time.perf_counter()
-        cold = embedlab.encode(table, "encoding", workers=args.workers, cache_dir=cache)
+        cold = embedlab.encode(table, f"encoding[engine={args.engine}]", workers=args.workers, cache_dir=cache)
         cold_s = time.perf_counter() - started
         print(f"embedlab encode, cold, {args.workers} workers: {cold_s:.1f} s ({len(paths) / cold_s:.2f} img/s)")
         started = time.perf_counter()
-        warm = embedlab.encode(table, "encoding", workers=args.workers, cache_dir=cache)
+        warm = embedlab.encode(table, f"encoding[engine={args.engine}]", workers=args.workers, cache_dir=cache)
         warm_s = time.perf_counter() - started
         print(f"embedlab encode, warm: {warm_s:.2f} s")
     finally:
         shutil.rmtree(cache, ignore_errors=True)
 
     result = {
-        "data": str(args.data), "images": len(paths), "workers": args.workers,
+        "data": str(args.data), "images": len(paths), "workers": args.workers, "engine": args.engine,
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
                     "python": platform.python_version(), "load_average_after": os.getloadavg()},
         "naive_seconds": naive_s, "naive_images_per_second": len(paths) / naive_s,

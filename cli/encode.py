@@ -24,6 +24,15 @@ def encode(
     cache_dir: Path = typer.Option(DEFAULT_CACHE, "--cache-dir", help="Where the feature cache lives."),
     layout: str = typer.Option("auto", "--layout", help="Dataset layout; 'auto' detects it."),
     seed: int = typer.Option(0, "--seed", help="Seed for --per-class sampling."),
+    scheduler: Optional[str] = typer.Option(
+        None, "--scheduler",
+        help="Compute on a Dask cluster: tcp://HOST:8786 (a running `dask scheduler`), or local:N "
+        "for N worker processes here. Workers must see the dataset at the same path; see docs/distributed.md."),
+    engine: Optional[str] = typer.Option(
+        None, "--engine", help="How the encoding feature runs dlib's face descriptor network: torch "
+        "(PyTorch, batched; the default) or dlib. Same encodings (within 1e-4), shared cache."),
+    device: Optional[str] = typer.Option(
+        None, "--device", help="Where the torch engine runs: auto (CUDA when available), cpu or cuda."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Compute features for every image of DATA and store them in the cache.
@@ -32,17 +41,34 @@ def encode(
     new images are added, and an interrupted run resumes where it stopped.
 
     Example: [bold]embedlab encode data/sample/real-vs-fake --features encoding,spectrum[/bold]
+
+    On a Dask cluster: [bold]embedlab encode /shared/faces --scheduler tcp://10.0.0.5:8786[/bold]
+
+    With dlib's own network: [bold]embedlab encode data/sample/face-photos --engine dlib[/bold]
     """
     from embedlab import datasets
     from embedlab.extraction import encode as run_encode
 
+    if engine is not None or device is not None:
+        features = encoding_options(features, engine=engine, device=device)
     table = datasets.load(data, layout=layout)
     console.print(f"[bold]{data}[/bold]: {len(table)} images, layout [cyan]{table.attrs['layout']}[/cyan]",
                   highlight=False)
     with progress_bar("encoding", quiet=quiet) as update:
         df = run_encode(table, features, cache_dir=cache_dir, workers=workers, per_class=per_class,
-                        seed=seed, on_progress=update)
+                        seed=seed, scheduler=scheduler, on_progress=update)
     print_summary(df.attrs["summary"], cache_dir)
+
+
+def encoding_options(features: str, **options: Optional[str]) -> list:
+    """The feature list with ``options`` set on its ``encoding`` specs (the CLI's --engine, --device)."""
+    import re
+
+    from embedlab.features import create_extractor, split_feature_list
+
+    given = {k: v for k, v in options.items() if v is not None}
+    return [create_extractor(spec, **given) if re.split(r"[:\[]", spec, maxsplit=1)[0].strip() == "encoding"
+            else spec for spec in split_feature_list(features)]
 
 
 def print_summary(summary: dict, cache_dir: Path) -> None:

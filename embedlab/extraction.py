@@ -101,8 +101,14 @@ def _extract_chunk(tasks: list[_Task], extractors: list[FeatureExtractor] | None
             except Exception:  # fall back to one at a time to isolate the culprit
                 results = None
             if results is not None:
-                for t, (vec, info) in zip(todo, results):
-                    rows[i].append({"hash": t.hash, "ok": True, "vector": vec, **info})
+                # A batch method returns the FeatureError of an image it could not handle in its place.
+                for t, result in zip(todo, results):
+                    if isinstance(result, FeatureError):
+                        rows[i].append({"hash": t.hash, "ok": False, "reason": failure_reason(result),
+                                        "error": f"{t.uri}: {result}", "cacheable": True})
+                    else:
+                        vec, info = result
+                        rows[i].append({"hash": t.hash, "ok": True, "vector": vec, **info})
                 continue
         for t in todo:
             try:

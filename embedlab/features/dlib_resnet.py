@@ -1,0 +1,576 @@
+"""dlib's face descriptor network, read from dlib's own model file and run in PyTorch.
+
+dlib computes its 128-d face encodings with a 29-layer ResNet stored in
+``dlib_face_recognition_resnet_model_v1.dat`` (the file face_recognition_models
+ships). This module reads that file, checking every field against the network
+dlib defines (``anet_type`` in dlib's ``dnn_face_recognition_ex.cpp``), and
+builds a :class:`FaceDescriptorNet` with the same layers and weights, which
+runs aligned 150x150 face chips in batches on CPU threads or CUDA.
+
+Face finding, landmarks and chip alignment stay in dlib (they are fast there);
+:func:`face_chips` cuts the chips exactly as ``face_recognition.face_encodings``
+does, so ``FaceDescriptorNet`` on them gives dlib's encodings.
+
+>>> net = load_descriptor_net(device="cpu")
+>>> net.encode(np.zeros((2, 150, 150, 3), np.uint8)).shape
+(2, 128)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from embedlab.errors import FeatureError
+
+#: SHA-256 of the model file dlib publishes and face_recognition_models ships.
+OFFICIAL_SHA256 = "55533b28a95800a551ba546ba62fe69625c7e95a7061c338adffead08719da30"
+CHIP_SIZE = 150
+CHIP_PADDING = 0.25
+#: largest per-dimension difference from dlib's own network accepted by :func:`check_against_dlib`
+TOLERANCE = 1e-4
+
+DEVICES = ("auto", "cpu", "cuda")
+#: chips per forward pass; fixed, so that results do not depend on how images are grouped
+BATCH_SIZE = 8
+
+
+# -- dlib's serialisation primitives (dlib/serialize.h) ---------------------
+class _Stream:
+    """Reads dlib's serialised values from a byte buffer, naming what it expected on failure."""
+
+    def __init__(self, data: bytes, path: str):
+        self.data = memoryview(data)
+        self.pos = 0
+        self.path = path
+
+    def fail(self, what: str) -> FeatureError:
+        return FeatureError(
+            f"model file {self.path} is corrupt or not dlib's face recognition network: {what} "
+            f"(at byte {self.pos} of {len(self.data)})")
+
+    def take(self, n: int, what: str) -> memoryview:
+        if n < 0 or self.pos + n > len(self.data):
+            raise self.fail(f"file ends inside {what}; it is truncated")
+        out = self.data[self.pos:self.pos + n]
+        self.pos += n
+        return out
+
+    def int(self, what: str, nbytes: int = 8, signed: bool = True) -> int:
+        # A control byte (size in the low nibble, 0x80 = negative) and then
+        # `size` little-endian magnitude bytes.
+        ctrl = self.take(1, what)[0]
+        size = ctrl & 0x0F
+        negative = bool(ctrl & 0x80)
+        if ctrl & 0x70 or size == 0 or size > nbytes or (negative and not signed):
+            self.pos -= 1
+            raise self.fail(f"bad integer encoding for {what}")
+        value = int.from_bytes(self.take(size, what), "little")
+        return -value if negative else value
+
+    def uint(self, what: str, nbytes: int = 8) -> int:
+        return self.int(what, nbytes, signed=False)
+
+    def boolean(self, what: str) -> bool:
+        ch = self.take(1, what)[0]
+        if ch not in (ord("0"), ord("1")):
+            self.pos -= 1
+            raise self.fail(f"bad boolean for {what}")
+        return ch == ord("1")
+
+    def string(self, what: str, limit: int = 64) -> str:
+        n = self.uint(what)
+        if n > limit:
+            raise self.fail(f"implausible length {n} for {what}")
+        return bytes(self.take(n, what)).decode("latin-1")
+
+    def expect(self, what: str, allowed: Sequence[str]) -> str:
+        start = self.pos
+        text = self.string(what)
+        if text not in allowed:
+            self.pos = start
+            raise self.fail(f"expected {what} ({' or '.join(allowed)}), found {text!r}")
+        return text
+
+    def version(self, what: str, allowed: Sequence[int]) -> int:
+        start = self.pos
+        v = self.int(f"version of {what}", nbytes=4)
+        if v not in allowed:
+            self.pos = start
+            raise self.fail(f"unexpected version {v} of {what}")
+        return v
+
+    def real(self, what: str) -> float:
+        # dlib's portable float: int64 mantissa and int16 exponent, value = m * 2**e.
+        if self.pos < len(self.data) and self.data[self.pos] & 0x70:
+            raise self.fail(f"{what} uses dlib's old text float format, which is not supported")
+        mantissa = self.int(what, nbytes=8)
+        exponent = self.int(what, nbytes=2)
+        if exponent >= 32000:  # inf, -inf and nan markers
+            raise self.fail(f"{what} is not a finite number")
+        try:
+            return math.ldexp(float(mantissa), exponent)
+        except OverflowError:
+            raise self.fail(f"{what} is out of range") from None
+
+    def shape(self, what: str) -> tuple[int, int, int, int]:
+        dims = tuple(self.int(what) for _ in range(4))
+        if any(d < 0 for d in dims):
+            raise self.fail(f"negative size in {what}")
+        return dims  # type: ignore[return-value]
+
+    def tensor(self, what: str) -> np.ndarray:
+        # resizable_tensor: version 2, four sizes, then raw little-endian float32 values.
+        self.version(what, (2,))
+        shape = self.shape(what)
+        count = shape[0] * shape[1] * shape[2] * shape[3]  # Python ints: no overflow on a corrupt size
+        raw = self.take(4 * count, what)
+        values = np.frombuffer(raw, dtype="<f4").astype(np.float32).reshape(shape)
+        if not np.isfinite(values).all():
+            raise self.fail(f"{what} holds values that are not finite")
+        return values
+
+    def alias(self, what: str) -> tuple[int, int, int, int]:
+        self.version(what, (1,))
+        return self.shape(what)
+
+
+# -- the network dlib's file must hold -------------------------------------
+@dataclass
+class _Layer:
+    kind: str  # con, affine, relu, max_pool, avg_pool, add_prev, tag, skip, fc
+    args: tuple = ()
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+def _architecture() -> list[_Layer]:
+    """dlib's ``anet_type``, outermost layer first, as the file nests it."""
+
+    def block(n: int, stride: int) -> list[_Layer]:
+        return [_Layer("affine"), _Layer("con", (n, 3, 3, 1, 1)), _Layer("relu"),
+                _Layer("affine"), _Layer("con", (n, 3, 3, stride, stride))]
+
+    def ares(n: int) -> list[_Layer]:
+        return [_Layer("relu"), _Layer("add_prev", (1,)), *block(n, 1), _Layer("tag", (1,))]
+
+    def ares_down(n: int) -> list[_Layer]:
+        return [_Layer("relu"), _Layer("add_prev", (2,)), _Layer("avg_pool", (2, 2, 2, 2)),
+                _Layer("skip", (1,)), _Layer("tag", (2,)), *block(n, 2), _Layer("tag", (1,))]
+
+    layers = [_Layer("fc", (128,)), _Layer("avg_pool", (0, 0, 1, 1))]
+    layers += ares_down(256)
+    layers += ares(256) + ares(256) + ares_down(256)
+    layers += ares(128) + ares(128) + ares_down(128)
+    layers += ares(64) + ares(64) + ares(64) + ares_down(64)
+    layers += ares(32) + ares(32) + ares(32)
+    layers += [_Layer("max_pool", (3, 3, 2, 2)), _Layer("relu"), _Layer("affine"),
+               _Layer("con", (32, 7, 7, 2, 2))]
+    return layers
+
+
+def _default_padding(size: int, stride: int) -> int:
+    # dlib's template default: no padding when striding, else half the window.
+    return 0 if stride != 1 else size // 2
+
+
+def _read_details(s: _Stream, layer: _Layer, channels: int) -> int:
+    """Read one layer's own fields; return the channel count it outputs."""
+    kind = layer.kind
+    if kind == "con":
+        filters, nr, nc, sy, sx = layer.args
+        version = s.expect("convolution layer", ("con_4", "con_5", "con_6"))
+        params = s.tensor("convolution parameters")
+        found = (s.int("filter count"), s.int("filter rows"), s.int("filter columns"),
+                 s.int("row stride", 4), s.int("column stride", 4))
+        pad = (s.int("row padding", 4), s.int("column padding", 4))
+        if found != layer.args or pad != (_default_padding(nr, sy), _default_padding(nc, sx)):
+            raise s.fail(f"convolution {found} with padding {pad} where the network has {layer.args}")
+        w_shape = s.alias("convolution filters")
+        b_shape = s.alias("convolution biases")
+        for name in ("learning rate", "weight decay", "bias learning rate", "bias weight decay"):
+            s.real(f"convolution {name} multiplier")
+        use_bias = s.boolean("convolution bias flag") if version in ("con_5", "con_6") else True
+        use_relu = s.boolean("convolution relu flag") if version == "con_6" else False
+        if w_shape != (filters, channels, nr, nc):
+            raise s.fail(f"convolution filters of shape {w_shape}, expected {(filters, channels, nr, nc)}")
+        n_w = filters * channels * nr * nc
+        expected = n_w + (filters if use_bias else 0)
+        if params.size != expected or (use_bias and b_shape != (1, filters, 1, 1)):
+            raise s.fail(f"convolution with {params.size} parameters, expected {expected}")
+        flat = params.reshape(-1)
+        layer.params = {"weight": flat[:n_w].reshape(w_shape),
+                        "bias": flat[n_w:] if use_bias else np.zeros(filters, np.float32),
+                        "relu": use_relu}
+        return filters
+    if kind == "affine":
+        version = s.expect("affine layer", ("affine_", "affine_2"))
+        params = s.tensor("affine parameters").reshape(-1)
+        g_shape = s.alias("affine gamma")
+        b_shape = s.alias("affine beta")
+        mode = s.int("affine mode", 4)
+        disabled = s.boolean("affine disabled flag") if version == "affine_2" else False
+        if mode != 0 or disabled or g_shape != (1, channels, 1, 1) or b_shape != g_shape \
+                or params.size != 2 * channels:
+            raise s.fail(f"affine layer (mode {mode}, gamma {g_shape}, {params.size} parameters) "
+                         f"does not fit {channels} channels")
+        layer.params = {"gamma": params[:channels], "beta": params[channels:]}
+        return channels
+    if kind == "relu":
+        version = s.expect("relu layer", ("relu_", "relu_2"))
+        if version == "relu_2" and s.boolean("relu disabled flag"):
+            raise s.fail("a relu layer is disabled")
+        return channels
+    if kind in ("max_pool", "avg_pool"):
+        s.expect(f"{kind} layer", (f"{kind}_2",))
+        found = (s.int("pool rows"), s.int("pool columns"), s.int("pool row stride", 4),
+                 s.int("pool column stride", 4))
+        pad = (s.int("pool row padding", 4), s.int("pool column padding", 4))
+        nr, nc, sy, sx = layer.args
+        if found != layer.args or pad != (_default_padding(nr, sy), _default_padding(nc, sx)):
+            raise s.fail(f"{kind} {found} with padding {pad} where the network has {layer.args}")
+        return channels
+    if kind == "add_prev":
+        s.expect("add_prev layer", ("add_prev_",))
+        return channels  # the caller sets the channel count of the sum
+    if kind == "fc":
+        version = s.expect("fully connected layer", ("fc_2", "fc_3"))
+        n_out, n_in = s.uint("fc outputs"), s.uint("fc inputs")
+        params = s.tensor("fc parameters")
+        w_shape = s.alias("fc weights")
+        s.alias("fc biases")
+        bias_mode = s.int("fc bias mode", 4)
+        for name in ("learning rate", "weight decay", "bias learning rate", "bias weight decay"):
+            s.real(f"fc {name} multiplier")
+        if version == "fc_3":
+            s.boolean("fc bias flag")
+        if (n_out, n_in, bias_mode) != (layer.args[0], channels, 1) or w_shape != (n_in, n_out, 1, 1) \
+                or params.size != n_in * n_out:
+            raise s.fail(f"fc layer {n_in}->{n_out} (bias mode {bias_mode}, {params.size} parameters) "
+                         f"where the network has fc_no_bias {channels}->{layer.args[0]}")
+        layer.params = {"weight": params.reshape(n_in, n_out)}
+        return n_out
+    raise AssertionError(kind)
+
+
+@dataclass
+class DescriptorWeights:
+    """What :func:`read_model_file` found: input averages and the layers, input side first."""
+
+    path: str
+    sha256: str
+    channel_means: tuple[float, float, float]
+    layers: list[_Layer]
+
+
+def read_model_file(path: str | os.PathLike, *, sha256: str | None = OFFICIAL_SHA256) -> DescriptorWeights:
+    """Read and check dlib's ``dlib_face_recognition_resnet_model_v1.dat``.
+
+    Every version tag, layer kind, size and stride must be those of dlib's
+    face recognition network, the file must end right after the network, and
+    (unless ``sha256`` is None) its content must be the published file: a
+    flipped byte inside the weights cannot be seen otherwise. Any mismatch
+    raises :class:`FeatureError` naming the file and what was wrong.
+    """
+    path = str(path)
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise FeatureError(f"cannot read dlib model file {path}: {exc.strerror or exc}") from None
+    return parse_model(data, path, sha256=sha256)
+
+
+def parse_model(data: bytes, path: str = "<bytes>", *, sha256: str | None = OFFICIAL_SHA256) -> DescriptorWeights:
+    """:func:`read_model_file` on the file's bytes; ``path`` names it in errors."""
+    s = _Stream(data, path)
+    s.version("loss layer", (1,))
+    if s.expect("metric loss layer", ("loss_metric_", "loss_metric_2")) == "loss_metric_2":
+        s.real("loss margin")
+        s.real("loss distance threshold")
+    layers = _architecture()
+    versions = []
+    for i, layer in enumerate(layers):
+        if layer.kind in ("tag", "skip"):
+            allowed: tuple[int, ...] = (1,)
+        else:
+            allowed = (2, 3) if i == len(layers) - 1 else (1, 2)
+        versions.append(s.version(f"{layer.kind} layer {i}", allowed))
+    s.expect("input layer", ("input_rgb_image_sized",))
+    means = (s.real("red average"), s.real("green average"), s.real("blue average"))
+    size = (s.uint("input rows"), s.uint("input columns"))
+    if size != (CHIP_SIZE, CHIP_SIZE):
+        raise s.fail(f"input size {size}, expected {CHIP_SIZE}x{CHIP_SIZE}")
+
+    channels = 3
+    tags: dict[int, int] = {}
+    for i in range(len(layers) - 1, -1, -1):  # the file holds the details input side first
+        layer = layers[i]
+        if layer.kind == "tag":
+            tags[layer.args[0]] = channels
+            continue
+        if layer.kind == "skip":
+            channels = tags[layer.args[0]]
+            continue
+        before = channels
+        channels = _read_details(s, layer, channels)
+        if layer.kind == "add_prev":
+            channels = max(before, tags[layer.args[0]])
+        for flag in ("setup", "gradient stale", "output disabled"):
+            s.boolean(f"{flag} flag of layer {i}")
+        s.tensor(f"input gradient of layer {i}")
+        s.tensor(f"cached output of layer {i}")
+        if i == len(layers) - 1:
+            s.tensor(f"final gradient of layer {i}")
+            if versions[i] == 3:
+                s.uint(f"sample expansion factor of layer {i}")
+        elif versions[i] == 2:
+            s.tensor(f"parameter gradient of layer {i}")
+    if s.pos != len(data):
+        raise s.fail(f"{len(data) - s.pos} unexpected bytes after the network")
+    digest = hashlib.sha256(data).hexdigest()
+    if sha256 is not None and digest != sha256:
+        raise FeatureError(
+            f"model file {path} has the layout of dlib's face recognition network but not its "
+            f"published content (sha256 {digest[:16]}..., expected {sha256[:16]}...): it is corrupt "
+            f"or a different model; reinstall face_recognition_models")
+    layers.reverse()
+    return DescriptorWeights(path, digest, means, layers)
+
+
+# -- the network in PyTorch -------------------------------------------------
+def _torch():
+    try:
+        import torch
+    except ImportError as exc:
+        raise FeatureError(f"the torch engine of feature 'encoding' needs PyTorch ({exc}); "
+                           "install torch or use engine=dlib") from None
+    return torch
+
+
+def resolve_device(device: str = "auto") -> str:
+    """``auto`` -> ``cuda`` when a GPU is usable, else ``cpu``; ``cuda`` without a GPU is an error."""
+    if device not in DEVICES:
+        raise FeatureError(f"device={device!r} is not one of {', '.join(DEVICES)}")
+    torch = _torch()
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise FeatureError("device=cuda was asked for but PyTorch sees no CUDA GPU; use device=cpu or auto")
+    return device
+
+
+@lru_cache(maxsize=None)
+def _build_module():
+    """The torch classes, defined on first use so that importing this module stays light."""
+    torch = _torch()
+    nn = torch.nn
+    F = torch.nn.functional
+
+    def padded_sum(a, b):
+        # dlib's add_prev adds tensors of different sizes as if both were
+        # zero-padded at the end to the larger size (channels, rows, columns).
+        if a.shape == b.shape:
+            return a + b
+        c, h, w = (max(x, y) for x, y in zip(a.shape[1:], b.shape[1:]))
+
+        def pad(t):
+            return F.pad(t, (0, w - t.shape[3], 0, h - t.shape[2], 0, c - t.shape[1]))
+
+        return pad(a) + pad(b)
+
+    class Residual(nn.Module):
+        """Two 3x3 convolutions (dlib's affine layers folded in) plus a shortcut."""
+
+        def __init__(self, conv1, conv2, down: bool):
+            super().__init__()
+            self.conv1, self.conv2, self.down = conv1, conv2, down
+
+        def forward(self, x):
+            y = self.conv2(F.relu(self.conv1(x)))
+            shortcut = F.avg_pool2d(x, 2, 2) if self.down else x
+            return F.relu(padded_sum(y, shortcut))
+
+    class FaceDescriptorNet(nn.Module):
+        """dlib's face recognition ResNet: uint8 RGB chips ``(N, 150, 150, 3)`` -> ``(N, 128)``."""
+
+        def __init__(self, stem, blocks, fc, channel_means):
+            super().__init__()
+            self.stem, self.blocks, self.fc = stem, nn.ModuleList(blocks), fc
+            self.register_buffer("channel_means", torch.tensor(channel_means, dtype=torch.float32))
+
+        def forward(self, chips):
+            # dlib's input layer: (pixel - channel average) / 256, channels first.
+            x = (chips.float() - self.channel_means) / 256.0
+            x = x.permute(0, 3, 1, 2).contiguous(memory_format=torch.channels_last)
+            x = F.max_pool2d(F.relu(self.stem(x)), 3, 2)
+            for block in self.blocks:
+                x = block(x)
+            return self.fc(x.mean(dim=(2, 3)))
+
+        @property
+        def device(self):
+            return self.channel_means.device
+
+        def encode(self, chips: np.ndarray, batch_size: int = BATCH_SIZE) -> np.ndarray:
+            """Encodings ``(N, 128)`` float32 of uint8 chips ``(N, 150, 150, 3)``.
+
+            Every batch holds exactly ``batch_size`` chips (the last is padded):
+            the kernels chosen, and so the last bits of each encoding, then do
+            not depend on how many images came together or on thread counts.
+            """
+            chips = np.asarray(chips)
+            if chips.ndim != 4 or chips.shape[1:] != (CHIP_SIZE, CHIP_SIZE, 3) or chips.dtype != np.uint8:
+                raise FeatureError(f"face chips must be uint8 arrays of shape (N, {CHIP_SIZE}, {CHIP_SIZE}, 3), "
+                                   f"got {chips.dtype} {chips.shape}")
+            chips = np.ascontiguousarray(chips)
+            out = np.empty((len(chips), 128), np.float32)
+            # cuDNN would otherwise round convolutions to TF32 and miss dlib's values.
+            with torch.inference_mode(), torch.backends.cudnn.flags(enabled=True, allow_tf32=False):
+                for start in range(0, len(chips), batch_size):
+                    batch = chips[start:start + batch_size]
+                    n = len(batch)
+                    if n < batch_size:
+                        batch = np.concatenate([batch, np.zeros((batch_size - n, *batch.shape[1:]), np.uint8)])
+                    x = torch.from_numpy(batch).to(self.device)
+                    out[start:start + n] = self(x)[:n].float().cpu().numpy()
+            return out
+
+    return padded_sum, Residual, FaceDescriptorNet
+
+
+def _folded_conv(con: _Layer, affine: _Layer):
+    """A Conv2d computing dlib's ``affine(con(x))`` in one step."""
+    torch = _torch()
+    filters, nr, nc, sy, sx = con.args
+    w, b = con.params["weight"], con.params["bias"]
+    gamma, beta = affine.params["gamma"], affine.params["beta"]
+    conv = torch.nn.Conv2d(w.shape[1], filters, (nr, nc), (sy, sx),
+                           (_default_padding(nr, sy), _default_padding(nc, sx)), bias=True)
+    with torch.no_grad():
+        conv.weight.copy_(torch.from_numpy(w * gamma[:, None, None, None]))
+        conv.bias.copy_(torch.from_numpy(b * gamma + beta))
+    return conv
+
+
+def build_descriptor_net(weights: DescriptorWeights, device: str = "cpu"):
+    """A :class:`FaceDescriptorNet` (eval mode, on ``device``) from what :func:`read_model_file` read."""
+    torch = _torch()
+    _, Residual, FaceDescriptorNet = _build_module()
+    layers = list(weights.layers)
+    kinds = [layer.kind for layer in layers]
+
+    def take(*expected: str) -> list[_Layer]:
+        got = [layers.pop(0) for _ in expected]
+        assert [g.kind for g in got] == list(expected), (kinds, expected)
+        return got
+
+    con, affine, _, _ = take("con", "affine", "relu", "max_pool")
+    if con.params["relu"]:
+        raise FeatureError(f"model file {weights.path}: fused convolution+relu layers are not supported")
+    stem = _folded_conv(con, affine)
+    blocks = []
+    while layers[0].kind == "tag":
+        _, con1, aff1, _, con2, aff2 = take("tag", "con", "affine", "relu", "con", "affine")
+        down = layers[0].kind == "tag"
+        take(*(("tag", "skip", "avg_pool", "add_prev", "relu") if down else ("add_prev", "relu")))
+        if con1.params["relu"] or con2.params["relu"]:
+            raise FeatureError(f"model file {weights.path}: fused convolution+relu layers are not supported")
+        blocks.append(Residual(_folded_conv(con1, aff1), _folded_conv(con2, aff2), down))
+    _, fc_layer = take("avg_pool", "fc")
+    w = fc_layer.params["weight"]
+    fc = torch.nn.Linear(w.shape[0], w.shape[1], bias=False)
+    with torch.no_grad():
+        fc.weight.copy_(torch.from_numpy(np.ascontiguousarray(w.T)))
+    net = FaceDescriptorNet(stem, blocks, fc, weights.channel_means).eval()
+    net = net.to(memory_format=torch.channels_last)
+    return net.to(device)
+
+
+def default_model_path() -> str:
+    """Where face_recognition_models keeps ``dlib_face_recognition_resnet_model_v1.dat``."""
+    import warnings
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # pkg_resources deprecation from the models package
+            import face_recognition_models
+    except ImportError as exc:
+        raise FeatureError(f"dlib's face recognition model comes with face_recognition_models; "
+                           f"pip install face_recognition_models ({exc})") from None
+    return face_recognition_models.face_recognition_model_location()
+
+
+def load_descriptor_net(path: str | os.PathLike | None = None, *, device: str = "auto",
+                        sha256: str | None = OFFICIAL_SHA256):
+    """Read dlib's model file (default: face_recognition_models') into a ready :class:`FaceDescriptorNet`."""
+    weights = read_model_file(path or default_model_path(), sha256=sha256)
+    return build_descriptor_net(weights, resolve_device(device))
+
+
+def reference_chips(n: int = 4) -> np.ndarray:
+    """Fixed, varied uint8 chips (noise, gradients, flat grey) to compare engines on."""
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[0:CHIP_SIZE, 0:CHIP_SIZE]
+    chips = [rng.integers(0, 256, (CHIP_SIZE, CHIP_SIZE, 3)),
+             np.stack([xx * 255 // CHIP_SIZE, yy * 255 // CHIP_SIZE, (xx + yy) * 127 // CHIP_SIZE], -1),
+             np.full((CHIP_SIZE, CHIP_SIZE, 3), 128),
+             128 + 100 * np.sin(np.stack([xx / 7.0, yy / 11.0, (xx - yy) / 5.0], -1))]
+    return np.stack([chips[i % len(chips)] for i in range(n)]).astype(np.uint8)
+
+
+def dlib_encodings(chips: np.ndarray, path: str | os.PathLike | None = None) -> np.ndarray:
+    """dlib's own network on aligned chips (the reference the torch network must match)."""
+    from embedlab.features.encoding import _import_face_recognition
+
+    fr = _import_face_recognition()
+    if path is None or Path(path).resolve() == Path(default_model_path()).resolve():
+        model = fr.api.face_encoder  # already loaded by face_recognition
+    else:
+        import dlib
+
+        model = dlib.face_recognition_model_v1(str(path))
+    return np.array([np.array(model.compute_face_descriptor(np.ascontiguousarray(c)), np.float32)
+                     for c in chips], dtype=np.float32).reshape(len(chips), 128)
+
+
+def check_against_dlib(net, path: str | os.PathLike | None = None) -> float:
+    """Raise :class:`FeatureError` unless ``net`` matches dlib's network within :data:`TOLERANCE`.
+
+    Compares both on :func:`reference_chips`, once per network object: a guard
+    against a platform or device whose arithmetic strays. Returns the largest
+    difference found.
+    """
+    if getattr(net, "dlib_difference_", None) is not None:
+        return net.dlib_difference_
+    chips = reference_chips(2)  # noise and gradients: every layer's range gets exercised
+    diff = float(np.abs(net.encode(chips) - dlib_encodings(chips, path)).max())
+    if not diff <= TOLERANCE:
+        raise FeatureError(
+            f"the torch engine differs from dlib's network by {diff:.2g} (> {TOLERANCE}) on {net.device} "
+            f"with {path or default_model_path()}; use engine=dlib")
+    net.dlib_difference_ = diff
+    return diff
+
+
+def face_chips(image: np.ndarray, boxes: Sequence[tuple[int, int, int, int]], landmarks: str = "small") -> np.ndarray:
+    """Aligned 150x150 chips of the faces in ``boxes`` ((top, right, bottom, left)), as dlib cuts them.
+
+    The same landmarks and ``get_face_chip`` settings as ``face_recognition.face_encodings``.
+    """
+    from embedlab.features.encoding import _import_face_recognition
+
+    fr = _import_face_recognition()
+    import dlib
+
+    shapes = fr.api._raw_face_landmarks(image, list(boxes), model=landmarks)
+    if not shapes:
+        return np.empty((0, CHIP_SIZE, CHIP_SIZE, 3), np.uint8)
+    chips = dlib.get_face_chips(image, dlib.full_object_detections(shapes), size=CHIP_SIZE,
+                                padding=CHIP_PADDING)
+    return np.stack([np.asarray(c, dtype=np.uint8) for c in chips])
