@@ -68,8 +68,22 @@ def failure_reason(exc: BaseException) -> str:
 _WORKER_EXTRACTORS: list[FeatureExtractor] = []
 
 
-def _init_worker(extractors: list[FeatureExtractor], threads: int | None) -> None:
+def _exit_with_parent(parent: int) -> None:
+    """End this worker when the process that started it dies (e.g. ``kill -9``)."""
+    import threading
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="embedlab-parent-watch", daemon=True).start()
+
+
+def _init_worker(extractors: list[FeatureExtractor], threads: int | None, parent: int | None = None) -> None:
     global _WORKER_EXTRACTORS
+    if parent is not None:
+        _exit_with_parent(parent)
     if threads:
         os.environ["OMP_NUM_THREADS"] = str(threads)
         os.environ["MKL_NUM_THREADS"] = str(threads)
@@ -216,7 +230,7 @@ def encode(
     elif chunks:
         threads = 1 if workers > 1 else None
         with ProcessPoolExecutor(max_workers=min(workers, len(chunks)), mp_context=get_context("spawn"),
-                                 initializer=_init_worker, initargs=(extractors, threads)) as pool:
+                                 initializer=_init_worker, initargs=(extractors, threads, os.getpid())) as pool:
             queue = iter(chunks)
             running: dict[Future, list[_Task]] = {}
             try:

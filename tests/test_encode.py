@@ -148,14 +148,27 @@ def test_bad_inputs_are_recorded_and_never_stop_the_run(tmp_path, cache_dir):
 
 ENCODE_SCRIPT = textwrap.dedent("""
     import sys, embedlab
-    embedlab.encode(sys.argv[1], "encoding[detector=none],pixels[size=8]", workers=1,
+    embedlab.encode(sys.argv[1], "encoding[detector=none],pixels[size=8]", workers=int(sys.argv[3]),
                     chunk_size=2, cache_dir=sys.argv[2])
 """)
 
 
-def _start_encode(data, cache):
-    return subprocess.Popen([sys.executable, "-c", ENCODE_SCRIPT, str(data), str(cache)],
+def _start_encode(data, cache, workers=1):
+    return subprocess.Popen([sys.executable, "-c", ENCODE_SCRIPT, str(data), str(cache), str(workers)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    for stat in os.listdir("/proc"):
+        if stat.isdigit():
+            try:
+                fields = open(f"/proc/{stat}/stat").read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid and fields[0] != "Z":
+                out.append(int(stat))
+    return out
 
 
 def _parts(cache):
@@ -167,13 +180,20 @@ def test_killed_run_resumes_with_identical_results(sample, tmp_path):
     reference = embedlab.encode(data, "encoding[detector=none],pixels[size=8]", workers=1,
                                 cache_dir=tmp_path / "reference")
     cache = tmp_path / "killed"
-    proc = _start_encode(data, cache)
+    proc = _start_encode(data, cache, workers=2)
     deadline = time.time() + 120
     while len(_parts(cache)) < 3 and time.time() < deadline and proc.poll() is None:
         time.sleep(0.05)
     assert proc.poll() is None, "the run ended before it could be killed"
+    workers = _children(proc.pid)
+    assert workers, "the run should have worker processes"
     proc.send_signal(signal.SIGKILL)
     proc.wait()
+    # its worker processes notice and end too, rather than computing on as orphans
+    deadline = time.time() + 30
+    while any(os.path.exists(f"/proc/{w}") and _children(1).count(w) for w in workers) and time.time() < deadline:
+        time.sleep(0.2)
+    assert not [w for w in workers if w in _children(1)], "orphaned workers are still running"
     done_before = FeatureCache(cache).known_hashes(_parts(cache)[0].parent.name)
     assert 0 < len(done_before) < len(reference)
 
