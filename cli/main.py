@@ -1,7 +1,7 @@
 """Entry point: importing the command modules registers their commands on `app`."""
 
 from embedlab_cli.app import app
-from embedlab_cli import datasets, encode, features  # noqa: F401  (registers commands)
+from embedlab_cli import datasets, demo, encode, features, fit, predict, report, runs  # noqa: F401  (registers commands)
 
 
 def main() -> None:

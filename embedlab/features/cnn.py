@@ -64,7 +64,9 @@ def resolve_weights(backbone: str, weights: str | None) -> Path | None:
 class CnnEmbedding(FeatureExtractor):
     """Global-average-pooled penultimate layer of a torchvision backbone.
 
-    backbone: ``resnet18``, ``resnet50`` or ``vgg16``.
+    backbone: ``resnet18``, ``resnet50`` or ``vgg16``; or a network run folder
+    (``cnn:results/runs/NAME``), whose penultimate layer is then the feature
+    (see :mod:`embedlab.nets.features`).
     weights: ``imagenet`` (from the torch hub cache), a ``.pth`` file, or ``random``.
     size: the square input size the image is resized to.
     """
@@ -79,26 +81,45 @@ class CnnEmbedding(FeatureExtractor):
         self.size = size
         self.batch_size = batch_size
 
+    def _network_run(self) -> bool:
+        from embedlab.nets.features import is_network_run
+
+        return self.backbone not in BACKBONES and is_network_run(self.backbone)
+
     def get_params(self):
         params = super().get_params()
+        if self._network_run():  # the run's weights are in the fingerprint, not its path
+            return {"backbone": "network-run"}
         params.pop("batch_size")  # does not change the output
         if params["weights"] not in ("imagenet", "random"):
             params["weights"] = "file"  # the file's content is in the fingerprint, not its path
         return params
 
     def validate(self) -> None:
+        if self._network_run():
+            return
         check_choice(self, "backbone", tuple(BACKBONES))
         resolve_weights(self.backbone, self.weights)
 
     def fingerprint(self) -> dict[str, Any]:
+        if self._network_run():
+            from embedlab.nets.features import network_run_fingerprint
+
+            return network_run_fingerprint(self.backbone)
         path = resolve_weights(self.backbone, self.weights)
         return {"weights_sha256": _file_digest(str(path)) if path else None}
 
     @property
     def dim(self) -> int:
+        if self._network_run():
+            from embedlab.nets.features import network_run_dim
+
+            return network_run_dim(self.backbone)
         return BACKBONES[self.backbone][1]
 
     def prepare(self) -> None:
+        if self._network_run():
+            return
         import torch
         import torchvision.models as tvm
 
@@ -128,6 +149,10 @@ class CnnEmbedding(FeatureExtractor):
         return self._torch.from_numpy(arr.transpose(2, 0, 1).copy())
 
     def extract_many(self, images: list[np.ndarray]) -> list[tuple[np.ndarray, dict]]:
+        if self._network_run():
+            from embedlab.nets.features import network_run_features
+
+            return [(f, {}) for f in network_run_features(self.backbone, images)]
         if not hasattr(self, "_model"):
             self.prepare()
         out = []

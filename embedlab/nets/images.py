@@ -1,0 +1,223 @@
+"""Images as the uint8 arrays networks train on: decoded once, cached, face-cropped when needed.
+
+FER-2013 faces are tight 48x48 grayscale crops. A portrait that is not such a
+crop (a medium shot) is first cropped around its face the way FER crops are
+framed (:func:`fer_crop_box`), then resized; the crops are kept on disk for
+inspection.
+
+>>> from embedlab.nets.images import fer_crop_box
+>>> fer_crop_box((100, 200, 200, 100), 400, 400, scale=1.6, shift=0.0)
+(70, 230, 230, 70)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+from embedlab.errors import ModelError
+from embedlab.images import read_image
+
+#: FER-2013 framing of a face, measured by bench/measure_fer_framing.py: dlib HOG
+#: finds a face in few FER crops (they are tight and small; 23 of 1,000 after
+#: padding and upscaling), and on those the crop's side is about FER_SCALE times
+#: the HOG box side (median 1.28, mean 1.18) and the box's centre sits about
+#: FER_SHIFT box sides below the crop's centre (median 0.056).
+FER_SCALE = 1.25
+FER_SHIFT = 0.05
+#: Images whose longer side is at most this many times the network input are
+#: taken as ready-made crops; larger ones are face-cropped first (``face_crop="auto"``).
+CROP_RATIO = 2.0
+
+
+def fer_crop_box(box: tuple[int, int, int, int], height: int, width: int,
+                 scale: float = FER_SCALE, shift: float = FER_SHIFT) -> tuple[int, int, int, int]:
+    """Square (top, right, bottom, left) crop framing a face box like FER-2013 does.
+
+    The crop may reach past the image; :func:`crop_square` pads with the edge.
+    """
+    top, right, bottom, left = box
+    side = max(bottom - top, right - left)
+    cy = (top + bottom) / 2 - shift * side
+    cx = (left + right) / 2
+    half = scale * side / 2
+    return (int(round(cy - half)), int(round(cx + half)), int(round(cy + half)), int(round(cx - half)))
+
+
+def crop_square(image: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
+    """The pixels inside ``box``, edge-padded where the box leaves the image."""
+    top, right, bottom, left = box
+    h, w = image.shape[:2]
+    pad = max(0, -top, -left, bottom - h, right - w)
+    if pad:
+        image = np.pad(image, ((pad, pad), (pad, pad), (0, 0)), mode="edge")
+    return image[top + pad:bottom + pad, left + pad:right + pad]
+
+
+def to_input(image: np.ndarray, size: int, channels: int) -> np.ndarray:
+    """Resize an RGB uint8 image to ``(size, size, channels)`` uint8 (1 = grayscale)."""
+    from PIL import Image
+
+    pil = Image.fromarray(image)
+    if channels == 1:
+        pil = pil.convert("L")
+    if pil.size != (size, size):
+        pil = pil.resize((size, size), Image.Resampling.BILINEAR if max(pil.size) >= size
+                         else Image.Resampling.BICUBIC)
+    arr = np.asarray(pil, dtype=np.uint8)
+    return arr[:, :, None] if arr.ndim == 2 else arr
+
+
+class FaceCropper:
+    """Finds the largest face (face_recognition HOG) and crops it with FER framing."""
+
+    def __init__(self, upsample: int = 1):
+        self.upsample = upsample
+        self._encoder = None
+
+    def locate(self, image: np.ndarray) -> tuple[tuple[int, int, int, int] | None, int]:
+        if self._encoder is None:
+            from embedlab.features.encoding import FaceEncoding
+
+            self._encoder = FaceEncoding(detector="hog", upsample=self.upsample, on_missing="skip")
+            self._encoder.prepare()
+        return self._encoder.locate(image)
+
+    def crop(self, image: np.ndarray) -> tuple[np.ndarray, bool]:
+        """The FER-framed face crop, or the central square when no face is found."""
+        box, _ = self.locate(image)
+        h, w = image.shape[:2]
+        if box is None:
+            side = min(h, w)
+            top, left = (h - side) // 2, (w - side) // 2
+            return image[top:top + side, left:left + side], False
+        return crop_square(image, fer_crop_box(box, h, w)), True
+
+
+def sharpness(image: np.ndarray) -> float:
+    """Standard deviation of the 4-neighbour Laplacian of a grey (or first-channel) image.
+
+    >>> sharpness(np.zeros((8, 8, 1), np.uint8))
+    0.0
+    """
+    a = image[..., 0].astype(np.float32)
+    lap = 4 * a[1:-1, 1:-1] - a[:-2, 1:-1] - a[2:, 1:-1] - a[1:-1, :-2] - a[1:-1, 2:]
+    return float(lap.std())
+
+
+def match_blur(image: np.ndarray, sigma: float, above: float) -> tuple[np.ndarray, bool]:
+    """Blur an input sharper than ``above`` with a Gaussian of ``sigma`` pixels.
+
+    A network trained on blurred images (the FER-2013 training images shipped
+    with this project are) sees sharp images as out of distribution; blurring
+    them the same way brings them back. Images already that soft pass unchanged.
+    """
+    from PIL import Image, ImageFilter
+
+    if sigma <= 0 or sharpness(image) <= above:
+        return image, False
+    channels = image.shape[2]
+    pil = Image.fromarray(image[:, :, 0] if channels == 1 else image)
+    out = np.asarray(pil.filter(ImageFilter.GaussianBlur(sigma)), dtype=np.uint8)
+    return (out[:, :, None] if out.ndim == 2 else out), True
+
+
+def needs_face_crop(image: np.ndarray, size: int, face_crop: str) -> bool:
+    if face_crop == "never":
+        return False
+    if face_crop == "always":
+        return True
+    return max(image.shape[:2]) > CROP_RATIO * size
+
+
+def prepare_images(uris: Sequence[str], size: int, channels: int, face_crop: str = "never",
+                   crops_dir: str | os.PathLike | None = None, names: Sequence[str] | None = None,
+                   images: Sequence[np.ndarray] | None = None,
+                   on_progress: Callable[[int, int], None] | None = None,
+                   blur: tuple[float, float] = (0.0, 0.0)) -> tuple[np.ndarray, list[dict]]:
+    """Decode (or take) images and make them network inputs.
+
+    Returns ``(array (N, size, size, channels) uint8, info per image)``; info
+    holds ``face_cropped``, ``face_found``, ``crop_path`` (the saved crop,
+    when ``crops_dir`` is given and the image was face-cropped) and
+    ``blurred`` (see :func:`match_blur`; ``blur`` is its ``(sigma, above)``).
+    """
+    if face_crop not in ("never", "auto", "always"):
+        raise ModelError(f"face_crop must be never, auto or always, got {face_crop!r}")
+    cropper = FaceCropper()
+    out = np.zeros((len(uris), size, size, channels), np.uint8)
+    info: list[dict] = []
+    for i, uri in enumerate(uris):
+        image = images[i] if images is not None else read_image(uri)
+        row = {"face_cropped": False, "face_found": None, "crop_path": None, "blurred": False}
+        if needs_face_crop(image, size, face_crop):
+            image, found = cropper.crop(image)
+            row.update(face_cropped=True, face_found=found)
+        out[i], row["blurred"] = match_blur(to_input(image, size, channels), *blur)
+        if row["face_cropped"] and crops_dir is not None:
+            from PIL import Image
+
+            name = (names[i] if names is not None else Path(str(uri)).stem).replace("/", "__")
+            path = Path(crops_dir) / f"{Path(name).stem}.png"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(out[i][:, :, 0] if channels == 1 else out[i]).save(path)
+            row["crop_path"] = str(path)
+        info.append(row)
+        if on_progress is not None and (i + 1 == len(uris) or (i + 1) % 256 == 0):
+            on_progress(i + 1, len(uris))
+    return out, info
+
+
+def _crops_in(info: list[dict], crops_dir: Path) -> bool:
+    """Whether every face crop of a cached entry is saved in ``crops_dir``."""
+    return all(r["crop_path"] is not None and Path(r["crop_path"]).parent == crops_dir
+               and Path(r["crop_path"]).is_file() for r in info if r["face_cropped"])
+
+
+def cached_inputs(hashes: Sequence[str], uris: Sequence[str], size: int, channels: int,
+                  face_crop: str, cache_dir: str | os.PathLike | None,
+                  crops_dir: str | os.PathLike | None = None, names: Sequence[str] | None = None,
+                  on_progress: Callable[[int, int], None] | None = None,
+                  blur: tuple[float, float] = (0.0, 0.0)) -> tuple[np.ndarray, list[dict]]:
+    """:func:`prepare_images`, memoised on disk by image content and preprocessing.
+
+    The whole set is one ``.npy`` (FER-2013 train is 66 MB at 48x48x1), so a
+    second run starts training at once instead of decoding 30,000 JPEGs again.
+    """
+    if cache_dir is None:
+        return prepare_images(uris, size, channels, face_crop, crops_dir, names, on_progress=on_progress,
+                              blur=blur)
+    framing = {"scale": FER_SCALE, "shift": FER_SHIFT, "ratio": CROP_RATIO} if face_crop != "never" else {}
+    if blur[0] > 0:
+        framing["blur"] = list(blur)
+    ident = json.dumps({"v": 1, "hashes": list(hashes), "size": size, "channels": channels,
+                        "face_crop": face_crop, **framing})
+    key = hashlib.sha256(ident.encode()).hexdigest()[:20]
+    folder = Path(cache_dir) / "network-inputs"
+    arr_path, info_path = folder / f"{key}.npy", folder / f"{key}.json"
+    if arr_path.is_file() and info_path.is_file():
+        try:
+            arr = np.load(arr_path)
+            info = json.loads(info_path.read_text())
+            if arr.shape == (len(uris), size, size, channels) and len(info) == len(uris):
+                if crops_dir is None or _crops_in(info, Path(crops_dir)):
+                    return arr, info
+        except (OSError, ValueError):
+            pass  # a damaged entry is recomputed below
+    arr, info = prepare_images(uris, size, channels, face_crop, crops_dir, names, on_progress=on_progress,
+                               blur=blur)
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = arr_path.with_suffix(f".tmp{os.getpid()}.npy")
+    np.save(tmp, arr)
+    os.replace(tmp, arr_path)
+    tmp_info = info_path.with_suffix(f".tmp{os.getpid()}")
+    tmp_info.write_text(json.dumps(info))
+    os.replace(tmp_info, info_path)
+    return arr, info
+
+

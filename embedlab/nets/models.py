@@ -1,0 +1,311 @@
+"""The networks, registered by name.
+
+Every network is described by a :class:`NetworkSpec`: what it reads (images,
+the 128-d face encoding, or both), the input it expects, its default
+hyper-parameters, and how to build its ``torch.nn.Module``. Every module
+offers ``embed(image, encoding)`` (the penultimate layer, usable as a
+feature) and ``forward(image, encoding)`` (the logits).
+
+>>> from embedlab.nets import NETWORKS
+>>> NETWORKS.names()
+['cnn', 'emotion-cnn', 'encoding-mlp', 'fusion-cnn', 'fusion-resnet', 'resnet18', 'resnet50', 'vgg16-emotion']
+>>> NETWORKS.create("emotion-cnn").defaults["size"]
+48
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from embedlab.errors import ModelError
+from embedlab.registry import Registry
+
+#: Training settings every network accepts; the original study's defaults where they serve.
+TRAINING_DEFAULTS: dict[str, Any] = {
+    "epochs": 20,
+    "batch_size": 32,
+    "optimizer": "adam",       # adam | adamw | sgd
+    "lr": 1e-3,
+    "weight_decay": 0.0,
+    "schedule": "cosine",      # constant | cosine | onecycle
+    "warmup_epochs": 0.0,
+    "label_smoothing": 0.0,
+    "balance": "weights",      # weights | sampler | none
+    "balance_power": 0.5,      # class weight = (n / count) ** power, normalised
+    "augment": True,
+    "flip": True,
+    "rotate": 10.0,            # degrees
+    "shift": 0.08,             # fraction of the side
+    "zoom": 0.08,
+    "jitter": 0.2,             # brightness/contrast
+    "erase": 0.0,              # probability of erasing a random patch
+    "patience": 5,             # early stopping, in epochs without a better validation score
+    "monitor": "val_acc",      # val_acc | val_loss
+    "valid_fraction": 0.1,     # of train, when the data has no valid split
+    "input_blur": 0.0,         # Gaussian sigma (input pixels) for inputs sharper than the training images; 0 = off
+    "input_blur_above": 8.0,   # ... "sharper" meaning a Laplacian standard deviation above this
+    "bf16": False,             # bfloat16 autocast on the CPU (avx512_bf16 / AMX machines)
+    "workers_threads": 0,      # torch threads; 0 = leave torch's default
+}
+
+
+@dataclass
+class NetworkSpec:
+    name: str
+    inputs: str                      # "image" | "encoding" | "image+encoding"
+    build: Callable[..., Any]        # build(n_out, **model params) -> nn.Module
+    defaults: dict[str, Any] = field(default_factory=dict)  # model params and training overrides
+    description: str = ""
+
+    @property
+    def uses_images(self) -> bool:
+        return "image" in self.inputs
+
+    @property
+    def uses_encoding(self) -> bool:
+        return "encoding" in self.inputs
+
+    def model_param_names(self) -> list[str]:
+        return [k for k in self.defaults if k not in TRAINING_DEFAULTS]
+
+    def resolve(self, params: dict[str, Any] | None) -> dict[str, Any]:
+        """Defaults, then this network's overrides, then ``params``; unknown names refused."""
+        out = {**TRAINING_DEFAULTS, **self.defaults}
+        unknown = sorted(set(params or {}) - set(out))
+        if unknown:
+            raise ModelError(f"network {self.name!r} has no parameter {', '.join(unknown)}; "
+                             f"its parameters: {', '.join(sorted(out))}")
+        out.update(params or {})
+        return out
+
+
+NETWORKS: Registry[NetworkSpec] = Registry("network")
+
+
+def network(name: str, inputs: str, description: str, **defaults):
+    def decorator(build):
+        spec = NetworkSpec(name, inputs, build, defaults, description)
+        NETWORKS.register(name)(lambda: spec)
+        return build
+    return decorator
+
+
+# -- building blocks --------------------------------------------------------
+def _nn():
+    import torch.nn as nn
+
+    return nn
+
+
+def conv_bn(cin: int, cout: int, stride: int = 1):
+    nn = _nn()
+    return nn.Sequential(nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout),
+                         nn.ReLU(inplace=True))
+
+
+def _module_class():
+    import torch
+    import torch.nn as nn
+
+    class Net(nn.Module):
+        """image branch and/or encoding branch -> penultimate -> head."""
+
+        def __init__(self, image_branch=None, encoding_branch=None, joint=None, head=None,
+                     in_channels: int = 3, image_stem=None):
+            super().__init__()
+            self.image_stem = image_stem
+            self.image_branch = image_branch
+            self.encoding_branch = encoding_branch
+            self.joint = joint if joint is not None else nn.Identity()
+            self.head = head
+
+        def embed(self, image=None, encoding=None):
+            parts = []
+            if self.image_branch is not None:
+                x = image if self.image_stem is None else self.image_stem(image)
+                parts.append(self.image_branch(x))
+            if self.encoding_branch is not None:
+                parts.append(self.encoding_branch(encoding))
+            x = parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
+            return self.joint(x)
+
+        def forward(self, image=None, encoding=None):
+            return self.head(self.embed(image, encoding))
+
+    return Net
+
+
+def small_cnn(channels: int, widths=(32, 64, 128), dense: int = 128, dropout: float = 0.3):
+    """The study's "Model 1": conv blocks, global pooling, a dense layer."""
+    nn = _nn()
+    layers, cin = [], channels
+    for w in widths:
+        layers += [conv_bn(cin, w), conv_bn(w, w), nn.MaxPool2d(2)]
+        cin = w
+    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(dropout), nn.Linear(cin, dense),
+               nn.ReLU(inplace=True)]
+    return nn.Sequential(*layers)
+
+
+def encoding_mlp(dim: int = 128, hidden: int = 256, out: int = 128, dropout: float = 0.3):
+    nn = _nn()
+    return nn.Sequential(nn.Linear(dim, hidden), nn.BatchNorm1d(hidden), nn.ReLU(inplace=True),
+                         nn.Dropout(dropout), nn.Linear(hidden, out), nn.ReLU(inplace=True))
+
+
+def load_backbone_weights(model, arch: str, weights: str):
+    """``random``, ``imagenet`` (torch hub cache, never downloaded) or a ``.pth`` path."""
+    import torch
+
+    from embedlab.errors import FeatureError
+    from embedlab.features.cnn import resolve_weights
+
+    if weights == "random":
+        return model
+    try:
+        path = resolve_weights(arch, weights)
+    except FeatureError as exc:
+        raise ModelError(str(exc).replace("feature 'cnn'", f"network weights={weights!r}")) from None
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    model.load_state_dict(state)
+    return model
+
+
+def torchvision_resnet(arch: str, weights: str):
+    import torchvision.models as tvm
+
+    nn = _nn()
+    model = load_backbone_weights(getattr(tvm, arch)(weights=None), arch, weights)
+    dim = model.fc.in_features
+    model.fc = nn.Identity()
+    return model, dim
+
+
+def _head(dim: int, n_out: int, dropout: float):
+    nn = _nn()
+    return nn.Sequential(nn.Dropout(dropout), nn.Linear(dim, n_out))
+
+
+def _gray_to_rgb(channels: int):
+    """A learnt 1x1 convolution mapping grayscale to the 3 channels ImageNet backbones read."""
+    nn = _nn()
+    return nn.Conv2d(1, 3, 1) if channels == 1 else None
+
+
+# -- the networks -----------------------------------------------------------
+@network("cnn", "image", "custom CNN on images (the study's detector Model 1)",
+         size=64, channels=3, widths=(32, 64, 128), dense=128, dropout=0.3)
+def build_cnn(n_out, size, channels, widths, dense, dropout):
+    Net = _module_class()
+    return Net(image_branch=small_cnn(channels, tuple(widths), dense, dropout),
+               head=_head(dense, n_out, dropout))
+
+
+def _resnet(arch):
+    def build(n_out, size, channels, weights, dropout):
+        Net = _module_class()
+        body, dim = torchvision_resnet(arch, weights)
+        return Net(image_branch=body, image_stem=_gray_to_rgb(channels), head=_head(dim, n_out, dropout))
+    return build
+
+
+network("resnet18", "image", "torchvision ResNet-18 (the study's Model 2), random or local ImageNet weights",
+        size=224, channels=3, weights="random", dropout=0.2)(_resnet("resnet18"))
+network("resnet50", "image", "torchvision ResNet-50 (the study's Model 2), random or local ImageNet weights",
+        size=224, channels=3, weights="random", dropout=0.2)(_resnet("resnet50"))
+
+
+@network("encoding-mlp", "encoding", "fully connected layers on the 128-d face encoding (the study's Model 3)",
+         encoding="encoding", hidden=256, dense=128, dropout=0.3, augment=False)
+def build_mlp(n_out, encoding, hidden, dense, dropout):
+    Net = _module_class()
+    return Net(encoding_branch=encoding_mlp(128, hidden, dense, dropout), head=_head(dense, n_out, dropout))
+
+
+@network("fusion-cnn", "image+encoding", "custom CNN branch + encoding branch joined before the head "
+         "(the study's Model 4)", size=64, channels=3, encoding="encoding", widths=(32, 64, 128),
+         dense=128, dropout=0.3)
+def build_fusion_cnn(n_out, size, channels, encoding, widths, dense, dropout):
+    nn = _nn()
+    Net = _module_class()
+    return Net(image_branch=small_cnn(channels, tuple(widths), dense, dropout),
+               encoding_branch=encoding_mlp(128, 256, dense, dropout),
+               joint=nn.Sequential(nn.Linear(2 * dense, dense), nn.ReLU(inplace=True)),
+               head=_head(dense, n_out, dropout))
+
+
+@network("fusion-resnet", "image+encoding", "ResNet branch + encoding branch joined before the head "
+         "(the study's Model 5)", size=224, channels=3, encoding="encoding", backbone="resnet18",
+         weights="random", dense=256, dropout=0.3)
+def build_fusion_resnet(n_out, size, channels, encoding, backbone, weights, dense, dropout):
+    nn = _nn()
+    Net = _module_class()
+    if backbone not in ("resnet18", "resnet50"):
+        raise ModelError(f"fusion-resnet: backbone must be resnet18 or resnet50, got {backbone!r}")
+    body, dim = torchvision_resnet(backbone, weights)
+    return Net(image_branch=body, image_stem=_gray_to_rgb(channels),
+               encoding_branch=encoding_mlp(128, 256, dense, dropout),
+               joint=nn.Sequential(nn.Linear(dim + dense, dense), nn.ReLU(inplace=True)),
+               head=_head(dense, n_out, dropout))
+
+
+@network("vgg16-emotion", "image", "the study's emotion Model 1: 48x48 grayscale -> 1x1 conv to 3 channels "
+         "-> VGG16 convolutional base -> Dense 512 -> Dropout -> Dense 7",
+         size=48, channels=1, weights="random", dense=512, dropout=0.5, face_crop="auto")
+def build_vgg16_emotion(n_out, size, channels, weights, dense, dropout, face_crop):
+    import torchvision.models as tvm
+
+    nn = _nn()
+    Net = _module_class()
+    vgg = load_backbone_weights(tvm.vgg16(weights=None), "vgg16", weights)
+    with_pool = size // 32
+    if with_pool < 1:
+        raise ModelError(f"vgg16-emotion needs size >= 32 (five 2x poolings), got {size}")
+    body = nn.Sequential(vgg.features, nn.Flatten(), nn.Linear(512 * with_pool * with_pool, dense),
+                         nn.ReLU(inplace=True))
+    return Net(image_branch=body, image_stem=nn.Conv2d(channels, 3, 1), head=_head(dense, n_out, dropout))
+
+
+def _residual_stage(cin: int, cout: int, blocks: int, stride: int):
+    import torch.nn as nn
+
+    class Basic(nn.Module):
+        def __init__(self, cin, cout, stride):
+            super().__init__()
+            self.body = nn.Sequential(
+                nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True),
+                nn.Conv2d(cout, cout, 3, 1, 1, bias=False), nn.BatchNorm2d(cout))
+            self.skip = (nn.Identity() if stride == 1 and cin == cout else
+                         nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout)))
+            self.act = nn.ReLU(inplace=True)
+
+        def forward(self, x):
+            return self.act(self.body(x) + self.skip(x))
+
+    return nn.Sequential(Basic(cin, cout, stride), *[Basic(cout, cout, 1) for _ in range(blocks - 1)])
+
+
+@network("emotion-cnn", "image", "compact residual CNN for 48x48 grayscale faces (FER-2013), "
+         "about 2M parameters; trains on a CPU",
+         size=48, channels=1, widths=(32, 64, 128, 256), blocks=(1, 1, 2, 1), stem_stride=2,
+         dropout=0.3, face_crop="auto", epochs=30, batch_size=64, optimizer="adamw", lr=2e-3, weight_decay=0.05,
+         schedule="onecycle", label_smoothing=0.1, erase=0.25, patience=8)
+def build_emotion_cnn(n_out, size, channels, widths, blocks, stem_stride, dropout, face_crop):
+    nn = _nn()
+    Net = _module_class()
+    widths, blocks = tuple(widths), tuple(blocks)
+    # stem_stride=2 halves every later feature map: 4x cheaper, for CPU budgets
+    layers = [conv_bn(channels, widths[0] // 2), conv_bn(widths[0] // 2, widths[0], stem_stride)]
+    cin = widths[0]
+    for i, (w, b) in enumerate(zip(widths, blocks)):
+        layers.append(_residual_stage(cin, w, b, 1 if i == 0 else 2))  # e.g. 48, 24, 12, 6
+        cin = w
+    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten()]
+    return Net(image_branch=nn.Sequential(*layers), head=_head(cin, n_out, dropout))
+
+
+def build_module(spec: NetworkSpec, params: dict[str, Any], n_out: int):
+    """The module of ``spec`` with the model parameters taken from resolved ``params``."""
+    kwargs = {k: params[k] for k in spec.model_param_names()}
+    return spec.build(n_out, **kwargs)

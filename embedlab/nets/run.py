@@ -1,0 +1,213 @@
+"""Opening a network run folder: its figures, its predictions, and the network itself.
+
+>>> from embedlab.nets import load_network_run
+>>> run = load_network_run("embedlab/pretrained/emotion")
+>>> run.params["model"], len(run.classes)
+('emotion-cnn', 7)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+import numpy as np
+import pandas as pd
+
+from embedlab.cache import DEFAULT_CACHE_DIR
+from embedlab.errors import ModelError
+from embedlab.nets.models import NETWORKS, build_module
+from embedlab.nets.training import MODEL_FILE, memory_format_for, resolve_device, run_model
+
+#: Where :meth:`NetworkRun.predict` keeps the face crops it made, unless told otherwise.
+DEFAULT_CROPS_DIR = Path("results") / "crops"
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ModelError(f"{path}: missing; is {path.parent} a network run folder?") from None
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"{path}: unreadable ({exc})") from None
+
+
+@dataclass
+class NetworkRun:
+    """A trained network run: ``params``, ``metrics``, stored predictions, and the network.
+
+    ``predict`` prepares images the way the network was trained (face crop for
+    portraits when the network reads tight crops) and returns the predicted
+    label and ``proba_<class>`` per image; ``embed`` returns the penultimate layer.
+    """
+
+    path: Path
+    params: dict[str, Any]
+    metrics: dict[str, Any]
+    device: str = "cpu"
+    _module: Any = field(default=None, repr=False)
+
+    @property
+    def name(self) -> str:
+        return self.params.get("name", self.path.name)
+
+    @property
+    def classes(self) -> list[str]:
+        return list(self.params["classes"])
+
+    @property
+    def spec(self):
+        return NETWORKS.create(self.params["model"])
+
+    @property
+    def positive_index(self) -> int:
+        """Which class a binary network's single output scores."""
+        positive = self.params.get("positive_class")
+        return self.classes.index(positive) if positive in self.classes else 1
+
+    @property
+    def model_params(self) -> dict[str, Any]:
+        return self.spec.resolve(self.params["model_params"])
+
+    def history(self) -> pd.DataFrame:
+        path = self.path / "history.csv"
+        if not path.is_file():
+            raise ModelError(f"{path}: missing")
+        return pd.read_csv(path)
+
+    def predictions(self) -> pd.DataFrame:
+        """The per-image predictions stored when the run was trained."""
+        path = self.path / "predictions.parquet"
+        if not path.is_file():
+            raise ModelError(f"{path}: missing")
+        return pd.read_parquet(path)
+
+    @property
+    def module(self):
+        """The network with its best weights, loaded on first use (``weights_only``)."""
+        if self._module is None:
+            import torch
+
+            p = self.model_params
+            n_out = 1 if self.params["task"] == "binary" else len(self.classes)
+            module = build_module(self.spec, {**p, "weights": "random"} if "weights" in p else p, n_out)
+            path = self.path / MODEL_FILE
+            if not path.is_file():
+                raise ModelError(f"{path}: missing; the run has no trained weights")
+            try:
+                state = torch.load(path, map_location="cpu", weights_only=True)
+                module.load_state_dict(state)
+            except Exception as exc:
+                raise ModelError(f"{path}: cannot load the network weights ({exc})") from None
+            dev = resolve_device(self.device)
+            module.to(dev)
+            module.to(memory_format=memory_format_for(module))
+            self._module = module.eval()
+        return self._module
+
+    def _inputs(self, table: pd.DataFrame, cache_dir, crops_dir, workers, on_progress):
+        from embedlab.nets.fit import prepare_inputs
+
+        return prepare_inputs(self.spec, self.model_params, table, self.classes, cache_dir,
+                              crops_dir=crops_dir, workers=workers, on_progress=on_progress)
+
+    def predict(self, data: pd.DataFrame | str | os.PathLike | Iterable[str | os.PathLike], *,
+                cache_dir: str | os.PathLike | None = DEFAULT_CACHE_DIR,
+                crops_dir: str | os.PathLike | None = DEFAULT_CROPS_DIR, workers: int | None = None,
+                on_progress: Callable[[int, int], None] | None = None) -> pd.DataFrame:
+        """Predicted label and ``proba_<class>`` per image of ``data`` (a table, files or folders).
+
+        Portraits given to a network that reads tight face crops are cropped
+        around their face first; the crops are saved under ``crops_dir``
+        (column ``crop_path``), ``face_found`` says whether a face was found.
+        """
+        from embedlab.runs import image_table
+
+        table = data.reset_index(drop=True) if isinstance(data, pd.DataFrame) else image_table(data)
+        p = self.model_params
+        crops = Path(crops_dir) / self.name if crops_dir is not None else None
+        inputs, usable, info = self._inputs(table, cache_dir, crops, workers, on_progress)
+        proba_ok = run_model(self.module, inputs, self.module_device, int(p.get("channels", 1)),
+                             self.params["task"], positive_index=self.positive_index)
+        classes = self.classes
+        proba = np.full((len(table), len(classes)), np.nan)
+        if usable.any():
+            proba[usable] = proba_ok
+        out = table[[c for c in ("image_id", "path", "hash", "label", "split") if c in table]].copy()
+        best = np.nan_to_num(proba, nan=-1).argmax(axis=1)
+        out["pred"] = [classes[i] if ok else None for i, ok in zip(best, usable)]
+        for i, c in enumerate(classes):
+            out[f"proba_{c}"] = proba[:, i]
+        out["ok"] = usable
+        out["reason"] = [None if ok else "no face found" for ok in usable]
+        if self.spec.uses_images:
+            out["face_cropped"] = [bool(r.get("face_cropped")) for r in info]
+            out["face_found"] = [r.get("face_found") for r in info]
+            out["crop_path"] = [r.get("crop_path") for r in info]
+            out["blurred"] = [bool(r.get("blurred")) for r in info]
+        return out
+
+    def embed(self, data: pd.DataFrame | str | os.PathLike | Iterable[str | os.PathLike], *,
+              cache_dir: str | os.PathLike | None = DEFAULT_CACHE_DIR) -> tuple[np.ndarray, np.ndarray]:
+        """Penultimate-layer features: ``(X float32 [n, dim], ok bool [n])``."""
+        from embedlab.runs import image_table
+
+        table = data.reset_index(drop=True) if isinstance(data, pd.DataFrame) else image_table(data)
+        inputs, usable, _ = self._inputs(table, cache_dir, None, None, None)
+        feats = run_model(self.module, inputs, self.module_device, int(self.model_params.get("channels", 1)),
+                          self.params["task"], embed=True)
+        X = np.full((len(table), self.embedding_dim), np.nan, np.float32)
+        if usable.any():
+            X[usable] = feats
+        return X, usable
+
+    def embed_images(self, images: list[np.ndarray]) -> np.ndarray:
+        """Penultimate-layer features of decoded RGB images (image networks only)."""
+        import torch
+
+        from embedlab.nets.fit import blur_setting
+        from embedlab.nets.images import prepare_images
+        from embedlab.nets.training import Inputs
+
+        if self.spec.uses_encoding:
+            raise ModelError(f"run {self.name}: network {self.params['model']!r} also reads the face "
+                             "encoding; use NetworkRun.embed on image files")
+        p = self.model_params
+        arr, _ = prepare_images([""] * len(images), int(p["size"]), int(p["channels"]),
+                                p.get("face_crop", "never"), images=images, blur=blur_setting(p))
+        return run_model(self.module, Inputs(torch.from_numpy(arr)), self.module_device, int(p["channels"]),
+                         self.params["task"], embed=True)
+
+    @property
+    def module_device(self):
+        return next(self.module.parameters()).device
+
+    @property
+    def embedding_dim(self) -> int:
+        head = self.module.head
+        linear = [m for m in head.modules() if hasattr(m, "in_features")]
+        return int(linear[0].in_features)
+
+
+def load_network_run(path: str | os.PathLike, device: str = "cpu") -> NetworkRun:
+    """Open a network run folder; the weights load when first needed."""
+    folder = Path(path)
+    params = _read_json(folder / "params.json")
+    if params.get("kind") != "network":
+        raise ModelError(f"{folder / 'params.json'}: kind {params.get('kind')!r} is not a network run")
+    if params.get("model") not in NETWORKS:
+        raise ModelError(f"{folder}: unknown network {params.get('model')!r}; known: {', '.join(NETWORKS.names())}")
+    metrics = _read_json(folder / "metrics.json")
+    return NetworkRun(folder, params, metrics, device=device)
+
+
+def is_network_run(path: Any) -> bool:
+    """True when ``path`` is a folder holding a network run."""
+    try:
+        p = Path(str(path))
+        return (p / "params.json").is_file() and json.loads((p / "params.json").read_text()).get("kind") == "network"
+    except (OSError, ValueError):
+        return False

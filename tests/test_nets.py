@@ -1,0 +1,174 @@
+"""Networks: each trains on the bundled sample, learns, saves, reopens and resumes exactly."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from embedlab.errors import ModelError, UnknownNameError
+from embedlab.nets import NETWORKS, fit_network, load_network_run
+from embedlab.nets.images import fer_crop_box
+
+ENCODING = "encoding[detector=none]"  # the 140k faces are aligned crops
+# Tiny versions of every network, so one epoch on the sample takes a second or two.
+TINY = {
+    "cnn": ("real-vs-fake", {"size": 16, "widths": [4, 8], "dense": 8}),
+    "resnet18": ("real-vs-fake", {"size": 32}),
+    "resnet50": ("real-vs-fake", {"size": 32}),
+    "encoding-mlp": ("real-vs-fake", {"encoding": ENCODING, "hidden": 16, "dense": 8}),
+    "fusion-cnn": ("real-vs-fake", {"size": 16, "widths": [4, 8], "dense": 8, "encoding": ENCODING}),
+    "fusion-resnet": ("real-vs-fake", {"size": 32, "dense": 8, "encoding": ENCODING}),
+    "vgg16-emotion": ("fer2013", {"size": 32, "dense": 16}),
+    "emotion-cnn": ("fer2013", {"widths": [4, 8, 8, 8], "blocks": [1, 1, 1, 1]}),
+}
+
+
+@pytest.fixture(scope="module")
+def shared_cache(tmp_path_factory):
+    return tmp_path_factory.mktemp("nets-cache")
+
+
+def _fit(sample, runs, cache, network, params=None, **kw):
+    data, tiny = TINY[network]
+    return fit_network(sample / data, network, {**tiny, **(params or {})}, runs_dir=runs, cache_dir=cache,
+                       device="cpu", **kw)
+
+
+def test_every_network_is_registered_and_unknown_names_are_listed():
+    assert set(TINY) == set(NETWORKS.names())
+    with pytest.raises(UnknownNameError, match="emotion-cnn"):
+        NETWORKS.create("no-such-net")
+    with pytest.raises(ModelError, match="no parameter"):
+        NETWORKS.create("cnn").resolve({"widthz": 3})
+
+
+@pytest.mark.parametrize("network", sorted(TINY))
+def test_one_epoch_then_save_load_predict_round_trip(network, sample, tmp_path, shared_cache):
+    run = _fit(sample, tmp_path, shared_cache, network, epochs=1, name="r")
+    folder = tmp_path / "r"
+    for f in ("params.json", "metrics.json", "predictions.parquet", "history.csv", "model.pt", "last.pt"):
+        assert (folder / f).is_file(), f
+    params = json.loads((folder / "params.json").read_text())
+    assert params["kind"] == "network" and params["model"] == network and params["model_files"] == ["model.pt"]
+    history = pd.read_csv(folder / "history.csv")
+    assert list(history.columns) == ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds"]
+    assert history["epoch"].tolist() == [1] and np.isfinite(history["train_loss"]).all()
+    sets = run.metrics["sets"]
+    assert {"train", "valid", "test"} <= set(sets)
+    assert sets["test"]["n"] > 0 and 0 <= sets["test"]["accuracy"] <= 1
+    assert set(sets["test"]["per_class"]) == set(run.classes)
+    if params["task"] == "binary":
+        assert params["positive_class"] == "fake" and "roc_auc" in sets["test"]
+
+    # reopened from disk, the network predicts exactly what was stored
+    reopened = load_network_run(folder)
+    stored = reopened.predictions().query("set == 'test'").reset_index(drop=True)
+    from embedlab import datasets
+
+    table = datasets.load(sample / TINY[network][0])
+    table = table.set_index("image_id").loc[stored["image_id"]].reset_index()
+    fresh = reopened.predict(table, cache_dir=shared_cache, crops_dir=None)
+    probas = [f"proba_{c}" for c in run.classes]
+    np.testing.assert_allclose(fresh[probas].to_numpy(float), stored[probas].to_numpy(float), rtol=0, atol=1e-6)
+    assert fresh["pred"].tolist() == stored["pred"].tolist()
+    np.testing.assert_allclose(fresh[probas].sum(axis=1), 1.0, atol=1e-5)
+
+
+@pytest.mark.parametrize("network", ["cnn", "encoding-mlp"])
+def test_loss_falls_when_overfitting_a_few_images(network, sample, tmp_path, shared_cache):
+    params = {"augment": False, "dropout": 0.0, "lr": 1e-2, "batch_size": 8, "patience": 0,
+              "schedule": "constant", "balance": "none"}
+    run = _fit(sample, tmp_path, shared_cache, network, params, epochs=15, name="o")
+    loss = run.history()["train_loss"].to_numpy()
+    assert loss[-3:].mean() < 0.5 * loss[:2].mean(), loss
+
+
+def test_interrupted_run_resumes_to_the_same_end(sample, tmp_path, shared_cache):
+    params = {"patience": 0, "lr": 5e-3}
+    full = _fit(sample, tmp_path, shared_cache, "emotion-cnn", params, epochs=4, name="full", seed=3)
+
+    def interrupt(done, total, info):
+        if info.get("end_of_epoch") and info["epoch"] == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        _fit(sample, tmp_path, shared_cache, "emotion-cnn", params, epochs=4, name="cut", seed=3,
+             on_progress=interrupt)
+    assert len(pd.read_csv(tmp_path / "cut" / "history.csv")) == 2
+    assert not (tmp_path / "cut" / "metrics.json").exists()
+    with pytest.raises(ModelError, match="already exists"):
+        _fit(sample, tmp_path, shared_cache, "emotion-cnn", params, epochs=4, name="cut", seed=3)
+    resumed = fit_network(sample / "fer2013", "emotion-cnn", runs_dir=tmp_path, cache_dir=shared_cache,
+                          device="cpu", name="cut", resume=True)
+    a, b = full.history(), resumed.history()
+    assert b["epoch"].tolist() == [1, 2, 3, 4]
+    cols = ["train_loss", "train_acc", "val_loss", "val_acc", "lr"]
+    np.testing.assert_allclose(a[cols].to_numpy(), b[cols].to_numpy(), rtol=1e-5, atol=1e-6)
+    assert resumed.metrics["training"]["best_epoch"] == full.metrics["training"]["best_epoch"]
+    pa, pb = full.predictions(), resumed.predictions()
+    probas = [c for c in pa.columns if c.startswith("proba_")]
+    np.testing.assert_allclose(pa[probas].to_numpy(float), pb[probas].to_numpy(float), atol=1e-5)
+
+
+def test_penultimate_layer_is_a_feature(sample, tmp_path, shared_cache):
+    import embedlab
+
+    run = _fit(sample, tmp_path, shared_cache, "emotion-cnn", epochs=1, name="feat")
+    df = embedlab.encode(sample / "fer2013", f"cnn:{tmp_path / 'feat'}", cache_dir=shared_cache, workers=1)
+    X, ok = embedlab.feature_matrix(df, ["cnn"])
+    assert ok.all() and X.shape == (len(df), run.embedding_dim)
+    direct, _ = run.embed(df, cache_dir=shared_cache)
+    np.testing.assert_allclose(X, direct, atol=1e-5)
+
+
+def test_portraits_are_face_cropped_like_fer_and_crops_kept(sample, tmp_path, shared_cache):
+    run = _fit(sample, tmp_path, shared_cache, "emotion-cnn", epochs=1, name="emo",
+               eval_on=[sample / "synthetic-emotions"])
+    synth = run.metrics["sets"]["synthetic-emotions"]
+    assert synth["role"] == "eval" and synth["n"] == 15
+    assert set(synth["missing_classes"]) == {"disgust", "fear"}
+    crops = sorted((tmp_path / "emo" / "crops" / "synthetic-emotions").glob("*.png"))
+    assert len(crops) == 15
+    out = run.predict([sample / "face-photos" / "obama.jpg"], cache_dir=None, crops_dir=tmp_path / "crops")
+    assert bool(out["face_cropped"].iloc[0]) and bool(out["face_found"].iloc[0])
+    from PIL import Image
+
+    crop = Image.open(out["crop_path"].iloc[0])
+    assert crop.size == (48, 48) and crop.mode == "L"
+    # FER-2013 inputs (48x48 already) are used as they are
+    fer = run.predict([sample / "fer2013" / "test" / "happy"], cache_dir=None, crops_dir=tmp_path / "crops")
+    assert not fer["face_cropped"].any()
+
+
+def test_fer_crop_box_is_square_and_centred_on_the_face():
+    top, right, bottom, left = fer_crop_box((100, 220, 200, 120), 400, 400, scale=1.5, shift=0.0)
+    assert bottom - top == right - left == 150
+    assert (top + bottom) / 2 == 150 and (left + right) / 2 == 170
+
+
+def test_shipped_emotion_model_predicts_offline(sample, tmp_path):
+    from embedlab.runs import load_run, pretrained_run
+
+    run = load_run(pretrained_run("emotion"))
+    assert run.params["kind"] == "network" and len(run.classes) == 7
+    assert (run.path / "model.pt").stat().st_size <= 20 * 2**20
+    assert run.params["command"] and run.metrics["sets"]["test"]["n"] == 7178
+    out = run.predict([sample / "face-photos" / "obama.jpg"], cache_dir=None, crops_dir=tmp_path)
+    probas = out[[f"proba_{c}" for c in run.classes]].to_numpy(float)
+    assert out["pred"].iloc[0] in run.classes and abs(probas.sum() - 1) < 1e-5
+
+
+def test_inputs_sharper_than_the_training_images_are_blurred_to_match():
+    from embedlab.images import read_image
+    from embedlab.nets.images import match_blur, prepare_images, sharpness
+
+    sharp = read_image("data/sample/fer2013/test/happy/PublicTest_10130075.jpg")[:, :, :1]
+    soft, blurred = match_blur(sharp, sigma=3.0, above=8.0)
+    assert blurred and sharpness(soft) < 8.0 < sharpness(sharp)
+    again, blurred_again = match_blur(soft, sigma=3.0, above=8.0)
+    assert not blurred_again and np.array_equal(again, soft)
+    arr, info = prepare_images(["data/sample/fer2013/test/happy/PublicTest_10130075.jpg"], 48, 1, blur=(0.0, 8.0))
+    assert not info[0]["blurred"] and np.array_equal(arr[0], sharp)
