@@ -44,6 +44,8 @@ def inspect(
             "cross_split_groups": len(report.cross_split),
             "conflicting_label_groups": len(report.conflicting_labels),
             "duplicates": report.duplicates.head(show).to_dict(orient="records"),
+            "sharpness": {s: report.sharpness[s].round(2).to_dict() for s in report.sharpness.columns},
+            "warnings": report.warnings,
         }
         console.print_json(json.dumps(out, default=str))
         return
@@ -77,6 +79,14 @@ def inspect(
         if len(report.sizes) > show:
             sizes.caption = f"{len(report.sizes) - show} more sizes"
         console.print(sizes)
+        if not report.sharpness.empty:
+            sharp = Table(title="Median sharpness (Laplacian std; low = blurred)", title_justify="left")
+            sharp.add_column("label")
+            for s in report.sharpness.columns:
+                sharp.add_column(str(s), justify="right")
+            for label, row in report.sharpness.iterrows():
+                sharp.add_row(str(label), *(f"{v:.1f}" for v in row.tolist()))
+            console.print(sharp)
         n_bad = len(report.unreadable)
         console.print(f"Unreadable files: [{'red' if n_bad else 'green'}]{n_bad}[/]", highlight=False)
         for r in report.unreadable.head(show).itertuples():
@@ -87,6 +97,8 @@ def inspect(
         f"[{'red' if len(report.cross_split) else 'green'}]{len(report.cross_split)} across splits[/], "
         f"[{'red' if len(report.conflicting_labels) else 'green'}]{len(report.conflicting_labels)} "
         f"with conflicting labels[/]", highlight=False)
+    for warning in report.warnings:
+        console.print(f"[bold yellow]warning:[/bold yellow] {warning}", highlight=False)
     for kind, table in (("across splits", report.cross_split), ("conflicting labels", report.conflicting_labels)):
         if len(table):
             t = Table(title=f"Duplicates {kind} (first {min(show, len(table))} of {len(table)})",

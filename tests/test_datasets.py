@@ -147,3 +147,20 @@ def test_inspect_finds_cross_split_and_conflicting_duplicates(sample, tmp_path):
     assert len(report.unreadable) == 1
     assert "Training_broken.jpg" in report.unreadable["path"].iloc[0]
     assert report.sizes[["width", "height", "mode"]].values.tolist() == [[48, 48, "L"]]
+
+
+def test_inspect_flags_a_split_far_blurrier_than_another(sample, tmp_path):
+    # the bundled FER-2013 training images are blurred copies; its test images are sharp
+    fer = datasets.inspect_dataset(datasets.load(sample / "fer2013"))
+    assert fer.sharpness.loc["(all)", "train"] * 3 < fer.sharpness.loc["(all)", "test"]
+    assert any("'train' is much blurrier than split 'test'" in w for w in fer.warnings)
+    clean = datasets.inspect_dataset(datasets.load(sample / "real-vs-fake"))
+    assert not clean.warnings
+
+    # a blurred copy of a sharp split is caught, and the sharpness measure itself moves the right way
+    from PIL import ImageFilter
+
+    from embedlab.datasets.inspection import sharpness
+
+    sharp = Image.open(sample / "face-photos" / "obama.jpg").convert("RGB")
+    assert sharpness(np.asarray(sharp.filter(ImageFilter.GaussianBlur(4)))) < sharpness(np.asarray(sharp)) / 1.5

@@ -21,6 +21,8 @@ class DatasetReport:
     unreadable: pd.DataFrame        # image_id, path, error
     duplicates: pd.DataFrame        # hash, copies, splits, labels, cross_split, conflicting_labels, image_ids
     subsets: pd.DataFrame = field(default_factory=pd.DataFrame)  # FER-2013 PublicTest/PrivateTest counts
+    sharpness: pd.DataFrame = field(default_factory=pd.DataFrame)  # median sharpness, label x split
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def n_images(self) -> int:
@@ -35,23 +37,59 @@ class DatasetReport:
         return self.duplicates[self.duplicates["conflicting_labels"]]
 
 
-def _probe(uri: str) -> tuple[int | None, int | None, str | None, str | None]:
-    """(width, height, mode, error) of one image; decodes it fully to find broken files."""
+#: a split whose median sharpness differs from another's by this factor is flagged
+SHARPNESS_RATIO_WARNING = 3.0
+
+
+def sharpness(image) -> float:
+    """Standard deviation of the Laplacian of the grey image (at most 256 px a side).
+
+    Low values mean a blurred image; a split far blurrier than another is a
+    domain shift that a model trained on one will pay for on the other.
+
+    >>> import numpy as np
+    >>> sharpness(np.zeros((8, 8, 3), np.uint8))
+    0.0
+    """
+    import numpy as np
+    from PIL import Image
+    from scipy import ndimage
+
+    grey = Image.fromarray(image).convert("L")
+    if max(grey.size) > 256:
+        grey.thumbnail((256, 256))
+    return float(ndimage.laplace(np.asarray(grey, dtype=np.float32)).std())
+
+
+def _probe(uri: str) -> tuple[int | None, int | None, str | None, float | None, str | None]:
+    """(width, height, mode, sharpness, error) of one image; decodes it fully to find broken files."""
     from PIL import Image
 
     from embedlab.images import read_image
 
-    if is_csv_row(uri):
-        return 48, 48, "L", None
     try:
+        if is_csv_row(uri):
+            return 48, 48, "L", sharpness(read_image(uri)), None
         with Image.open(uri) as img:
             w, h, mode = img.width, img.height, img.mode
-        read_image(uri)
-        return w, h, mode, None
+        return w, h, mode, sharpness(read_image(uri)), None
     except ImageReadError as exc:
-        return None, None, None, str(exc)
+        return None, None, None, None, str(exc)
     except Exception as exc:  # PIL raises many kinds for broken headers
-        return None, None, None, f"{uri}: {exc}"
+        return None, None, None, None, f"{uri}: {exc}"
+
+
+def _sharpness_warnings(medians: "pd.Series") -> list[str]:
+    medians = medians.dropna()
+    if len(medians) < 2 or medians.min() <= 0:
+        return []
+    low, high = medians.idxmin(), medians.idxmax()
+    ratio = medians[high] / medians[low]
+    if ratio < SHARPNESS_RATIO_WARNING:
+        return []
+    return [f"split {low!r} is much blurrier than split {high!r}: median sharpness {medians[low]:.1f} "
+            f"vs {medians[high]:.1f} ({ratio:.0f}x). A model trained on one meets a domain shift on "
+            "the other; check where the images came from."]
 
 
 def inspect_dataset(df: pd.DataFrame, decode: bool = True) -> DatasetReport:
@@ -69,11 +107,11 @@ def inspect_dataset(df: pd.DataFrame, decode: bool = True) -> DatasetReport:
     counts = pd.crosstab(df["label"], split)
     counts.columns.name, counts.index.name = "split", "label"
 
+    columns = ["width", "height", "mode", "sharpness", "error"]
     if decode:
-        probes = [_probe(u) for u in df["path"]]
-        info = pd.DataFrame(probes, columns=["width", "height", "mode", "error"], index=df.index)
+        info = pd.DataFrame([_probe(u) for u in df["path"]], columns=columns, index=df.index)
     else:
-        info = pd.DataFrame({"width": None, "height": None, "mode": None, "error": None}, index=df.index)
+        info = pd.DataFrame({c: None for c in columns}, index=df.index)
     good = info["error"].isna() & info["width"].notna()
     sizes = (info[good].groupby(["width", "height", "mode"]).size().rename("images")
              .reset_index().sort_values("images", ascending=False, ignore_index=True))
@@ -92,6 +130,18 @@ def inspect_dataset(df: pd.DataFrame, decode: bool = True) -> DatasetReport:
     subsets = pd.DataFrame()
     if "subset" in df.columns and df["subset"].notna().any():
         subsets = pd.crosstab(df["label"], df["subset"].fillna("(none)"))
+
+    sharp = pd.DataFrame()
+    warnings: list[str] = []
+    values = pd.to_numeric(info["sharpness"], errors="coerce")
+    if values.notna().any():
+        frame = pd.DataFrame({"label": df["label"].astype(str), "split": split, "sharpness": values})
+        sharp = frame.pivot_table(index="label", columns="split", values="sharpness", aggfunc="median")
+        sharp.loc["(all)"] = frame.groupby("split")["sharpness"].median()
+        warnings += _sharpness_warnings(frame.groupby("split")["sharpness"].median())
+    if len(dup) and dup["cross_split"].any():
+        warnings.append(f"{int(dup['cross_split'].sum())} group(s) of identical images appear in more than "
+                        "one split: test figures may be inflated")
     return DatasetReport(layout=df.attrs.get("layout", "?"), root=df.attrs.get("root", "?"),
                          counts=counts, sizes=sizes, unreadable=unreadable.reset_index(drop=True),
-                         duplicates=dup, subsets=subsets)
+                         duplicates=dup, subsets=subsets, sharpness=sharp, warnings=warnings)
