@@ -14,8 +14,8 @@ first row per hash, so two runs writing at once cannot corrupt the cache;
 
 >>> import tempfile, numpy as np
 >>> cache = FeatureCache(tempfile.mkdtemp())
->>> cache.append("demo-1", [{"hash": "ab", "ok": True, "vector": np.ones(2, np.float32)}], dim=2)
->>> cache.read("demo-1").loc["ab", "ok"]
+>>> part = cache.append("demo-1", [{"hash": "ab", "ok": True, "vector": np.ones(2, np.float32)}], dim=2)
+>>> bool(cache.read("demo-1").loc["ab", "ok"])
 True
 """
 

@@ -4,7 +4,7 @@
 >>> df = embedlab.encode("data/sample/fer2013", "pixels[size=8]", workers=1,
 ...                      cache_dir=tempfile.mkdtemp())
 >>> df["pixels"].iloc[0].shape, df.attrs["summary"]["features"]["pixels"]["computed"]
-((64,), 98)
+((64,), 70)
 """
 
 from __future__ import annotations

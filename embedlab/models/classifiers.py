@@ -199,7 +199,9 @@ def parse_params(items: Iterable[str]) -> dict[str, Any]:
         key, value = (s.strip() for s in item.split("=", 1))
         if not key:
             raise ModelError(f"--param {item!r} has no key")
-        if value.startswith("(") and value.endswith(")"):
+        if value.lower() in ("none", "null"):  # scikit-learn's "no value", e.g. max_depth=None
+            out[key] = None
+        elif value.startswith("(") and value.endswith(")"):
             parts = [p for p in value[1:-1].split(",") if p.strip()]
             out[key] = tuple(parse_value(p) for p in parts)
         else:
