@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 import json
 from pathlib import Path
 from typing import Optional
@@ -42,7 +41,7 @@ def predict(
     """
     import pandas as pd
 
-    from embedlab.runs import Run, load_run, pretrained_run
+    from embedlab.runs import load_run, pretrained_run
 
     if output not in FORMATS:
         fail(f"--format {output!r}: choose {', '.join(FORMATS)}")
@@ -51,14 +50,8 @@ def predict(
     folder = pretrained_run(task) if task else run
     fitted = load_run(folder, runs_dir)
     with progress_bar("features", quiet=quiet or output != "table") as update:
-        if isinstance(fitted, Run):
-            table = fitted.predict(images, features=features, cache_dir=cache_dir, workers=workers,
-                                   on_progress=update)
-        else:  # a network run: pass what its predict accepts
-            accepted = inspect.signature(fitted.predict).parameters
-            kwargs = {k: v for k, v in dict(cache_dir=cache_dir, workers=workers, on_progress=update).items()
-                      if k in accepted}
-            table = fitted.predict(images, **kwargs)
+        table = fitted.predict(images, features=features, cache_dir=cache_dir, workers=workers,
+                               on_progress=update)
     show = [c for c in table.columns if c in ("image_id", "path", "pred", "reason") or c.startswith("proba_")]
     table = table[show]
     if output == "csv":

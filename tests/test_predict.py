@@ -130,3 +130,20 @@ def test_cli_predict_task_needs_the_shipped_run(monkeypatch, tmp_path):
     monkeypatch.setattr(runs, "__file__", str(tmp_path / "runs.py"))
     res, out = cli("predict", RVF / "test", "--task", "emotion")
     assert res.exit_code == 2 and "no reference run for task 'emotion'" in out
+
+
+def test_cli_predict_with_the_shipped_emotion_model(tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from embedlab_cli.main import app
+
+    res = CliRunner().invoke(app, ["predict", "--task", "emotion", str(SAMPLE / "face-photos" / "obama.jpg"),
+                                   "--format", "json", "--cache-dir", str(tmp_path)])
+    assert res.exit_code == 0, res.output
+    (row,) = json.loads(res.output)
+    probas = {k[len("proba_"):]: v for k, v in row.items() if k.startswith("proba_")}
+    assert set(probas) == {"angry", "disgust", "fear", "happy", "neutral", "sad", "surprise"}
+    assert abs(sum(probas.values()) - 1) < 1e-4
+    assert row["pred"] == max(probas, key=probas.get) == "happy"  # he smiles in this photo

@@ -19,6 +19,7 @@ import pandas as pd
 
 from embedlab.cache import DEFAULT_CACHE_DIR
 from embedlab.errors import ModelError
+from embedlab.runs import Run, _read_json
 from embedlab.nets.models import NETWORKS, build_module
 from embedlab.nets.training import MODEL_FILE, memory_format_for, resolve_device, run_model
 
@@ -26,17 +27,8 @@ from embedlab.nets.training import MODEL_FILE, memory_format_for, resolve_device
 DEFAULT_CROPS_DIR = Path("results") / "crops"
 
 
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        return json.loads(path.read_text())
-    except FileNotFoundError:
-        raise ModelError(f"{path}: missing; is {path.parent} a network run folder?") from None
-    except (OSError, ValueError) as exc:
-        raise ModelError(f"{path}: unreadable ({exc})") from None
-
-
 @dataclass
-class NetworkRun:
+class NetworkRun(Run):
     """A trained network run: ``params``, ``metrics``, stored predictions, and the network.
 
     ``predict`` prepares images the way the network was trained (face crop for
@@ -44,19 +36,8 @@ class NetworkRun:
     label and ``proba_<class>`` per image; ``embed`` returns the penultimate layer.
     """
 
-    path: Path
-    params: dict[str, Any]
-    metrics: dict[str, Any]
     device: str = "cpu"
     _module: Any = field(default=None, repr=False)
-
-    @property
-    def name(self) -> str:
-        return self.params.get("name", self.path.name)
-
-    @property
-    def classes(self) -> list[str]:
-        return list(self.params["classes"])
 
     @property
     def spec(self):
@@ -77,13 +58,6 @@ class NetworkRun:
         if not path.is_file():
             raise ModelError(f"{path}: missing")
         return pd.read_csv(path)
-
-    def predictions(self) -> pd.DataFrame:
-        """The per-image predictions stored when the run was trained."""
-        path = self.path / "predictions.parquet"
-        if not path.is_file():
-            raise ModelError(f"{path}: missing")
-        return pd.read_parquet(path)
 
     @property
     def module(self):
@@ -117,14 +91,20 @@ class NetworkRun:
     def predict(self, data: pd.DataFrame | str | os.PathLike | Iterable[str | os.PathLike], *,
                 cache_dir: str | os.PathLike | None = DEFAULT_CACHE_DIR,
                 crops_dir: str | os.PathLike | None = DEFAULT_CROPS_DIR, workers: int | None = None,
-                on_progress: Callable[[int, int], None] | None = None) -> pd.DataFrame:
+                on_progress: Callable[[int, int], None] | None = None,
+                features: str | None = None) -> pd.DataFrame:
         """Predicted label and ``proba_<class>`` per image of ``data`` (a table, files or folders).
 
         Portraits given to a network that reads tight face crops are cropped
         around their face first; the crops are saved under ``crops_dir``
         (column ``crop_path``), ``face_found`` says whether a face was found.
+        ``features`` exists for the interface classifier runs share: a network
+        prepares its own inputs, so giving it is an error.
         """
         from embedlab.runs import image_table
+
+        if features is not None:
+            raise ModelError(f"run {self.name} is a network: it prepares its own inputs, so --features does not apply")
 
         table = data.reset_index(drop=True) if isinstance(data, pd.DataFrame) else image_table(data)
         p = self.model_params
