@@ -23,8 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_DATA = ROOT.parent / "shared" / "data" / "real-vs-fake" / "real_vs_fake" / "real-vs-fake"
+from bench_data import DEFAULT_DATA, ROOT, benchmark_table  # noqa: E402  (bench/ is on sys.path)
 
 
 def naive_loop(paths: list[str]) -> tuple[float, int]:
@@ -50,14 +49,11 @@ def main() -> int:
     args = parser.parse_args()
 
     import embedlab
-    from embedlab import datasets
 
-    if not args.data.exists():
+    table = benchmark_table(args.data, args.limit)
+    if table is None:
         print(f"error: {args.data} not found; pass --data PATH", file=sys.stderr)
         return 2
-    table = datasets.load(args.data).sort_values("image_id", ignore_index=True)
-    if args.limit:
-        table = table.head(args.limit)
     paths = table["path"].tolist()
     print(f"{len(paths)} images from {args.data}; load average {os.getloadavg()}")
 
@@ -67,9 +63,7 @@ def main() -> int:
     def run_embedlab(cache: Path):
         # timed as a user runs it: listing and hashing the dataset included
         started = time.perf_counter()
-        listed = datasets.load(args.data).sort_values("image_id", ignore_index=True)
-        if args.limit:
-            listed = listed.head(args.limit)
+        listed = benchmark_table(args.data, args.limit)
         df = embedlab.encode(listed, f"encoding[engine={args.engine}]", workers=args.workers, cache_dir=cache)
         return df, time.perf_counter() - started
 

@@ -36,8 +36,8 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_DATA = ROOT.parent / "shared" / "data" / "real-vs-fake" / "real_vs_fake" / "real-vs-fake"
+from bench_data import DEFAULT_DATA, ROOT, benchmark_table  # bench/ is on sys.path
+
 OUT = ROOT / "results" / "bench"
 
 
@@ -118,14 +118,11 @@ def main() -> int:
 
     import torch
 
-    from embedlab import datasets
 
-    if not args.data.exists():
+    table = benchmark_table(args.data, args.limit)
+    if table is None:
         print(f"error: {args.data} not found; pass --data PATH", file=sys.stderr)
         return 2
-    table = datasets.load(args.data).sort_values("image_id", ignore_index=True)
-    if args.limit:
-        table = table.head(args.limit)
     paths, ids = table["path"].tolist(), table["image_id"].tolist()
     n = len(paths)
     print(f"{n} images from {args.data}; load average {load_average()}", flush=True)
