@@ -52,24 +52,12 @@ def inspect(
 
     console.print(f"[bold]{report.root}[/bold]  layout [cyan]{report.layout}[/cyan]  "
                   f"{report.n_images} images", highlight=False)
-    counts = Table(title="Images per label and split", title_justify="left")
-    counts.add_column("label")
-    for s in report.counts.columns:
-        counts.add_column(str(s), justify="right")
-    counts.add_column("total", justify="right")
-    for label, row in report.counts.iterrows():
-        counts.add_row(str(label), *map(str, row.tolist()), str(int(row.sum())))
+    counts = _label_table("Images per label and split", report.counts.assign(total=report.counts.sum(axis=1)), str)
     counts.add_row("[bold]total", *(f"[bold]{int(v)}" for v in report.counts.sum().tolist()),
                    f"[bold]{report.n_images}")
     console.print(counts)
     if not report.subsets.empty:
-        sub = Table(title="FER-2013 subsets", title_justify="left")
-        sub.add_column("label")
-        for s in report.subsets.columns:
-            sub.add_column(str(s), justify="right")
-        for label, row in report.subsets.iterrows():
-            sub.add_row(str(label), *map(str, row.tolist()))
-        console.print(sub)
+        console.print(_label_table("FER-2013 subsets", report.subsets, str))
     if decode:
         sizes = Table(title="Image sizes and modes", title_justify="left")
         for c in ("width", "height", "mode", "images"):
@@ -80,13 +68,8 @@ def inspect(
             sizes.caption = f"{len(report.sizes) - show} more sizes"
         console.print(sizes)
         if not report.sharpness.empty:
-            sharp = Table(title="Median sharpness (Laplacian std; low = blurred)", title_justify="left")
-            sharp.add_column("label")
-            for s in report.sharpness.columns:
-                sharp.add_column(str(s), justify="right")
-            for label, row in report.sharpness.iterrows():
-                sharp.add_row(str(label), *(f"{v:.1f}" for v in row.tolist()))
-            console.print(sharp)
+            console.print(_label_table("Median sharpness (Laplacian std; low = blurred)",
+                                       report.sharpness, lambda v: f"{v:.1f}"))
         n_bad = len(report.unreadable)
         console.print(f"Unreadable files: [{'red' if n_bad else 'green'}]{n_bad}[/]", highlight=False)
         for r in report.unreadable.head(show).itertuples():
@@ -111,6 +94,17 @@ def inspect(
                 t.add_row(str(r.copies), ", ".join(r.splits), ", ".join(r.labels),
                           "\n".join(r.image_ids[:3]) + more)
             console.print(t)
+
+
+def _label_table(title: str, frame, fmt) -> Table:
+    """A rich table of a label x column frame, values written with ``fmt``."""
+    table = Table(title=title, title_justify="left")
+    table.add_column("label")
+    for col in frame.columns:
+        table.add_column(str(col), justify="right")
+    for label, row in frame.iterrows():
+        table.add_row(str(label), *(fmt(v) for v in row.tolist()))
+    return table
 
 
 @datasets_app.command("layouts")
