@@ -29,7 +29,7 @@ from embedlab.nets.training import (MODEL_FILE, POSITIVE_CLASS, Inputs, resolve_
 DEFAULT_RUNS_DIR = Path("results") / "runs"
 #: parameters a resumed run may change: how it computes, not what it learns (input_blur
 #: only touches inputs sharper than the training images, so a finished run can take it up)
-RESUME_SETTINGS = ("workers_threads", "bf16", "input_blur", "input_blur_above")
+RESUME_SETTINGS = ("workers_threads", "bf16", "input_blur", "input_blur_above", "tta_flip")
 
 
 def _load_table(data) -> pd.DataFrame:
@@ -253,7 +253,7 @@ def fit_network(data, network: str, params: dict[str, Any] | None = None,
     dataset_path = params_json["data"]["path"]
     for role, (inputs, usable, info) in prepared.items():
         proba = run_model(module, inputs, dev, int(p.get("channels", 1)), task,
-                          positive_index=pos_index)
+                          positive_index=pos_index, tta_flip=bool(p["tta_flip"]))
         m, rows = score_set(proba, frames[role], usable, classes, task, positive, role, role, dataset_path, seed, info)
         metrics["sets"][role] = m
         predictions.append(rows)
@@ -265,7 +265,7 @@ def fit_network(data, network: str, params: dict[str, Any] | None = None,
         inputs, usable, info = prepare_inputs(spec, p, frame, classes, cache_dir,
                                               crops_dir=folder / "crops" / set_name)
         proba = run_model(module, inputs, dev, int(p.get("channels", 1)), task,
-                          positive_index=pos_index)
+                          positive_index=pos_index, tta_flip=bool(p["tta_flip"]))
         m, rows = score_set(proba, frame, usable, classes, task, positive, set_name, "eval", str(path), seed, info)
         metrics["sets"][set_name] = m
         predictions.append(rows)

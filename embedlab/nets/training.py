@@ -284,8 +284,12 @@ def _autocast(device, enabled: bool):
 
 
 def run_model(module, inputs: Inputs, device, channels: int, task: str, batch_size: int = 256,
-              bf16: bool = False, embed: bool = False, positive_index: int = 1) -> np.ndarray:
-    """Class probabilities (or penultimate features with ``embed``) for every row of ``inputs``."""
+              bf16: bool = False, embed: bool = False, positive_index: int = 1,
+              tta_flip: bool = False) -> np.ndarray:
+    """Class probabilities (or penultimate features with ``embed``) for every row of ``inputs``.
+
+    ``tta_flip`` averages the probabilities of each image and its mirror image.
+    """
     import torch
 
     module.eval()
@@ -299,7 +303,10 @@ def run_model(module, inputs: Inputs, device, channels: int, task: str, batch_si
                 if embed:
                     out.append(module.embed(image, encoding).float().cpu())
                 else:
-                    out.append(probabilities(module(image, encoding), task, positive_index).cpu())
+                    proba = probabilities(module(image, encoding), task, positive_index)
+                    if tta_flip and image is not None:
+                        proba = (proba + probabilities(module(image.flip(3), encoding), task, positive_index)) / 2
+                    out.append(proba.float().cpu())
     if not out:
         return np.zeros((0, 0), np.float32)
     return torch.cat(out).numpy()
