@@ -38,7 +38,7 @@ def main() -> None:
     args = ap.parse_args()
 
     from embedlab import datasets
-    from embedlab.evaluation import evaluate
+    from embedlab.runs.scoring import evaluate
     from embedlab.nets import load_network_run
 
     run = load_network_run(args.run)

@@ -11,7 +11,8 @@ from typing import Callable, Iterator
 import typer
 from rich.console import Console
 
-from embedlab.errors import EmbedlabError
+from embedlab.core.defaults import DEFAULT_CACHE_DIR, DEFAULT_RUNS_DIR
+from embedlab.core.errors import EmbedlabError
 
 app = typer.Typer(
     name="embedlab",
@@ -27,7 +28,8 @@ app = typer.Typer(
 console = Console()
 err_console = Console(stderr=True)
 
-DEFAULT_CACHE = Path("results") / "cache"
+DEFAULT_CACHE = DEFAULT_CACHE_DIR
+DEFAULT_RUNS = DEFAULT_RUNS_DIR
 
 
 def fail(message: str, code: int = 2) -> None:

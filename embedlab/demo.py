@@ -12,7 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, ContextManager
 
-from embedlab.errors import DatasetError
+from embedlab.api import encode, fit
+from embedlab.core.errors import DatasetError
+from embedlab.report import write_report
 
 #: (dataset folder under the sample, feature specs to cache for it)
 ENCODINGS = [
@@ -48,10 +50,6 @@ def run_demo(
     ``progress(name)`` is a context manager giving the ``(done, total)``
     callback for one dataset's encoding (the CLI passes a progress bar).
     """
-    import embedlab
-    from embedlab.fitting import fit
-    from embedlab.report import write_report
-
     step = on_step or (lambda _msg: None)
     data_root, out = Path(data_root), Path(out)
     missing = [name for name, _ in ENCODINGS if not (data_root / name).is_dir()]
@@ -63,7 +61,7 @@ def run_demo(
     for name, specs in ENCODINGS:
         step(f"encode {data_root / name} [{specs}]")
         with progress(name) if progress else nullcontext() as update:
-            df = embedlab.encode(data_root / name, specs, cache_dir=cache_dir, workers=workers,
+            df = encode(data_root / name, specs, cache_dir=cache_dir, workers=workers,
                                  on_progress=update)
         result.summaries[name] = df.attrs["summary"]
 

@@ -14,7 +14,8 @@ import pandas as pd
 import pytest
 
 from embedlab.features import create_extractor
-from embedlab.runs import list_runs, load_run
+from embedlab.api import load_run
+from embedlab.runs import list_runs
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "runs"
 TEST_IMAGES = Path(__file__).resolve().parents[1] / "data" / "sample" / "real-vs-fake" / "test"

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
-from embedlab.errors import FeatureError
+from embedlab.core.errors import FeatureError
 from embedlab.features.base import EXTRACTORS, FeatureExtractor, check_choice
-from embedlab.features.encoding import _file_digest
+from embedlab.core.io import file_digest
 
 # backbone -> (torchvision weights enum name, embedding size)
 BACKBONES = {
@@ -20,6 +20,16 @@ BACKBONES = {
 }
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+#: Backbones beyond torchvision's, plugged in by the packages that know them:
+#: ``(accepts(backbone) -> bool, CnnEmbedding subclass)``. embedlab.nets adds network
+#: run folders this way, so that features never import the networks.
+BACKBONE_PLUGINS: list[tuple[Callable[[str], bool], type]] = []
+
+
+def register_backbone(accepts: Callable[[str], bool], extractor: type) -> None:
+    """Let ``extractor`` (a :class:`CnnEmbedding` subclass) handle the backbones ``accepts`` takes."""
+    if (accepts, extractor) not in BACKBONE_PLUGINS:
+        BACKBONE_PLUGINS.append((accepts, extractor))
 
 
 def hub_checkpoint_dir() -> Path:
@@ -66,7 +76,7 @@ class CnnEmbedding(FeatureExtractor):
 
     backbone: ``resnet18``, ``resnet50`` or ``vgg16``; or a network run folder
     (``cnn:results/runs/NAME``), whose penultimate layer is then the feature
-    (see :mod:`embedlab.nets.features`).
+    (:mod:`embedlab.nets.features` plugs that in; see :data:`BACKBONE_PLUGINS`).
     weights: ``imagenet`` (from the torch hub cache), a ``.pth`` file, or ``random``.
     size: the square input size the image is resized to.
     """
@@ -81,45 +91,38 @@ class CnnEmbedding(FeatureExtractor):
         self.size = size
         self.batch_size = batch_size
 
-    def _network_run(self) -> bool:
-        from embedlab.nets.features import is_network_run
+    @classmethod
+    def variant_for(cls, params: dict[str, Any]) -> type:
+        backbone = str(params.get("backbone", "resnet18"))
+        if backbone not in BACKBONES:
+            for accepts, extractor in BACKBONE_PLUGINS:
+                if accepts(backbone):
+                    return extractor
+        return cls
 
-        return self.backbone not in BACKBONES and is_network_run(self.backbone)
-
-    def get_params(self):
-        params = super().get_params()
-        if self._network_run():  # the run's weights are in the fingerprint, not its path
-            return {"backbone": "network-run"}
+    def cache_params(self):
+        params = self.get_params()
         params.pop("batch_size")  # does not change the output
         if params["weights"] not in ("imagenet", "random"):
             params["weights"] = "file"  # the file's content is in the fingerprint, not its path
         return params
 
     def validate(self) -> None:
-        if self._network_run():
-            return
+        if self.backbone not in BACKBONES and (Path(str(self.backbone)) / "params.json").is_file():
+            raise FeatureError(f"feature 'cnn': {self.backbone} is a run folder; network runs are read as "
+                               "features once embedlab.nets is imported (embedlab.api and the CLI do so)")
         check_choice(self, "backbone", tuple(BACKBONES))
         resolve_weights(self.backbone, self.weights)
 
     def fingerprint(self) -> dict[str, Any]:
-        if self._network_run():
-            from embedlab.nets.features import network_run_fingerprint
-
-            return network_run_fingerprint(self.backbone)
         path = resolve_weights(self.backbone, self.weights)
-        return {"weights_sha256": _file_digest(str(path)) if path else None}
+        return {"weights_sha256": file_digest(str(path)) if path else None}
 
     @property
     def dim(self) -> int:
-        if self._network_run():
-            from embedlab.nets.features import network_run_dim
-
-            return network_run_dim(self.backbone)
         return BACKBONES[self.backbone][1]
 
     def prepare(self) -> None:
-        if self._network_run():
-            return
         import torch
         import torchvision.models as tvm
 
@@ -149,10 +152,6 @@ class CnnEmbedding(FeatureExtractor):
         return self._torch.from_numpy(arr.transpose(2, 0, 1).copy())
 
     def extract_many(self, images: list[np.ndarray]) -> list[tuple[np.ndarray, dict]]:
-        if self._network_run():
-            from embedlab.nets.features import network_run_features
-
-            return [(f, {}) for f in network_run_features(self.backbone, images)]
         if not hasattr(self, "_model"):
             self.prepare()
         out = []

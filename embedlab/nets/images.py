@@ -20,8 +20,10 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from embedlab.errors import ModelError
-from embedlab.images import read_image
+from embedlab.core.errors import ModelError
+from embedlab.core.io import atomic_write, atomic_write_text
+from embedlab.datasets.images import read_image
+from embedlab.features.encoding import FaceEncoding
 
 #: FER-2013 framing of a face, measured by bench/measure_fer_framing.py: dlib HOG
 #: finds a face in few FER crops (they are tight and small; 23 of 1,000 after
@@ -82,8 +84,6 @@ class FaceCropper:
 
     def locate(self, image: np.ndarray) -> tuple[tuple[int, int, int, int] | None, int]:
         if self._encoder is None:
-            from embedlab.features.encoding import FaceEncoding
-
             self._encoder = FaceEncoding(detector="hog", upsample=self.upsample, on_missing="skip")
             self._encoder.prepare()
         return self._encoder.locate(image)
@@ -212,12 +212,11 @@ def cached_inputs(hashes: Sequence[str], uris: Sequence[str], size: int, channel
     arr, info = prepare_images(uris, size, channels, face_crop, crops_dir, names, on_progress=on_progress,
                                blur=blur)
     folder.mkdir(parents=True, exist_ok=True)
-    tmp = arr_path.with_suffix(f".tmp{os.getpid()}.npy")
-    np.save(tmp, arr)
-    os.replace(tmp, arr_path)
-    tmp_info = info_path.with_suffix(f".tmp{os.getpid()}")
-    tmp_info.write_text(json.dumps(info))
-    os.replace(tmp_info, info_path)
+    atomic_write(arr_path, lambda tmp: save_array(tmp, arr))
+    atomic_write_text(info_path, json.dumps(info))
     return arr, info
 
 
+def save_array(path: Path, arr: np.ndarray) -> None:
+    with open(path, "wb") as fh:  # a file object: np.save would add ".npy" to a temporary name
+        np.save(fh, arr)

@@ -18,8 +18,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from embedlab.errors import ModelError
-from embedlab.registry import Registry
+from embedlab.core.errors import ModelError
+from embedlab.core.registry import Registry
 
 #: Training settings every network accepts; the original study's defaults where they serve.
 TRAINING_DEFAULTS: dict[str, Any] = {
@@ -158,7 +158,7 @@ def load_backbone_weights(model, arch: str, weights: str):
     """``random``, ``imagenet`` (torch hub cache, never downloaded) or a ``.pth`` path."""
     import torch
 
-    from embedlab.errors import FeatureError
+    from embedlab.core.errors import FeatureError
     from embedlab.features.cnn import resolve_weights
 
     if weights == "random":

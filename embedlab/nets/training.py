@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import inspect
 import math
-import os
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -25,28 +24,22 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 
-from embedlab.errors import ModelError
+from embedlab.core import system
+from embedlab.core.errors import ModelError
+from embedlab.core.io import atomic_write
+from embedlab.features.cnn import IMAGENET_MEAN, IMAGENET_STD
 from embedlab.nets.models import NetworkSpec
 
 HISTORY_COLUMNS = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds"]
 MODEL_FILE = "model.pt"        # best weights (state_dict)
 LAST_FILE = "last.pt"          # last epoch: weights, optimiser, history, early-stopping state
-POSITIVE_CLASS = "fake"
 GRAY_MEAN, GRAY_STD = 0.5, 0.25
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 def resolve_device(device: str):
     import torch
 
-    if device not in ("auto", "cpu", "cuda"):
-        raise ModelError(f"device must be auto, cpu or cuda, got {device!r}")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise ModelError("device 'cuda' asked for, but torch sees no CUDA device; use --device cpu or auto")
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    return torch.device(device)
+    return torch.device(system.resolve_device(device, ModelError))
 
 
 def seed_everything(seed: int) -> None:
@@ -326,19 +319,15 @@ def _evaluate_loss(module, inputs: Inputs, device, channels, task, loss_fn, bf16
     return (total / n, correct / n) if n else (float("nan"), float("nan"))
 
 
-def _save_atomic(obj, path: Path) -> None:
+def save_torch(obj, path: Path) -> None:
     import torch
 
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    atomic_write(path, lambda tmp: torch.save(obj, tmp))
 
 
 def write_history(folder: Path, history: list[dict]) -> None:
     frame = pd.DataFrame(history, columns=HISTORY_COLUMNS)
-    tmp = folder / ".history.csv.tmp"
-    frame.to_csv(tmp, index=False)
-    os.replace(tmp, folder / "history.csv")
+    atomic_write(folder / "history.csv", lambda tmp: frame.to_csv(tmp, index=False))
 
 
 def train_loop(module, spec: NetworkSpec, p: dict[str, Any], task: str, n_classes: int, train: Inputs,
@@ -430,13 +419,13 @@ def train_loop(module, spec: NetworkSpec, p: dict[str, Any], task: str, n_classe
         score = val_acc if p["monitor"] == "val_acc" else -val_loss
         if state["best_score"] is None or (score == score and score > state["best_score"]):
             state.update(best_score=float(score), best_epoch=epoch, bad_epochs=0)
-            _save_atomic(module.state_dict(), folder / MODEL_FILE)
+            save_torch(module.state_dict(), folder / MODEL_FILE)
         else:
             state["bad_epochs"] += 1
             if p["patience"] and state["bad_epochs"] >= int(p["patience"]):
                 state["stopped"] = True
         state["epoch"] = epoch
-        _save_atomic({"model": module.state_dict(), "optimizer": optimizer.state_dict(), **state}, last)
+        save_torch({"model": module.state_dict(), "optimizer": optimizer.state_dict(), **state}, last)
         write_history(folder, state["history"])
         _notify(on_progress, done_batches, total_batches, {"epoch": epoch, "epochs": epochs, **row,
                                                            "end_of_epoch": True})

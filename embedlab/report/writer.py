@@ -11,12 +11,16 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import pandas as pd
 
-from embedlab.cache import DEFAULT_CACHE_DIR, atomic_write_bytes
-from embedlab.errors import EmbedlabError, ModelError
+import embedlab
+from embedlab import analysis
+from embedlab.compute.extraction import feature_matrix
+from embedlab.core.defaults import DEFAULT_CACHE_DIR, DEFAULT_RUNS_DIR
+from embedlab.core.errors import EmbedlabError, ModelError
+from embedlab.core.io import atomic_write_bytes
+from embedlab.report import sections
 from embedlab.report.page import Page, esc, html_table
 from embedlab.report.sources import as_source, datasets_of_runs, encoded_table, find_run_folders
 
-DEFAULT_RUNS_DIR = Path("results") / "runs"
 UMAP_DEFAULTS = {"n_neighbors": 15, "min_dist": 0.1, "metric": "euclidean"}
 
 
@@ -60,9 +64,6 @@ def write_report(
     def timed(name: str, t0: float) -> None:
         timings[name] = time.perf_counter() - t0
 
-    from embedlab import analysis
-    from embedlab.report import sections
-
     t0 = time.perf_counter()
     if not datasets and not runs and DEFAULT_RUNS_DIR.is_dir():
         runs = [DEFAULT_RUNS_DIR]
@@ -91,8 +92,6 @@ def write_report(
     feature = _analysed_feature(tables)
     X, ok = (None, np.zeros(len(table), bool))
     if feature is not None:
-        from embedlab.extraction import feature_matrix
-
         X, ok = feature_matrix(table, [feature])
         X[~ok] = np.nan
     page = Page(title)
@@ -138,8 +137,6 @@ def _analysed_feature(tables: list[pd.DataFrame]) -> str | None:
 
 
 def _header(ctx, tables, records, plotly_version: str, n_thumbs: int) -> str:
-    import embedlab
-
     when = _dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
     rows = []
     for name, t in zip(ctx.names, tables):

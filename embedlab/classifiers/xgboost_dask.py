@@ -32,8 +32,10 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
-from embedlab.cache import FeatureCache
-from embedlab.errors import ModelError
+from embedlab.classifiers.pipelines import create_classifier
+from embedlab.compute.cache import FeatureCache
+from embedlab.compute.distributed import connect, wait_for_workers
+from embedlab.core.errors import ModelError
 
 #: images per block read and held by one task; a block of 256-d float32 rows is ~20 MB
 ROWS_PER_BLOCK = 20_000
@@ -100,7 +102,7 @@ def usable_hashes(cache: FeatureCache, keys: Sequence[str]) -> set[str]:
     """Hashes whose every feature was extracted successfully (reads the hash and ok columns only)."""
     usable: set[str] | None = None
     for key in keys:
-        table = cache._read_parts(key, columns=["hash", "ok"])
+        table = cache.read_table(key, columns=["hash", "ok"])
         if table is None:
             return set()
         rows = table.to_pandas().drop_duplicates("hash", keep="first")  # the first row wins, as in reads
@@ -149,9 +151,6 @@ def fit_xgboost_dask(
     :func:`embedlab.encode`; ``params`` are the ``xgboost`` model's (as for
     ``--param``).
     """
-    from embedlab.distributed import connect, wait_for_workers
-    from embedlab.models.classifiers import create_classifier
-
     try:
         import dask
         import dask.array as da

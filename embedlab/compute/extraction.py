@@ -21,19 +21,15 @@ import numpy as np
 import pandas as pd
 
 from embedlab import datasets
-from embedlab.cache import DEFAULT_CACHE_DIR, FeatureCache
-from embedlab.errors import EmbedlabError, FeatureError, ImageReadError, NoFaceFound
+from embedlab.compute.cache import FeatureCache
+from embedlab.compute.distributed import run_chunks
+from embedlab.compute.workers import Task, extract_chunk, init_worker
+from embedlab.core.defaults import DEFAULT_CACHE_DIR
+from embedlab.core.errors import EmbedlabError, FeatureError
+from embedlab.core.system import default_workers
 from embedlab.features import FeatureExtractor, create_extractor, split_feature_list
-from embedlab.images import read_image
 
 ProgressCallback = Callable[[int, int], None]
-
-
-@dataclass
-class _Task:
-    hash: str
-    uri: str
-    features: list[int]  # indices into the extractor list still missing for this image
 
 
 def resolve_features(features: str | FeatureExtractor | Sequence[str | FeatureExtractor]) -> list[FeatureExtractor]:
@@ -48,98 +44,6 @@ def resolve_features(features: str | FeatureExtractor | Sequence[str | FeatureEx
     if dupes:
         raise FeatureError(f"feature {dupes[0]!r} named twice; encode one variant per run")
     return extractors
-
-
-def failure_reason(exc: BaseException) -> str:
-    """A short category for the summary; the full message is kept beside it."""
-    if isinstance(exc, NoFaceFound):
-        return "no face found"
-    msg = str(exc)
-    for reason in ("empty file", "not a recognised image", "decompression bomb", "truncated or corrupt",
-                   "file not found", "cannot read file", "cannot convert"):
-        if reason in msg:
-            return reason
-    if isinstance(exc, ImageReadError):
-        return "unreadable image"
-    return type(exc).__name__
-
-
-# -- worker side ------------------------------------------------------------
-_WORKER_EXTRACTORS: list[FeatureExtractor] = []
-
-
-def _exit_with_parent(parent: int) -> None:
-    """End this worker when the process that started it dies (e.g. ``kill -9``)."""
-    import threading
-
-    def watch() -> None:
-        while os.getppid() == parent:
-            time.sleep(1.0)
-        os._exit(1)
-
-    threading.Thread(target=watch, name="embedlab-parent-watch", daemon=True).start()
-
-
-def _init_worker(extractors: list[FeatureExtractor], threads: int | None, parent: int | None = None) -> None:
-    global _WORKER_EXTRACTORS
-    if parent is not None:
-        _exit_with_parent(parent)
-    if threads:
-        os.environ["OMP_NUM_THREADS"] = str(threads)
-        os.environ["MKL_NUM_THREADS"] = str(threads)
-    _WORKER_EXTRACTORS = extractors
-    for ex in extractors:
-        ex.prepare()
-
-
-def _extract_chunk(tasks: list[_Task], extractors: list[FeatureExtractor] | None = None) -> list[list[dict]]:
-    """Rows per extractor for one chunk of images; bad images become failure rows."""
-    extractors = extractors if extractors is not None else _WORKER_EXTRACTORS
-    rows: list[list[dict]] = [[] for _ in extractors]
-    images: dict[str, np.ndarray] = {}
-    for task in tasks:
-        try:
-            images[task.hash] = read_image(task.uri)
-        except ImageReadError as exc:
-            for i in task.features:
-                rows[i].append({"hash": task.hash, "ok": False, "reason": failure_reason(exc),
-                                "error": str(exc), "cacheable": True})
-    for i, ex in enumerate(extractors):
-        todo = [t for t in tasks if i in t.features and t.hash in images]
-        if not todo:
-            continue
-        batch = getattr(ex, "extract_many", None)
-        if batch is not None:
-            try:
-                results = batch([images[t.hash] for t in todo])
-            except Exception:  # fall back to one at a time to isolate the culprit
-                results = None
-            if results is not None:
-                # A batch method returns the FeatureError of an image it could not handle in its place.
-                for t, result in zip(todo, results):
-                    if isinstance(result, FeatureError):
-                        rows[i].append({"hash": t.hash, "ok": False, "reason": failure_reason(result),
-                                        "error": f"{t.uri}: {result}", "cacheable": True})
-                    else:
-                        vec, info = result
-                        rows[i].append({"hash": t.hash, "ok": True, "vector": vec, **info})
-                continue
-        for t in todo:
-            try:
-                vec, info = ex.extract(images[t.hash])
-                rows[i].append({"hash": t.hash, "ok": True, "vector": vec, **info})
-            except (FeatureError, ImageReadError) as exc:
-                rows[i].append({"hash": t.hash, "ok": False, "reason": failure_reason(exc),
-                                "error": f"{t.uri}: {exc}", "cacheable": True})
-            except Exception as exc:  # unexpected: reported, never cached, so a rerun retries it
-                rows[i].append({"hash": t.hash, "ok": False, "reason": failure_reason(exc),
-                                "error": f"{t.uri}: {type(exc).__name__}: {exc}", "cacheable": False})
-    return rows
-
-
-# -- driver side ------------------------------------------------------------
-def default_workers() -> int:
-    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
 
 
 def encode(
@@ -191,7 +95,7 @@ def encode(
         cached_counts.append(len(unique) - len(missing))
         for h in missing["hash"]:
             pending.setdefault(h, []).append(i)
-    tasks = [_Task(h, uri, pending[h]) for h, uri in zip(unique["hash"], unique["path"]) if h in pending]
+    tasks = [Task(h, uri, pending[h]) for h, uri in zip(unique["hash"], unique["path"]) if h in pending]
     uncached_failures: list[list[dict]] = [[] for _ in extractors]
     computed = [0] * len(extractors)
 
@@ -209,8 +113,6 @@ def encode(
         on_progress(0, total)
     chunks = [tasks[s:s + chunk_size] for s in range(0, total, chunk_size)]
     if chunks and scheduler is not None:
-        from embedlab.distributed import run_chunks
-
         def chunk_done(chunk_rows: list[list[dict]], n_images: int) -> None:
             nonlocal done
             commit(chunk_rows)
@@ -223,20 +125,20 @@ def encode(
         for ex in extractors:
             ex.prepare()
         for chunk in chunks:
-            commit(_extract_chunk(chunk, extractors))
+            commit(extract_chunk(chunk, extractors))
             done += len(chunk)
             if on_progress:
                 on_progress(done, total)
     elif chunks:
         threads = 1 if workers > 1 else None
         with ProcessPoolExecutor(max_workers=min(workers, len(chunks)), mp_context=get_context("spawn"),
-                                 initializer=_init_worker, initargs=(extractors, threads, os.getpid())) as pool:
+                                 initializer=init_worker, initargs=(extractors, threads, os.getpid())) as pool:
             queue = iter(chunks)
-            running: dict[Future, list[_Task]] = {}
+            running: dict[Future, list[Task]] = {}
             try:
                 # Keep only a few chunks in flight so that a kill loses little work.
                 for chunk in queue:
-                    running[pool.submit(_extract_chunk, chunk)] = chunk
+                    running[pool.submit(extract_chunk, chunk)] = chunk
                     if len(running) >= 2 * workers:
                         break
                 while running:
@@ -249,7 +151,7 @@ def encode(
                             on_progress(done, total)
                         nxt = next(queue, None)
                         if nxt is not None:
-                            running[pool.submit(_extract_chunk, nxt)] = nxt
+                            running[pool.submit(extract_chunk, nxt)] = nxt
             except BaseException:
                 pool.shutdown(wait=False, cancel_futures=True)
                 raise
