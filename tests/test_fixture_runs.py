@@ -57,3 +57,12 @@ def test_a_run_written_before_still_loads_and_predicts_the_same(name, tmp_path):
     assert got["pred"].tolist() == expected["pred"].tolist()
     probas = [c for c in expected.columns if c.startswith("proba_")]
     np.testing.assert_allclose(got[probas].to_numpy(float), expected[probas].to_numpy(float), atol=1e-5)
+
+
+def test_get_params_gives_every_parameter_and_the_cache_key_only_those_that_matter():
+    cnn = create_extractor("cnn:resnet18[weights=random,batch_size=4]")
+    assert cnn.get_params()["batch_size"] == 4 and set(cnn.get_params()) == set(cnn.param_names())
+    assert "batch_size" not in cnn.cache_params()
+    encoding = create_extractor("encoding[engine=dlib]")
+    assert encoding.get_params()["engine"] == "dlib" and "engine" not in encoding.cache_params()
+    assert encoding.describe()["params"] == encoding.cache_params()

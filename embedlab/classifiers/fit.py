@@ -272,6 +272,7 @@ def compute_features(plan: Plan, loaded: Data, config: FitConfig) -> Features:
 
 
 # -- stage 4: train ----------------------------------------------------------------------
+# The pipeline, its training data and the search's own settings, as GridSearchCV takes them.
 def grid_search(pipe, name: str, X, y, fit_params: dict, fixed: Iterable[str], seed: int, n_jobs: int | None,
                 binary: bool):
     """Cross-validated grid search on the training images; returns the refitted best and a record."""
@@ -328,6 +329,7 @@ def train(plan: Plan, loaded: Data, feats: Features, config: FitConfig) -> tuple
 
 
 # -- stage 5: score ----------------------------------------------------------------------
+# One set's rows and what scoring them needs; keyword-only where two values could be swapped.
 def score_rows(pipe, classes: list[str], positive: str | None, frame: pd.DataFrame, X: np.ndarray,
                ok: np.ndarray, reasons: dict, *, set_name: str, role: str, dataset: str,
                seed: int) -> tuple[dict, pd.DataFrame]:

@@ -14,6 +14,7 @@ import numpy as np
 
 from embedlab.core.errors import ModelError
 from embedlab.core.registry import Registry
+from embedlab.core.specs import parse_value
 
 CLASSIFIERS: Registry[Callable[..., Any]] = Registry("model")
 
@@ -190,8 +191,6 @@ def parse_params(items: Iterable[str]) -> dict[str, Any]:
     >>> parse_params(["C=10", "hidden_layer_sizes=(64,32)", "class_weight=none"])
     {'C': 10, 'hidden_layer_sizes': (64, 32), 'class_weight': None}
     """
-    from embedlab.core.specs import parse_value
-
     out: dict[str, Any] = {}
     for item in items:
         if "=" not in item:

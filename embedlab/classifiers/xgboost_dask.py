@@ -126,6 +126,33 @@ class ClusterFit:
     workers: list[str]
 
 
+def training_rows(table: pd.DataFrame, train: np.ndarray, classes: list[str], usable: set[str],
+                  cache_root: str) -> tuple[pd.DataFrame, np.ndarray]:
+    """The training images with cached features (one row per hash) and their class indices."""
+    code = {c: i for i, c in enumerate(classes)}
+    labelled = table.loc[np.asarray(train, bool), ["hash", "label"]].drop_duplicates("hash")
+    labelled = labelled[labelled["hash"].isin(usable) & labelled["label"].astype(str).isin(code)]
+    if labelled.empty:
+        raise ModelError(f"no training image has cached features under {cache_root}; run "
+                         "`embedlab encode` with the same features (and cache) first")
+    y_train = labelled["label"].astype(str).map(code).to_numpy()
+    absent = [c for i, c in enumerate(classes) if not (y_train == i).any()]
+    if absent or len(classes) < 2:
+        raise ModelError(f"no training image of class(es) {', '.join(absent) or 'other than ' + classes[0]} "
+                         "has cached features; a classifier needs two classes or more")
+    return labelled, y_train
+
+
+def check_workers_see_cache(client, cache_root: str, feature_keys: Sequence[str]) -> None:
+    for worker, problem in sorted(client.run(_worker_sees, cache_root, list(feature_keys)).items()):
+        if problem:
+            raise ModelError(f"worker {worker} cannot read the feature cache ({problem}); workers "
+                             "read features from the cache folder, so put it on a file system "
+                             "every worker mounts at the same path")
+
+
+# Keyword options of one cluster fit (what to fit on, where, and what to predict); the CLI's
+# --scheduler path and the tests call it with them.
 def fit_xgboost_dask(
     table: pd.DataFrame,
     feature_keys: Sequence[str],
@@ -161,21 +188,11 @@ def fit_xgboost_dask(
     pipeline = create_classifier("xgboost", params, seed=seed)
     local = pipeline.named_steps["model"]
     classes = sorted(table["label"].dropna().astype(str).unique()) if classes is None else list(classes)
-    code = {c: i for i, c in enumerate(classes)}
     cache_root = str(Path(cache_dir).resolve())
     cache = FeatureCache(cache_root)
     usable = usable_hashes(cache, feature_keys)
 
-    labelled = table.loc[np.asarray(train, bool), ["hash", "label"]].drop_duplicates("hash")
-    labelled = labelled[labelled["hash"].isin(usable) & labelled["label"].astype(str).isin(code)]
-    if labelled.empty:
-        raise ModelError(f"no training image has cached features under {cache_root}; run "
-                         "`embedlab encode` with the same features (and cache) first")
-    y_train = labelled["label"].astype(str).map(code).to_numpy()
-    absent = [c for i, c in enumerate(classes) if not (y_train == i).any()]
-    if absent or len(classes) < 2:
-        raise ModelError(f"no training image of class(es) {', '.join(absent) or 'other than ' + classes[0]} "
-                         "has cached features; a classifier needs two classes or more")
+    labelled, y_train = training_rows(table, train, classes, usable, cache_root)
     others = pd.Index(table["hash"]).append(pd.Index(list(predict_hashes or []))) if predict else []
     to_predict = np.array(sorted(set(others) & usable), dtype=object)
 
@@ -183,11 +200,7 @@ def fit_xgboost_dask(
         client = connect(scheduler, stack)
         wait_for_workers(client, scheduler)
         workers = sorted(client.scheduler_info(n_workers=-1)["workers"])
-        for worker, problem in sorted(client.run(_worker_sees, cache_root, list(feature_keys)).items()):
-            if problem:
-                raise ModelError(f"worker {worker} cannot read the feature cache ({problem}); workers "
-                                 "read features from the cache folder, so put it on a file system "
-                                 "every worker mounts at the same path")
+        check_workers_see_cache(client, cache_root, feature_keys)
 
         dims = [int(cache.meta(k)["dim"]) for k in feature_keys]
 

@@ -12,21 +12,19 @@ from __future__ import annotations
 import os
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from dataclasses import dataclass
 from multiprocessing import get_context
-from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 import pandas as pd
 
-from embedlab import datasets
 from embedlab.compute.cache import FeatureCache
-from embedlab.compute.distributed import run_chunks
+from embedlab.compute.distributed import ChunkDone, run_chunks
 from embedlab.compute.workers import Task, extract_chunk, init_worker
 from embedlab.core.defaults import DEFAULT_CACHE_DIR
 from embedlab.core.errors import EmbedlabError, FeatureError
 from embedlab.core.system import default_workers
+from embedlab.datasets import as_table, sample_per_class
 from embedlab.features import FeatureExtractor, create_extractor, split_feature_list
 
 ProgressCallback = Callable[[int, int], None]
@@ -46,6 +44,8 @@ def resolve_features(features: str | FeatureExtractor | Sequence[str | FeatureEx
     return extractors
 
 
+# The keyword arguments are the public interface (embedlab.encode, the CLI, the fits); the work is
+# split into planning what is missing, running it on one of three backends, and attaching it.
 def encode(
     data: str | os.PathLike | pd.DataFrame,
     features: str | FeatureExtractor | Sequence[str | FeatureExtractor] = "encoding",
@@ -74,17 +74,35 @@ def encode(
     land in the same cache either way.
     """
     started = time.perf_counter()
-    df = data.copy() if isinstance(data, pd.DataFrame) else datasets.load(data, layout=layout)
-    if isinstance(data, pd.DataFrame):
-        df.attrs.update(data.attrs)
+    df = as_table(data, layout=layout)
     if per_class is not None:
-        df = datasets.sample_per_class(df, per_class, seed=seed)
+        df = sample_per_class(df, per_class, seed=seed)
     extractors = resolve_features(features)
     workers = default_workers() if workers is None else int(workers)
     if workers < 1:
         raise EmbedlabError(f"--workers must be at least 1, got {workers}")
     cache = FeatureCache(cache_dir)
+    tasks, cached_counts = missing_tasks(df, extractors, cache)
+    committer = Committer(cache, extractors, len(tasks), on_progress)
+    chunks = [tasks[s:s + chunk_size] for s in range(0, len(tasks), chunk_size)]
+    if chunks and scheduler is not None:
+        run_chunks(chunks, extractors, scheduler, committer.commit)
+    elif chunks and (workers == 1 or len(chunks) == 1):
+        run_here(chunks, extractors, committer.commit)
+    elif chunks:
+        run_in_pool(chunks, extractors, workers, committer.commit)
+    for ex in extractors:
+        cache.compact(ex.key())
+    result = _attach(df, extractors, cache, committer.uncached_failures)
+    seconds = time.perf_counter() - started
+    result.attrs["features"] = {ex.name: ex.describe() for ex in extractors}
+    result.attrs["summary"] = _summary(result, extractors, committer.computed, cached_counts, seconds, len(tasks))
+    return result
 
+
+def missing_tasks(df: pd.DataFrame, extractors: list[FeatureExtractor],
+                  cache: FeatureCache) -> tuple[list[Task], list[int]]:
+    """One task per image that misses a feature in the cache, and how many each extractor found cached."""
     unique = df.drop_duplicates("hash")[["hash", "path"]]
     pending: dict[str, list[int]] = {}
     cached_counts = []
@@ -96,73 +114,66 @@ def encode(
         for h in missing["hash"]:
             pending.setdefault(h, []).append(i)
     tasks = [Task(h, uri, pending[h]) for h, uri in zip(unique["hash"], unique["path"]) if h in pending]
-    uncached_failures: list[list[dict]] = [[] for _ in extractors]
-    computed = [0] * len(extractors)
+    return tasks, cached_counts
 
-    def commit(chunk_rows: list[list[dict]]) -> None:
+
+class Committer:
+    """Commits each finished chunk to the cache, in this process, and moves the progress callback."""
+
+    def __init__(self, cache: FeatureCache, extractors: list[FeatureExtractor], total: int,
+                 on_progress: ProgressCallback | None):
+        self.cache, self.extractors, self.total, self.on_progress = cache, extractors, total, on_progress
+        self.uncached_failures: list[list[dict]] = [[] for _ in extractors]
+        self.computed = [0] * len(extractors)
+        self.done = 0
+        if on_progress:
+            on_progress(0, total)
+
+    def commit(self, chunk_rows: list[list[dict]], n_images: int) -> None:
         for i, rows in enumerate(chunk_rows):
             keep = [r for r in rows if r.pop("cacheable", True)]
-            uncached_failures[i].extend(r for r in rows if r not in keep)
-            ex = extractors[i]
-            cache.append(ex.key(), keep, ex.dim, ex.info_columns)
-            computed[i] += len(rows)
+            self.uncached_failures[i].extend(r for r in rows if r not in keep)
+            ex = self.extractors[i]
+            self.cache.append(ex.key(), keep, ex.dim, ex.info_columns)
+            self.computed[i] += len(rows)
+        self.done += n_images
+        if self.on_progress:
+            self.on_progress(self.done, self.total)
 
-    total = len(tasks)
-    done = 0
-    if on_progress:
-        on_progress(0, total)
-    chunks = [tasks[s:s + chunk_size] for s in range(0, total, chunk_size)]
-    if chunks and scheduler is not None:
-        def chunk_done(chunk_rows: list[list[dict]], n_images: int) -> None:
-            nonlocal done
-            commit(chunk_rows)
-            done += n_images
-            if on_progress:
-                on_progress(done, total)
 
-        run_chunks(chunks, extractors, scheduler, chunk_done)
-    elif chunks and (workers == 1 or len(chunks) == 1):
-        for ex in extractors:
-            ex.prepare()
-        for chunk in chunks:
-            commit(extract_chunk(chunk, extractors))
-            done += len(chunk)
-            if on_progress:
-                on_progress(done, total)
-    elif chunks:
-        threads = 1 if workers > 1 else None
-        with ProcessPoolExecutor(max_workers=min(workers, len(chunks)), mp_context=get_context("spawn"),
-                                 initializer=init_worker, initargs=(extractors, threads, os.getpid())) as pool:
-            queue = iter(chunks)
-            running: dict[Future, list[Task]] = {}
-            try:
-                # Keep only a few chunks in flight so that a kill loses little work.
-                for chunk in queue:
-                    running[pool.submit(extract_chunk, chunk)] = chunk
-                    if len(running) >= 2 * workers:
-                        break
-                while running:
-                    finished, _ = wait(running, return_when=FIRST_COMPLETED)
-                    for fut in finished:
-                        chunk = running.pop(fut)
-                        commit(fut.result())
-                        done += len(chunk)
-                        if on_progress:
-                            on_progress(done, total)
-                        nxt = next(queue, None)
-                        if nxt is not None:
-                            running[pool.submit(extract_chunk, nxt)] = nxt
-            except BaseException:
-                pool.shutdown(wait=False, cancel_futures=True)
-                raise
-
+def run_here(chunks: list[list[Task]], extractors: list[FeatureExtractor], chunk_done: ChunkDone) -> None:
+    """Extract every chunk in this process (one worker, or a single chunk)."""
     for ex in extractors:
-        cache.compact(ex.key())
-    result = _attach(df, extractors, cache, uncached_failures)
-    seconds = time.perf_counter() - started
-    result.attrs["features"] = {ex.name: ex.describe() for ex in extractors}
-    result.attrs["summary"] = _summary(result, extractors, computed, cached_counts, seconds, total)
-    return result
+        ex.prepare()
+    for chunk in chunks:
+        chunk_done(extract_chunk(chunk, extractors), len(chunk))
+
+
+def run_in_pool(chunks: list[list[Task]], extractors: list[FeatureExtractor], workers: int,
+                chunk_done: ChunkDone) -> None:
+    """Extract the chunks in a pool of spawned processes; ``chunk_done`` runs here as each finishes."""
+    threads = 1 if workers > 1 else None
+    with ProcessPoolExecutor(max_workers=min(workers, len(chunks)), mp_context=get_context("spawn"),
+                             initializer=init_worker, initargs=(extractors, threads, os.getpid())) as pool:
+        queue = iter(chunks)
+        running: dict[Future, list[Task]] = {}
+        try:
+            # Keep only a few chunks in flight so that a kill loses little work.
+            for chunk in queue:
+                running[pool.submit(extract_chunk, chunk)] = chunk
+                if len(running) >= 2 * workers:
+                    break
+            while running:
+                finished, _ = wait(running, return_when=FIRST_COMPLETED)
+                for fut in finished:
+                    chunk = running.pop(fut)
+                    chunk_done(fut.result(), len(chunk))
+                    nxt = next(queue, None)
+                    if nxt is not None:
+                        running[pool.submit(extract_chunk, nxt)] = nxt
+        except BaseException:
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
 
 
 def _attach(df: pd.DataFrame, extractors: list[FeatureExtractor], cache: FeatureCache,

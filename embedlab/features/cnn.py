@@ -8,9 +8,11 @@ from typing import Any, Callable
 
 import numpy as np
 
-from embedlab.core.errors import FeatureError
-from embedlab.features.base import EXTRACTORS, FeatureExtractor, check_choice
+from embedlab.core.errors import FeatureError, NoFaceFound
 from embedlab.core.io import file_digest
+from embedlab.features import dlib_resnet
+from embedlab.features.base import EXTRACTORS, FeatureExtractor, check_choice
+from embedlab.features.encoding import FaceEncoding
 
 # backbone -> (torchvision weights enum name, embedding size)
 BACKBONES = {
@@ -18,9 +20,11 @@ BACKBONES = {
     "resnet50": ("ResNet50_Weights", 2048),
     "vgg16": ("VGG16_Weights", 4096),
 }
+#: dlib's face descriptor ResNet (:mod:`embedlab.features.dlib_resnet`) as a backbone
+DLIB_BACKBONE = "dlib-resnet"
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-#: Backbones beyond torchvision's, plugged in by the packages that know them:
+#: Backbones beyond these, plugged in by the packages that know them:
 #: ``(accepts(backbone) -> bool, CnnEmbedding subclass)``. embedlab.nets adds network
 #: run folders this way, so that features never import the networks.
 BACKBONE_PLUGINS: list[tuple[Callable[[str], bool], type]] = []
@@ -74,36 +78,63 @@ def resolve_weights(backbone: str, weights: str | None) -> Path | None:
 class CnnEmbedding(FeatureExtractor):
     """Global-average-pooled penultimate layer of a torchvision backbone.
 
-    backbone: ``resnet18``, ``resnet50`` or ``vgg16``; or a network run folder
+    backbone: ``resnet18``, ``resnet50`` or ``vgg16``; ``dlib-resnet``, dlib's face
+    descriptor network (trained on faces; its model file ships with
+    face_recognition_models, so nothing is downloaded); or a network run folder
     (``cnn:results/runs/NAME``), whose penultimate layer is then the feature
     (:mod:`embedlab.nets.features` plugs that in; see :data:`BACKBONE_PLUGINS`).
-    weights: ``imagenet`` (from the torch hub cache), a ``.pth`` file, or ``random``.
-    size: the square input size the image is resized to.
+    weights: ``imagenet`` (from the torch hub cache), a ``.pth`` file, or ``random``;
+    for ``dlib-resnet``: ``dlib`` (face_recognition_models' file), a ``.dat`` file, or ``random``.
+    size: the square input size the image is resized to (default 224; 150 for ``dlib-resnet``).
+    layer: ``dlib-resnet`` only: which activations, averaged over space, are the feature:
+    ``stage1`` (32-d) ... ``stage4`` (256), ``stage5`` (256), or ``encoding`` (128).
+    align: ``dlib-resnet`` only: ``none`` reads the whole image; ``hog`` or ``cnn``
+    finds the largest face with that detector and aligns it the way dlib does
+    (a 150x150 chip), recording "no face found" when there is none.
     """
 
     name = "cnn"
     primary_param = "backbone"
 
-    def __init__(self, backbone: str = "resnet18", weights: str = "imagenet", size: int = 224,
-                 batch_size: int = 32):
+    def __init__(self, backbone: str = "resnet18", weights: str | None = None, size: int | None = None,
+                 layer: str = "stage5", align: str = "none", batch_size: int = 32):
         self.backbone = backbone
         self.weights = weights
         self.size = size
+        self.layer = layer
+        self.align = align
         self.batch_size = batch_size
 
     @classmethod
     def variant_for(cls, params: dict[str, Any]) -> type:
         backbone = str(params.get("backbone", "resnet18"))
-        if backbone not in BACKBONES:
+        if backbone not in BACKBONES and backbone != DLIB_BACKBONE:
             for accepts, extractor in BACKBONE_PLUGINS:
                 if accepts(backbone):
                     return extractor
         return cls
 
+    @property
+    def _dlib(self) -> bool:
+        return self.backbone == DLIB_BACKBONE
+
+    @property
+    def input_size(self) -> int:
+        return int(self.size) if self.size is not None else (150 if self._dlib else 224)
+
     def cache_params(self):
         params = self.get_params()
         params.pop("batch_size")  # does not change the output
-        if params["weights"] not in ("imagenet", "random"):
+        params["size"] = self.input_size
+        if self._dlib:
+            params["weights"] = "dlib" if params["weights"] in (None, "dlib") else params["weights"]
+            if params["align"] != "none":
+                params["size"] = 150  # aligned chips are always 150x150
+        else:  # options of dlib-resnet alone: leave torchvision backbones' keys as they were
+            params.pop("layer")
+            params.pop("align")
+            params["weights"] = params["weights"] or "imagenet"
+        if params["weights"] not in ("imagenet", "random", "dlib"):
             params["weights"] = "file"  # the file's content is in the fingerprint, not its path
         return params
 
@@ -111,22 +142,44 @@ class CnnEmbedding(FeatureExtractor):
         if self.backbone not in BACKBONES and (Path(str(self.backbone)) / "params.json").is_file():
             raise FeatureError(f"feature 'cnn': {self.backbone} is a run folder; network runs are read as "
                                "features once embedlab.nets is imported (embedlab.api and the CLI do so)")
-        check_choice(self, "backbone", tuple(BACKBONES))
-        resolve_weights(self.backbone, self.weights)
+        check_choice(self, "backbone", (*BACKBONES, DLIB_BACKBONE))
+        if self._dlib:
+            check_choice(self, "layer", tuple(dlib_resnet.LAYER_DIMS))
+            check_choice(self, "align", ("none", "hog", "cnn"))
+            dlib_resnet.check_input_size(self.input_size if self.align == "none" else 150, self.layer)
+            if self.weights not in (None, "dlib", "random") and not Path(str(self.weights)).expanduser().is_file():
+                raise FeatureError(f"feature 'cnn': weights file not found: {self.weights}")
+        else:
+            resolve_weights(self.backbone, self.weights or "imagenet")
+        if not isinstance(self.input_size, int) or not 16 <= self.input_size <= 1024:
+            raise FeatureError(f"feature 'cnn': size must be an integer from 16 to 1024, got {self.size!r}")
+
+    def _dlib_path(self) -> str | None:
+        if self.weights == "random":
+            return None
+        return dlib_resnet.default_model_path() if self.weights in (None, "dlib") else str(Path(str(self.weights)).expanduser())
 
     def fingerprint(self) -> dict[str, Any]:
-        path = resolve_weights(self.backbone, self.weights)
+        if self._dlib:
+            path = self._dlib_path()
+            return {"weights_sha256": file_digest(path) if path else None}
+        path = resolve_weights(self.backbone, self.weights or "imagenet")
         return {"weights_sha256": file_digest(str(path)) if path else None}
 
     @property
     def dim(self) -> int:
+        if self._dlib:
+            return dlib_resnet.LAYER_DIMS[self.layer]
         return BACKBONES[self.backbone][1]
 
     def prepare(self) -> None:
+        if self._dlib:
+            self._prepare_dlib()
+            return
         import torch
         import torchvision.models as tvm
 
-        path = resolve_weights(self.backbone, self.weights)
+        path = resolve_weights(self.backbone, self.weights or "imagenet")
         with torch.random.fork_rng():
             torch.manual_seed(0)  # random weights, when asked for, are the same every time
             model = getattr(tvm, self.backbone)(weights=None)
@@ -146,14 +199,59 @@ class CnnEmbedding(FeatureExtractor):
     def _tensor(self, image: np.ndarray):
         from PIL import Image
 
-        pil = Image.fromarray(image).resize((self.size, self.size), Image.Resampling.BILINEAR)
+        pil = Image.fromarray(image).resize((self.input_size, self.input_size), Image.Resampling.BILINEAR)
         arr = np.asarray(pil, dtype=np.float32) / 255.0
         arr = (arr - np.array(IMAGENET_MEAN, np.float32)) / np.array(IMAGENET_STD, np.float32)
         return self._torch.from_numpy(arr.transpose(2, 0, 1).copy())
 
-    def extract_many(self, images: list[np.ndarray]) -> list[tuple[np.ndarray, dict]]:
+    def _prepare_dlib(self) -> None:
+        import torch
+
+        path = self._dlib_path()
+        net = (dlib_resnet.untrained_descriptor_net() if path is None
+               else dlib_resnet.load_descriptor_net(path, device="cpu", sha256=dlib_resnet.OFFICIAL_SHA256
+                                                    if self.weights in (None, "dlib") else None))
+        self._model = net.eval()
+        self._torch = torch
+        if self.align != "none":
+            self._locator = FaceEncoding(detector=self.align, on_missing="skip")
+            self._locator.prepare()
+
+    def _dlib_inputs(self, images: list[np.ndarray]) -> list[np.ndarray | FeatureError]:
+        """uint8 RGB inputs for dlib's network: aligned chips, or whole images resized."""
+        from PIL import Image
+
+        out: list[np.ndarray | FeatureError] = []
+        for image in images:
+            if self.align == "none":
+                pil = Image.fromarray(image)
+                if pil.size != (self.input_size, self.input_size):
+                    pil = pil.resize((self.input_size, self.input_size), Image.Resampling.BILINEAR)
+                out.append(np.asarray(pil, dtype=np.uint8))
+                continue
+            box, _ = self._locator.locate(image)
+            out.append(dlib_resnet.face_chips(image, [box])[0] if box is not None else NoFaceFound("no face found"))
+        return out
+
+    def _extract_dlib(self, images: list[np.ndarray]) -> list[tuple[np.ndarray, dict] | FeatureError]:
+        inputs = self._dlib_inputs(images)
+        ready = [i for i, x in enumerate(inputs) if not isinstance(x, FeatureError)]
+        results: list = list(inputs)
+        torch = self._torch
+        with torch.inference_mode():
+            for start in range(0, len(ready), self.batch_size):
+                idx = ready[start:start + self.batch_size]
+                batch = torch.from_numpy(np.stack([inputs[i] for i in idx]))
+                feats = self._model.trunk(self._model.normalise(batch), self.layer).float().numpy()
+                for i, f in zip(idx, feats):
+                    results[i] = (f.astype(np.float32), {})
+        return results
+
+    def extract_many(self, images: list[np.ndarray]) -> list[tuple[np.ndarray, dict] | FeatureError]:
         if not hasattr(self, "_model"):
             self.prepare()
+        if self._dlib:
+            return self._extract_dlib(images)
         out = []
         with self._torch.inference_mode():
             for start in range(0, len(images), self.batch_size):
@@ -163,4 +261,7 @@ class CnnEmbedding(FeatureExtractor):
         return out
 
     def extract(self, image):
-        return self.extract_many([image])[0]
+        result = self.extract_many([image])[0]
+        if isinstance(result, FeatureError):
+            raise result
+        return result

@@ -41,6 +41,15 @@ TOLERANCE = 1e-4
 
 #: chips per forward pass; fixed, so that results do not depend on how images are grouped
 BATCH_SIZE = 8
+#: the network's stages, each named by where it ends in ``FaceDescriptorNet.blocks``
+#: (stage1 at 35x35 for a 150 px chip, stage2 17x17, stage3 8x8, stage4 3x3, stage5 1x1)
+STAGES = {"stage1": 3, "stage2": 7, "stage3": 10, "stage4": 13, "stage5": 14}
+#: what :meth:`FaceDescriptorNet.trunk` can return: a stage's activations, averaged over
+#: space, or the 128-d encoding
+LAYER_DIMS = {"stage1": 32, "stage2": 64, "stage3": 128, "stage4": 256, "stage5": 256, "encoding": 128}
+#: (in channels, out channels, halves the resolution) of each residual block
+BLOCK_PLAN = ([(32, 32, False)] * 3 + [(32, 64, True)] + [(64, 64, False)] * 3 + [(64, 128, True)]
+              + [(128, 128, False)] * 2 + [(128, 256, True)] + [(256, 256, False)] * 2 + [(256, 256, True)])
 
 
 # -- dlib's serialisation primitives (dlib/serialize.h) ---------------------
@@ -360,6 +369,8 @@ def resolve_device(device: str = "auto") -> str:
     return system.resolve_device(device, FeatureError)
 
 
+# The torch classes of the network, together in one function so that they are defined only when
+# first used (importing this module must stay light); each class is short.
 @lru_cache(maxsize=None)
 def _build_module():
     """The torch classes, defined on first use so that importing this module stays light."""
@@ -400,13 +411,29 @@ def _build_module():
             self.register_buffer("channel_means", torch.tensor(channel_means, dtype=torch.float32))
 
         def forward(self, chips):
-            # dlib's input layer: (pixel - channel average) / 256, channels first.
+            return self.trunk(self.normalise(chips))
+
+        def normalise(self, chips):
+            """dlib's input layer: uint8 NHWC RGB -> (pixel - channel average) / 256, NCHW."""
             x = (chips.float() - self.channel_means) / 256.0
-            x = x.permute(0, 3, 1, 2).contiguous(memory_format=torch.channels_last)
+            return x.permute(0, 3, 1, 2).contiguous(memory_format=torch.channels_last)
+
+        def trunk(self, x, layer: str = "encoding"):
+            """Normalised NCHW input -> ``layer`` (a stage averaged over space, or the encoding)."""
             x = F.max_pool2d(F.relu(self.stem(x)), 3, 2)
-            for block in self.blocks:
+            for block in self.blocks[:STAGES.get(layer, len(self.blocks))]:
                 x = block(x)
-            return self.fc(x.mean(dim=(2, 3)))
+            x = x.mean(dim=(2, 3))
+            return self.fc(x) if layer == "encoding" else x
+
+        def freeze(self, upto: str) -> None:
+            """Stop training the stem and every stage up to ``upto`` (``all``: the encoding layer too)."""
+            frozen = [self.stem, *self.blocks[:STAGES.get(upto, len(self.blocks))]]
+            if upto == "all":
+                frozen.append(self.fc)
+            for module in frozen:
+                for prm in module.parameters():
+                    prm.requires_grad_(False)
 
         @property
         def device(self):
@@ -484,6 +511,50 @@ def build_descriptor_net(weights: DescriptorWeights, device: str = "cpu"):
         fc.weight.copy_(torch.from_numpy(np.ascontiguousarray(w.T)))
     net = FaceDescriptorNet(stem, blocks, fc, weights.channel_means).eval()
     net = net.to(memory_format=torch.channels_last)
+    return net.to(device)
+
+
+def stage_sizes(input_size: int) -> dict[str, int]:
+    """The side of each stage's feature map for a square input (0: the input is too small).
+
+    >>> stage_sizes(150)
+    {'stage1': 35, 'stage2': 17, 'stage3': 8, 'stage4': 3, 'stage5': 1}
+    """
+    side = max((input_size - 7) // 2 + 1, 0)   # 7x7 convolution, stride 2, no padding
+    side = max((side - 3) // 2 + 1, 0)          # 3x3 max pool, stride 2
+    sizes, end = {}, 0
+    for stage, stop in STAGES.items():
+        for _, _, down in BLOCK_PLAN[end:stop]:
+            if down:
+                side = max((side - 3) // 2 + 1, 0)
+        sizes[stage], end = side, stop
+    return sizes
+
+
+def check_input_size(input_size: int, layer: str) -> None:
+    """Refuse an input too small for the network to reach ``layer``."""
+    stage = "stage5" if layer == "encoding" else layer
+    if stage_sizes(int(input_size)).get(stage, 0) < 1:
+        smallest = next(n for n in range(16, 1025) if stage_sizes(n)[stage] >= 1)
+        raise FeatureError(f"an input of {input_size} px is too small for dlib's network to reach {layer}: "
+                           f"it needs at least {smallest} px (150 is what it was trained at)")
+
+
+def untrained_descriptor_net(device: str = "cpu", seed: int = 0):
+    """dlib's network with the same layers and PyTorch's default random weights.
+
+    The shape a saved fine-tuned network loads into, and the ``weights=random`` baseline.
+    """
+    torch = _torch()
+    _, Residual, FaceDescriptorNet = _build_module()
+    nn = torch.nn
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        stem = nn.Conv2d(3, 32, 7, 2, _default_padding(7, 2))
+        blocks = [Residual(nn.Conv2d(cin, cout, 3, 2 if down else 1, _default_padding(3, 2 if down else 1)),
+                           nn.Conv2d(cout, cout, 3, 1, 1), down) for cin, cout, down in BLOCK_PLAN]
+        fc = nn.Linear(256, 128, bias=False)
+    net = FaceDescriptorNet(stem, blocks, fc, (0.0, 0.0, 0.0)).to(memory_format=torch.channels_last)
     return net.to(device)
 
 

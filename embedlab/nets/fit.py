@@ -36,7 +36,7 @@ from embedlab.runs.scoring import score_set, task_of
 
 #: parameters a resumed run may change: how it computes, not what it learns (input_blur
 #: only touches inputs sharper than the training images, so a finished run can take it up)
-RESUME_SETTINGS = ("workers_threads", "bf16", "input_blur", "input_blur_above")
+RESUME_SETTINGS = ("workers_threads", "bf16", "input_blur", "input_blur_above", "tta_flip")
 
 
 @dataclass
@@ -155,7 +155,7 @@ def score_inputs(run: NetworkFit, module, frame: pd.DataFrame, prepared: tuple, 
                  dataset: str) -> tuple[dict, pd.DataFrame]:
     inputs, usable, info = prepared
     proba = run_model(module, inputs, run.device, int(run.p.get("channels", 1)), run.task,
-                      positive_index=run.positive_index)
+                      positive_index=run.positive_index, tta_flip=bool(run.p["tta_flip"]))
     metrics, rows = score_set(proba, frame[usable], run.classes, run.positive if run.task == "binary" else None,
                               set_name=set_name, role=role, dataset=dataset, seed=run.seed)
     metrics.update(input_metrics(info, usable))

@@ -135,6 +135,8 @@ def needs_face_crop(image: np.ndarray, size: int, face_crop: str) -> bool:
     return max(image.shape[:2]) > CROP_RATIO * size
 
 
+# How one set of images is prepared for a network: size, channels, face crop, blur, and where
+# crops go; the same settings key the cache of cached_inputs.
 def prepare_images(uris: Sequence[str], size: int, channels: int, face_crop: str = "never",
                    crops_dir: str | os.PathLike | None = None, names: Sequence[str] | None = None,
                    images: Sequence[np.ndarray] | None = None,
@@ -179,6 +181,7 @@ def _crops_in(info: list[dict], crops_dir: Path) -> bool:
                and Path(r["crop_path"]).is_file() for r in info if r["face_cropped"])
 
 
+# prepare_images' settings plus the cache folder: every one of them changes the cached array.
 def cached_inputs(hashes: Sequence[str], uris: Sequence[str], size: int, channels: int,
                   face_crop: str, cache_dir: str | os.PathLike | None,
                   crops_dir: str | os.PathLike | None = None, names: Sequence[str] | None = None,

@@ -8,7 +8,7 @@ feature) and ``forward(image, encoding)`` (the logits).
 
 >>> from embedlab.nets import NETWORKS
 >>> NETWORKS.names()
-['cnn', 'emotion-cnn', 'encoding-mlp', 'fusion-cnn', 'fusion-resnet', 'resnet18', 'resnet50', 'vgg16-emotion']
+['cnn', 'dlib-resnet', 'emotion-cnn', 'encoding-mlp', 'fusion-cnn', 'fusion-resnet', 'resnet18', 'resnet50', 'vgg16-emotion']
 >>> NETWORKS.create("emotion-cnn").defaults["size"]
 48
 """
@@ -18,8 +18,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from embedlab.core.errors import ModelError
+from embedlab.core.errors import FeatureError, ModelError
 from embedlab.core.registry import Registry
+from embedlab.features import dlib_resnet
+from embedlab.features.cnn import IMAGENET_MEAN, IMAGENET_STD, resolve_weights
+
+#: How one-channel (grey) inputs are standardised; three-channel ones use ImageNet's mean and std.
+GRAY_MEAN, GRAY_STD = 0.5, 0.25
 
 #: Training settings every network accepts; the original study's defaults where they serve.
 TRAINING_DEFAULTS: dict[str, Any] = {
@@ -46,6 +51,7 @@ TRAINING_DEFAULTS: dict[str, Any] = {
     "input_blur": 0.0,         # Gaussian sigma (input pixels) for inputs sharper than the training images; 0 = off
     "input_blur_above": 8.0,   # ... "sharper" meaning a Laplacian standard deviation above this
     "bf16": False,             # bfloat16 autocast on the CPU (avx512_bf16 / AMX machines)
+    "tta_flip": False,         # predictions average each image and its mirror image
     "workers_threads": 0,      # torch threads; 0 = leave torch's default
 }
 
@@ -157,9 +163,6 @@ def encoding_mlp(dim: int = 128, hidden: int = 256, out: int = 128, dropout: flo
 def load_backbone_weights(model, arch: str, weights: str):
     """``random``, ``imagenet`` (torch hub cache, never downloaded) or a ``.pth`` path."""
     import torch
-
-    from embedlab.core.errors import FeatureError
-    from embedlab.features.cnn import resolve_weights
 
     if weights == "random":
         return model
@@ -309,3 +312,85 @@ def build_module(spec: NetworkSpec, params: dict[str, Any], n_out: int):
     """The module of ``spec`` with the model parameters taken from resolved ``params``."""
     kwargs = {k: params[k] for k in spec.model_param_names()}
     return spec.build(n_out, **kwargs)
+
+
+# -- dlib's face descriptor ResNet as a trainable backbone ------------------
+DLIB_FREEZE = ("none", "stem", "stage1", "stage2", "stage3", "stage4", "stage5", "all")
+
+
+def _dlib_backbone_modules():
+    import torch
+    import torch.nn.functional as F
+
+    nn = torch.nn
+
+    class DlibInput(nn.Module):
+        """embedlab's standardised input -> dlib's ((pixel - channel mean) / 256, RGB), at ``input_size``.
+
+        Grayscale is repeated to three channels; a smaller image (a 48x48 FER face)
+        is upsampled to the side the network was trained at, a larger one
+        downsampled with antialiasing.
+        """
+
+        def __init__(self, channels: int, input_size: int, channel_means):
+            super().__init__()
+            mean, std = ((GRAY_MEAN,) * 3, (GRAY_STD,) * 3) if channels == 1 else (IMAGENET_MEAN, IMAGENET_STD)
+            means = torch.as_tensor(channel_means, dtype=torch.float32)
+            # x_dlib = ((x * std + mean) * 255 - channel_mean) / 256, per channel
+            self.register_buffer("scale", (torch.tensor(std) * 255 / 256).view(1, 3, 1, 1))
+            self.register_buffer("shift", ((torch.tensor(mean) * 255 - means) / 256).view(1, 3, 1, 1))
+            self.channels, self.input_size = channels, int(input_size)
+
+        def forward(self, x):
+            if self.channels == 1:
+                x = x.expand(-1, 3, -1, -1)
+            if x.shape[-1] != self.input_size or x.shape[-2] != self.input_size:
+                x = F.interpolate(x, size=(self.input_size, self.input_size), mode="bilinear",
+                                  align_corners=False, antialias=x.shape[-1] > self.input_size)
+            return x * self.scale + self.shift
+
+    class DlibTrunk(nn.Module):
+        def __init__(self, net, layer: str):
+            super().__init__()
+            self.net, self.layer = net, layer
+
+        def forward(self, x):
+            return self.net.trunk(x, self.layer)
+
+    return DlibInput, DlibTrunk
+
+
+@network("dlib-resnet", "image", "dlib's face descriptor ResNet (29 layers, trained on about 3 million faces, read "
+         "from face_recognition_models' model file) with a new head; freeze up to a stage, pick the layer that "
+         "feeds the head", size=150, input_size=150, channels=3, weights="dlib", freeze="none", layer="stage5",
+         dropout=0.2, face_crop="auto", epochs=15, batch_size=64, optimizer="adamw", lr=1e-3,
+         weight_decay=0.01, schedule="onecycle", label_smoothing=0.1, patience=6)
+# A registered network builder takes the network's own settings, one keyword each.
+def build_dlib_resnet(n_out, size, input_size, channels, weights, freeze, layer, dropout, face_crop):
+    if layer not in dlib_resnet.LAYER_DIMS:
+        raise ModelError(f"dlib-resnet: layer must be one of {', '.join(dlib_resnet.LAYER_DIMS)}, got {layer!r}")
+    if freeze not in DLIB_FREEZE:
+        raise ModelError(f"dlib-resnet: freeze must be one of {', '.join(DLIB_FREEZE)}, got {freeze!r}")
+    if not 16 <= int(input_size) <= 1024:
+        raise ModelError(f"dlib-resnet: input_size must be between 16 and 1024 pixels, got {input_size}")
+    try:
+        dlib_resnet.check_input_size(int(input_size), layer)
+    except Exception as exc:
+        raise ModelError(f"dlib-resnet: input_size={input_size}: {exc}") from None
+    if channels not in (1, 3):
+        raise ModelError(f"dlib-resnet: channels must be 1 or 3, got {channels}")
+    if weights == "random":
+        net = dlib_resnet.untrained_descriptor_net()
+    else:
+        path = None if weights == "dlib" else weights
+        try:
+            net = dlib_resnet.load_descriptor_net(path, device="cpu")
+        except Exception as exc:  # a FeatureError names the file; say which network option led there
+            raise ModelError(f"dlib-resnet weights={weights!r}: {exc}") from None
+    if freeze != "none":
+        net.freeze(freeze)
+    DlibInput, DlibTrunk = _dlib_backbone_modules()
+    Net = _module_class()
+    return Net(image_stem=DlibInput(channels, input_size, net.channel_means.tolist()),
+               image_branch=DlibTrunk(net.train(), layer),
+               head=_head(dlib_resnet.LAYER_DIMS[layer], n_out, dropout))

@@ -106,7 +106,8 @@ class NetworkRun(Run):
         crops = Path(crops_dir) / self.name if crops_dir is not None else None
         inputs, usable, info = self._inputs(table, cache_dir, crops, workers, on_progress)
         proba_ok = run_model(self.module, inputs, self.module_device, int(p.get("channels", 1)),
-                             self.params["task"], positive_index=self.positive_index)
+                             self.params["task"], positive_index=self.positive_index,
+                             tta_flip=bool(p.get("tta_flip")))
         proba = np.full((len(table), len(self.classes)), np.nan)
         if usable.any():
             proba[usable] = proba_ok

@@ -28,12 +28,11 @@ from embedlab.core import system
 from embedlab.core.errors import ModelError
 from embedlab.core.io import atomic_write
 from embedlab.features.cnn import IMAGENET_MEAN, IMAGENET_STD
-from embedlab.nets.models import NetworkSpec
+from embedlab.nets.models import GRAY_MEAN, GRAY_STD, NetworkSpec
 
 HISTORY_COLUMNS = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds"]
 MODEL_FILE = "model.pt"        # best weights (state_dict)
 LAST_FILE = "last.pt"          # last epoch: weights, optimiser, history, early-stopping state
-GRAY_MEAN, GRAY_STD = 0.5, 0.25
 
 
 def resolve_device(device: str):
@@ -276,9 +275,14 @@ def _autocast(device, enabled: bool):
     return torch.autocast(device.type, dtype=torch.bfloat16)
 
 
+# Inference options (batch size, bf16, embed, flip averaging) beside the module and its inputs.
 def run_model(module, inputs: Inputs, device, channels: int, task: str, batch_size: int = 256,
-              bf16: bool = False, embed: bool = False, positive_index: int = 1) -> np.ndarray:
-    """Class probabilities (or penultimate features with ``embed``) for every row of ``inputs``."""
+              bf16: bool = False, embed: bool = False, positive_index: int = 1,
+              tta_flip: bool = False) -> np.ndarray:
+    """Class probabilities (or penultimate features with ``embed``) for every row of ``inputs``.
+
+    ``tta_flip`` averages the probabilities of each image and its mirror image.
+    """
     import torch
 
     module.eval()
@@ -292,12 +296,16 @@ def run_model(module, inputs: Inputs, device, channels: int, task: str, batch_si
                 if embed:
                     out.append(module.embed(image, encoding).float().cpu())
                 else:
-                    out.append(probabilities(module(image, encoding), task, positive_index).cpu())
+                    proba = probabilities(module(image, encoding), task, positive_index)
+                    if tta_flip and image is not None:
+                        proba = (proba + probabilities(module(image.flip(3), encoding), task, positive_index)) / 2
+                    out.append(proba.float().cpu())
     if not out:
         return np.zeros((0, 0), np.float32)
     return torch.cat(out).numpy()
 
 
+# The loop state train_loop holds, passed as it is.
 def _evaluate_loss(module, inputs: Inputs, device, channels, task, loss_fn, bf16, positive_index=1,
                    batch_size=256):
     import torch
@@ -330,6 +338,9 @@ def write_history(folder: Path, history: list[dict]) -> None:
     atomic_write(folder / "history.csv", lambda tmp: frame.to_csv(tmp, index=False))
 
 
+# One epoch loop with early stopping, checkpoints and resume kept together: splitting it would
+# spread the optimiser, scheduler and early-stopping state across functions. Its parameters are
+# what fit_network has prepared (module, settings, inputs, run folder, device, progress).
 def train_loop(module, spec: NetworkSpec, p: dict[str, Any], task: str, n_classes: int, train: Inputs,
                valid: Inputs, folder: Path, seed: int, device, resume: bool,
                on_progress: Callable | None = None, positive_index: int = 1) -> dict[str, Any]:
