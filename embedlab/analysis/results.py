@@ -21,7 +21,8 @@ import pandas as pd
 from embedlab.analysis.figures import base_layout, colours_for, plain
 from embedlab.analysis.groups import GENERATED, REAL, dataset_is_generated, origin_of_labels
 from embedlab.core.errors import ModelError
-from embedlab.runs.folder import METRICS_FILE, PARAMS_FILE, PREDICTIONS_FILE, read_json, read_optional_table
+from embedlab.runs.folder import (HISTORY_FILE, METRICS_FILE, PARAMS_FILE, PREDICTIONS_FILE, read_json,
+                                  read_optional_table)
 
 
 @dataclass
@@ -51,7 +52,7 @@ def read_run_folder(path: str | Path) -> RunRecord:
     params = read_json(path / PARAMS_FILE)
     metrics = read_json(path / METRICS_FILE)
     return RunRecord(path, params, metrics, read_optional_table(path / PREDICTIONS_FILE),
-                     read_optional_table(path / "history.csv"))
+                     read_optional_table(path / HISTORY_FILE))
 
 
 def wilson_interval(successes: int, n: int, z: float = 1.959964) -> tuple[float, float]:

@@ -11,3 +11,5 @@ DEFAULT_CACHE_DIR = RESULTS_DIR / "cache"
 DEFAULT_RUNS_DIR = RESULTS_DIR / "runs"
 #: face crops that network predictions make from portraits
 DEFAULT_CROPS_DIR = RESULTS_DIR / "crops"
+#: the HTML report (see :mod:`embedlab.report`)
+DEFAULT_REPORT = RESULTS_DIR / "report.html"

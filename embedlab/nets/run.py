@@ -23,7 +23,7 @@ from embedlab.nets.images import prepare_images
 from embedlab.nets.inputs import blur_setting, prepare_inputs
 from embedlab.nets.models import NETWORKS, build_module
 from embedlab.nets.training import MODEL_FILE, Inputs, memory_format_for, resolve_device, run_model
-from embedlab.runs.folder import Run, read_run, run_kind
+from embedlab.runs.folder import HISTORY_FILE, Run, read_optional_table, read_run, run_kind
 
 
 @dataclass
@@ -53,10 +53,10 @@ class NetworkRun(Run):
         return self.spec.resolve(self.params["model_params"])
 
     def history(self) -> pd.DataFrame:
-        path = self.path / "history.csv"
-        if not path.is_file():
-            raise ModelError(f"{path}: missing")
-        return pd.read_csv(path)
+        history = read_optional_table(self.path / HISTORY_FILE)
+        if history is None:
+            raise ModelError(f"{self.path / HISTORY_FILE}: missing")
+        return history
 
     @property
     def module(self):

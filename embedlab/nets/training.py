@@ -29,6 +29,7 @@ from embedlab.core.errors import ModelError
 from embedlab.core.io import atomic_write
 from embedlab.features.cnn import IMAGENET_MEAN, IMAGENET_STD
 from embedlab.nets.models import GRAY_MEAN, GRAY_STD, NetworkSpec
+from embedlab.runs.folder import HISTORY_FILE
 
 HISTORY_COLUMNS = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds"]
 MODEL_FILE = "model.pt"        # best weights (state_dict)
@@ -335,7 +336,7 @@ def save_torch(obj, path: Path) -> None:
 
 def write_history(folder: Path, history: list[dict]) -> None:
     frame = pd.DataFrame(history, columns=HISTORY_COLUMNS)
-    atomic_write(folder / "history.csv", lambda tmp: frame.to_csv(tmp, index=False))
+    atomic_write(folder / HISTORY_FILE, lambda tmp: frame.to_csv(tmp, index=False))
 
 
 # One epoch loop with early stopping, checkpoints and resume kept together: splitting it would

@@ -14,7 +14,7 @@ import pandas as pd
 import embedlab
 from embedlab import analysis
 from embedlab.compute.extraction import feature_matrix
-from embedlab.core.defaults import DEFAULT_CACHE_DIR, DEFAULT_RUNS_DIR, RESULTS_DIR
+from embedlab.core.defaults import DEFAULT_CACHE_DIR, DEFAULT_REPORT, DEFAULT_RUNS_DIR
 from embedlab.core.errors import EmbedlabError, ModelError
 from embedlab.core.io import atomic_write_bytes
 from embedlab.report import sections
@@ -27,7 +27,7 @@ UMAP_DEFAULTS = {"n_neighbors": 15, "min_dist": 0.1, "metric": "euclidean"}
 # The keyword arguments are the public interface of the report (the CLI's `report` command and
 # the demo pass them); the work is in the stage functions below.
 def write_report(
-    out_path: str | os.PathLike = RESULTS_DIR / "report.html",
+    out_path: str | os.PathLike = DEFAULT_REPORT,
     datasets: Sequence[Any] = (),
     runs: Sequence[str | os.PathLike] = (),
     *,

@@ -36,6 +36,8 @@ from embedlab.core.io import atomic_write, to_json, write_json
 PARAMS_FILE = "params.json"
 METRICS_FILE = "metrics.json"
 PREDICTIONS_FILE = "predictions.parquet"
+#: a network run's loss and accuracy per epoch
+HISTORY_FILE = "history.csv"
 KINDS = ("classifier", "network")
 #: the columns of an image table that a prediction table keeps
 ID_COLUMNS = ("image_id", "path", "hash", "label", "split")
