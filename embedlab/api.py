@@ -20,7 +20,9 @@ from typing import Any, Iterable, Sequence
 import pandas as pd
 
 from embedlab import nets
-from embedlab.classifiers import CLASSIFIERS, ClassifierRun, fit_classifier, load_classifier_run
+from embedlab.classifiers import CLASSIFIERS
+from embedlab.classifiers.fit import fit_classifier
+from embedlab.classifiers.run import ClassifierRun, load_classifier_run
 from embedlab.compute.extraction import ProgressCallback, encode, feature_matrix
 from embedlab.core.defaults import DEFAULT_CACHE_DIR, DEFAULT_RUNS_DIR
 from embedlab.core.errors import ModelError, UnknownNameError

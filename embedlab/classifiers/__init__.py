@@ -1,4 +1,4 @@
-"""Classifiers for cached features, found by name; fitting them and opening their runs.
+"""Classifiers for cached features, found by name; :mod:`.fit` fits them, :mod:`.run` opens their runs.
 
 Every classifier is a scikit-learn :class:`~sklearn.pipeline.Pipeline` whose
 last step is called ``model`` (scaling comes first where the model needs it),
@@ -20,9 +20,9 @@ from embedlab.classifiers.pipelines import (
     search_space,
     supports_sample_weight,
 )
-from embedlab.classifiers.run import ClassifierRun, load_classifier_run
-from embedlab.classifiers.fit import FitConfig, fit_classifier
 
+# Fitting (embedlab.classifiers.fit) and opened runs (embedlab.classifiers.run) are imported
+# from their modules: this package stays as light as the registry, so that `embedlab --help`,
+# which lists the classifiers, answers at once.
 __all__ = ["CLASSIFIERS", "SEARCH_SPACES", "create_classifier", "model_parameters", "parse_params",
-           "search_space", "supports_sample_weight", "ClassifierRun", "load_classifier_run", "FitConfig",
-           "fit_classifier"]
+           "search_space", "supports_sample_weight"]

@@ -110,7 +110,8 @@ def conv_bn(cin: int, cout: int, stride: int = 1):
                          nn.ReLU(inplace=True))
 
 
-def _module_class():
+def network_class():
+    """The module class every network is: optional image and encoding branches, then a head."""
     import torch
     import torch.nn as nn
 
@@ -185,7 +186,8 @@ def torchvision_resnet(arch: str, weights: str):
     return model, dim
 
 
-def _head(dim: int, n_out: int, dropout: float):
+def classifier_head(dim: int, n_out: int, dropout: float):
+    """Dropout, then one linear layer to the ``n_out`` logits."""
     nn = _nn()
     return nn.Sequential(nn.Dropout(dropout), nn.Linear(dim, n_out))
 
@@ -200,16 +202,16 @@ def _gray_to_rgb(channels: int):
 @network("cnn", "image", "custom CNN on images (the study's detector Model 1)",
          size=64, channels=3, widths=(32, 64, 128), dense=128, dropout=0.3)
 def build_cnn(n_out, size, channels, widths, dense, dropout):
-    Net = _module_class()
+    Net = network_class()
     return Net(image_branch=small_cnn(channels, tuple(widths), dense, dropout),
-               head=_head(dense, n_out, dropout))
+               head=classifier_head(dense, n_out, dropout))
 
 
 def _resnet(arch):
     def build(n_out, size, channels, weights, dropout):
-        Net = _module_class()
+        Net = network_class()
         body, dim = torchvision_resnet(arch, weights)
-        return Net(image_branch=body, image_stem=_gray_to_rgb(channels), head=_head(dim, n_out, dropout))
+        return Net(image_branch=body, image_stem=_gray_to_rgb(channels), head=classifier_head(dim, n_out, dropout))
     return build
 
 
@@ -222,8 +224,8 @@ network("resnet50", "image", "torchvision ResNet-50 (the study's Model 2), rando
 @network("encoding-mlp", "encoding", "fully connected layers on the 128-d face encoding (the study's Model 3)",
          encoding="encoding", hidden=256, dense=128, dropout=0.3, augment=False)
 def build_mlp(n_out, encoding, hidden, dense, dropout):
-    Net = _module_class()
-    return Net(encoding_branch=encoding_mlp(128, hidden, dense, dropout), head=_head(dense, n_out, dropout))
+    Net = network_class()
+    return Net(encoding_branch=encoding_mlp(128, hidden, dense, dropout), head=classifier_head(dense, n_out, dropout))
 
 
 @network("fusion-cnn", "image+encoding", "custom CNN branch + encoding branch joined before the head "
@@ -231,11 +233,11 @@ def build_mlp(n_out, encoding, hidden, dense, dropout):
          dense=128, dropout=0.3)
 def build_fusion_cnn(n_out, size, channels, encoding, widths, dense, dropout):
     nn = _nn()
-    Net = _module_class()
+    Net = network_class()
     return Net(image_branch=small_cnn(channels, tuple(widths), dense, dropout),
                encoding_branch=encoding_mlp(128, 256, dense, dropout),
                joint=nn.Sequential(nn.Linear(2 * dense, dense), nn.ReLU(inplace=True)),
-               head=_head(dense, n_out, dropout))
+               head=classifier_head(dense, n_out, dropout))
 
 
 @network("fusion-resnet", "image+encoding", "ResNet branch + encoding branch joined before the head "
@@ -243,14 +245,14 @@ def build_fusion_cnn(n_out, size, channels, encoding, widths, dense, dropout):
          weights="random", dense=256, dropout=0.3)
 def build_fusion_resnet(n_out, size, channels, encoding, backbone, weights, dense, dropout):
     nn = _nn()
-    Net = _module_class()
+    Net = network_class()
     if backbone not in ("resnet18", "resnet50"):
         raise ModelError(f"fusion-resnet: backbone must be resnet18 or resnet50, got {backbone!r}")
     body, dim = torchvision_resnet(backbone, weights)
     return Net(image_branch=body, image_stem=_gray_to_rgb(channels),
                encoding_branch=encoding_mlp(128, 256, dense, dropout),
                joint=nn.Sequential(nn.Linear(dim + dense, dense), nn.ReLU(inplace=True)),
-               head=_head(dense, n_out, dropout))
+               head=classifier_head(dense, n_out, dropout))
 
 
 @network("vgg16-emotion", "image", "the study's emotion Model 1: 48x48 grayscale -> 1x1 conv to 3 channels "
@@ -260,14 +262,14 @@ def build_vgg16_emotion(n_out, size, channels, weights, dense, dropout, face_cro
     import torchvision.models as tvm
 
     nn = _nn()
-    Net = _module_class()
+    Net = network_class()
     vgg = load_backbone_weights(tvm.vgg16(weights=None), "vgg16", weights)
     with_pool = size // 32
     if with_pool < 1:
         raise ModelError(f"vgg16-emotion needs size >= 32 (five 2x poolings), got {size}")
     body = nn.Sequential(vgg.features, nn.Flatten(), nn.Linear(512 * with_pool * with_pool, dense),
                          nn.ReLU(inplace=True))
-    return Net(image_branch=body, image_stem=nn.Conv2d(channels, 3, 1), head=_head(dense, n_out, dropout))
+    return Net(image_branch=body, image_stem=nn.Conv2d(channels, 3, 1), head=classifier_head(dense, n_out, dropout))
 
 
 def _residual_stage(cin: int, cout: int, blocks: int, stride: int):
@@ -296,7 +298,7 @@ def _residual_stage(cin: int, cout: int, blocks: int, stride: int):
          schedule="onecycle", label_smoothing=0.1, erase=0.25, patience=8)
 def build_emotion_cnn(n_out, size, channels, widths, blocks, stem_stride, dropout, face_crop):
     nn = _nn()
-    Net = _module_class()
+    Net = network_class()
     widths, blocks = tuple(widths), tuple(blocks)
     # stem_stride=2 halves every later feature map: 4x cheaper, for CPU budgets
     layers = [conv_bn(channels, widths[0] // 2), conv_bn(widths[0] // 2, widths[0], stem_stride)]
@@ -305,7 +307,7 @@ def build_emotion_cnn(n_out, size, channels, widths, blocks, stem_stride, dropou
         layers.append(_residual_stage(cin, w, b, 1 if i == 0 else 2))  # e.g. 48, 24, 12, 6
         cin = w
     layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten()]
-    return Net(image_branch=nn.Sequential(*layers), head=_head(cin, n_out, dropout))
+    return Net(image_branch=nn.Sequential(*layers), head=classifier_head(cin, n_out, dropout))
 
 
 def build_module(spec: NetworkSpec, params: dict[str, Any], n_out: int):
@@ -390,7 +392,7 @@ def build_dlib_resnet(n_out, size, input_size, channels, weights, freeze, layer,
     if freeze != "none":
         net.freeze(freeze)
     DlibInput, DlibTrunk = _dlib_backbone_modules()
-    Net = _module_class()
+    Net = network_class()
     return Net(image_stem=DlibInput(channels, input_size, net.channel_means.tolist()),
                image_branch=DlibTrunk(net.train(), layer),
-               head=_head(dlib_resnet.LAYER_DIMS[layer], n_out, dropout))
+               head=classifier_head(dlib_resnet.LAYER_DIMS[layer], n_out, dropout))

@@ -171,7 +171,7 @@ def write_run(runs_dir: str | os.PathLike, name: str, params: dict[str, Any], me
 class Run:
     """An opened run folder: ``path``, ``params`` and ``metrics``; see its kinds' classes.
 
-    :class:`embedlab.classifiers.ClassifierRun` and
+    :class:`embedlab.classifiers.run.ClassifierRun` and
     :class:`embedlab.nets.NetworkRun` add the model and ``predict``.
     """
 
