@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import functools
-import sys
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Callable, Iterator
 
 import typer

@@ -11,7 +11,7 @@ import numpy as np
 
 from embedlab.core.errors import FeatureError
 from embedlab.core.registry import Registry
-from embedlab.core.specs import parse_spec, parse_value, split_feature_list
+from embedlab.core.specs import parse_spec, parse_value
 
 EXTRACTORS: Registry[type["FeatureExtractor"]] = Registry("feature")
 

@@ -17,6 +17,7 @@ import numpy as np
 from embedlab.core.io import file_digest
 from embedlab.features.cnn import CnnEmbedding, register_backbone
 from embedlab.nets.run import NetworkRun, is_network_run, load_network_run
+from embedlab.nets.training import MODEL_FILE
 
 __all__ = ["NetworkRunEmbedding", "is_network_run", "network_run_fingerprint", "network_run_dim",
            "network_run_features", "open_feature_run"]
@@ -30,7 +31,7 @@ def open_feature_run(path: str) -> NetworkRun:
 def network_run_fingerprint(path: str) -> dict[str, Any]:
     """What identifies the features: the weights' content, not the folder's place."""
     run = open_feature_run(str(path))
-    return {"network": run.params["model"], "model_sha256": file_digest(str(Path(path) / "model.pt"))}
+    return {"network": run.params["model"], "model_sha256": file_digest(str(Path(path) / MODEL_FILE))}
 
 
 def network_run_dim(path: str) -> int:

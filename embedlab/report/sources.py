@@ -24,7 +24,7 @@ from embedlab.compute.cache import FeatureCache
 from embedlab.compute.extraction import resolve_features
 from embedlab.core.errors import DatasetError, EmbedlabError, ModelError
 from embedlab.features import create_extractor
-from embedlab.runs.folder import run_params
+from embedlab.runs.folder import PARAMS_FILE, run_params
 
 SPEC_SEPARATOR = "::"
 #: features per dataset layout when nothing is cached: the 140k faces and
@@ -116,10 +116,10 @@ def find_run_folders(paths: Iterable[str | os.PathLike]) -> list[Path]:
     found: list[Path] = []
     for p in paths:
         p = Path(p)
-        if (p / "params.json").is_file():
+        if (p / PARAMS_FILE).is_file():
             found.append(p)
         elif p.is_dir():
-            found.extend(sorted(c for c in p.iterdir() if (c / "params.json").is_file()))
+            found.extend(sorted(c for c in p.iterdir() if (c / PARAMS_FILE).is_file()))
         else:
             raise ModelError(f"{p}: no such run folder (expected a folder with params.json, or a folder of them)")
     return list(dict.fromkeys(found))

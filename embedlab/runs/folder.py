@@ -226,10 +226,10 @@ def list_runs(root: str | os.PathLike = DEFAULT_RUNS_DIR) -> pd.DataFrame:
     root = Path(root)
     rows = []
     if root.is_dir():
-        for folder in sorted(p for p in root.iterdir() if (p / "params.json").is_file()):
+        for folder in sorted(p for p in root.iterdir() if (p / PARAMS_FILE).is_file()):
             try:
-                params = read_json(folder / "params.json")
-                metrics = read_json(folder / "metrics.json")
+                params = read_json(folder / PARAMS_FILE)
+                metrics = read_json(folder / METRICS_FILE)
             except ModelError:
                 continue
             ks = key_set(metrics)
@@ -257,7 +257,7 @@ def pretrained_run(task: str) -> Path:
     if task not in PRETRAINED_TASKS:
         raise UnknownNameError("task", task, sorted(PRETRAINED_TASKS))
     folder = Path(__file__).resolve().parents[1] / "pretrained" / PRETRAINED_TASKS[task]
-    if not (folder / "params.json").is_file():
+    if not (folder / PARAMS_FILE).is_file():
         raise ModelError(f"no reference run for task {task!r}: {folder} is missing or holds no params.json; "
                          "pass --run with a run of your own")
     return folder
