@@ -79,7 +79,8 @@ def ship(run_dir: Path, dest: Path = PRETRAINED, max_mb: float = 30.0) -> Path:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", default=str(SHARED / "fer2013"))
-    ap.add_argument("--eval-on", default=str(SHARED / "synthetic-emotions"))
+    ap.add_argument("--eval-on", default=str(SHARED / "synthetic-emotions"),
+                    help="a labelled set scored whole after training ('none': no such set)")
     ap.add_argument("--network", default="dlib-resnet")
     ap.add_argument("--epochs", type=int, default=20)
     ap.add_argument("-p", "--param", action="append", default=[], metavar="KEY=VALUE",
@@ -121,7 +122,7 @@ def main() -> None:
                       f"acc {info['train_acc']:.3f}, val loss {info['val_loss']:.3f} acc {info['val_acc']:.3f}, "
                       f"lr {info['lr']:.2e}, {info['seconds']:.0f} s", flush=True)
 
-        run = fit_network(args.data, args.network, params, eval_on=[args.eval_on], runs_dir=args.runs_dir,
+        run = fit_network(args.data, args.network, params, eval_on=[] if args.eval_on == "none" else [args.eval_on], runs_dir=args.runs_dir,
                           name=args.name, cache_dir=str(ROOT / "results" / "cache"), seed=args.seed,
                           device=args.device, epochs=args.epochs, resume=args.resume, on_progress=progress,
                           command=command)

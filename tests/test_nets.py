@@ -157,7 +157,7 @@ def test_shipped_emotion_model_predicts_offline(sample, tmp_path):
 
     run = load_run(pretrained_run("emotion"))
     assert run.params["kind"] == "network" and len(run.classes) == 7
-    assert (run.path / "model.pt").stat().st_size <= 20 * 2**20
+    assert (run.path / "model.pt").stat().st_size <= 30 * 2**20
     assert run.params["command"] and run.metrics["sets"]["test"]["n"] == 7178
     out = run.predict([sample / "face-photos" / "obama.jpg"], cache_dir=None, crops_dir=tmp_path)
     probas = out[[f"proba_{c}" for c in run.classes]].to_numpy(float)
