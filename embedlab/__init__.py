@@ -18,6 +18,8 @@ _LAZY = {
     # through embedlab.api, which also lets the cnn feature read network runs
     "encode": ("embedlab.api", "encode"),
     "feature_matrix": ("embedlab.compute.extraction", "feature_matrix"),
+    "fit": ("embedlab.api", "fit"),
+    "load_run": ("embedlab.api", "load_run"),
     "FeatureCache": ("embedlab.compute.cache", "FeatureCache"),
     "datasets": ("embedlab.datasets", None),
     "features": ("embedlab.features", None),
