@@ -54,3 +54,16 @@ def test_an_upward_import_breaks_the_contract(tmp_path):
     done = lint_imports(copy)
     assert done.returncode != 0, done.stdout
     assert "BROKEN" in done.stdout and "embedlab.core.errors -> embedlab.report" in done.stdout
+
+
+def test_no_module_imports_itself_back():
+    """No import cycle between any two modules, imports inside functions included.
+
+    The layers contract keeps packages apart; this keeps the modules of one package apart too.
+    """
+    import grimp
+
+    graph = grimp.build_graph("embedlab", cache_dir=None)
+    cycles = [(a, b) for a in sorted(graph.modules) for b in sorted(graph.find_modules_directly_imported_by(a))
+              if graph.find_shortest_chain(importer=b, imported=a)]
+    assert cycles == []

@@ -151,6 +151,15 @@ def check_workers_see_cache(client, cache_root: str, feature_keys: Sequence[str]
                              "every worker mounts at the same path")
 
 
+def open_cluster(scheduler: str, stack: ExitStack, cache_root: str, feature_keys: Sequence[str]):
+    """A client of ``scheduler`` whose workers all read the feature cache, and their addresses."""
+    client = connect(scheduler, stack)
+    wait_for_workers(client, scheduler)
+    workers = sorted(client.scheduler_info(n_workers=-1)["workers"])
+    check_workers_see_cache(client, cache_root, feature_keys)
+    return client, workers
+
+
 # Keyword options of one cluster fit (what to fit on, where, and what to predict); the CLI's
 # --scheduler path and the tests call it with them.
 def fit_xgboost_dask(
@@ -197,11 +206,7 @@ def fit_xgboost_dask(
     to_predict = np.array(sorted(set(others) & usable), dtype=object)
 
     with ExitStack() as stack:
-        client = connect(scheduler, stack)
-        wait_for_workers(client, scheduler)
-        workers = sorted(client.scheduler_info(n_workers=-1)["workers"])
-        check_workers_see_cache(client, cache_root, feature_keys)
-
+        client, workers = open_cluster(scheduler, stack, cache_root, feature_keys)
         dims = [int(cache.meta(k)["dim"]) for k in feature_keys]
 
         def matrix(hashes: np.ndarray):
