@@ -62,14 +62,14 @@ def fit(
 
     On a Dask cluster: [bold]embedlab fit /shared/faces --model xgboost --scheduler tcp://10.0.0.5:8786[/bold]
     """
-    from embedlab.api import fit as run_fit, is_classifier
+    from embedlab.api import fit as run_fit
 
     command = shlex.join(["embedlab", *sys.argv[1:]])
-    options = dict(eval_features=eval_features, missing=missing, per_class=per_class, layout=layout,
-                   scheduler=scheduler) if is_classifier(model) else dict(scheduler=scheduler)
     with progress_bar("features", quiet=quiet) as update:
         run = run_fit(data, features, model, params=parse_params(param or []), search=search,
                       class_weight=class_weight, eval_on=eval_on or [], runs_dir=runs_dir, name=name,
                       cache_dir=cache_dir, seed=seed, workers=workers, on_progress=update,
-                      device=device, epochs=epochs, resume=resume, command=command, **options)
+                      device=device, epochs=epochs, resume=resume, command=command,
+                      eval_features=eval_features, missing=missing, per_class=per_class, layout=layout,
+                      scheduler=scheduler)
     print_run(run.params, run.metrics, run.path)

@@ -29,17 +29,13 @@ from embedlab.core.errors import ModelError, UnknownNameError
 from embedlab.nets import NETWORKS, NetworkRun, fit_network, load_network_run
 from embedlab.runs.folder import read_run
 
-__all__ = ["encode", "feature_matrix", "fit", "load_run", "model_names", "is_classifier", "nets"]
+__all__ = ["encode", "feature_matrix", "fit", "load_run", "model_names", "nets"]
 
 
 def model_names() -> list[str]:
     """Every name ``fit`` accepts: the classifiers, then the networks."""
     names = CLASSIFIERS.names()
     return names + [n for n in NETWORKS.names() if n not in names]  # a classifier name wins
-
-
-def is_classifier(model: str) -> bool:
-    return model in CLASSIFIERS
 
 
 # The classifier options and the network options meet here, each passed on to its own
@@ -53,11 +49,13 @@ def fit(data: str | os.PathLike | pd.DataFrame, features: str | Sequence[str] = 
         resume: bool = False, **options: Any) -> ClassifierRun | NetworkRun:
     """Fit ``model`` on ``data``: a classifier on features, or a network on images.
 
-    Classifiers go to :func:`embedlab.classifiers.fit_classifier` (``options``
+    Classifiers go to :func:`embedlab.classifiers.fit.fit_classifier` (``options``
     passed on); a name from ``embedlab.nets.NETWORKS`` goes to
     :func:`embedlab.nets.fit_network` with ``device``, ``epochs``, ``resume``
-    and ``command``. An unknown name lists both kinds; options of the other
-    kind are refused.
+    and ``command`` (the classifiers' other options do not apply and are
+    left aside, as the CLI passes them all). An unknown name lists both
+    kinds; network options given to a classifier, or a scheduler given to a
+    network, are refused.
     """
     if model in CLASSIFIERS:
         if epochs is not None or resume or device != "auto":
