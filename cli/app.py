@@ -9,7 +9,7 @@ from typing import Callable, Iterator
 import typer
 from rich.console import Console
 
-from embedlab.core.defaults import DEFAULT_CACHE_DIR, DEFAULT_REPORT, DEFAULT_RUNS_DIR, RESULTS_DIR
+from embedlab.core.defaults import DEFAULT_CACHE_DIR, DEFAULT_REPORT, DEFAULT_RUNS_DIR, RESULTS_DIR, SAMPLE_DATA_DIR
 from embedlab.core.errors import EmbedlabError
 
 app = typer.Typer(
@@ -28,7 +28,7 @@ err_console = Console(stderr=True)
 
 DEFAULT_CACHE = DEFAULT_CACHE_DIR
 DEFAULT_RUNS = DEFAULT_RUNS_DIR
-__all__ = ["DEFAULT_CACHE", "DEFAULT_RUNS", "DEFAULT_REPORT", "RESULTS_DIR", "app", "clean_errors", "console",
+__all__ = ["DEFAULT_CACHE", "DEFAULT_RUNS", "DEFAULT_REPORT", "RESULTS_DIR", "SAMPLE_DATA_DIR", "app", "clean_errors", "console",
            "err_console", "fail", "progress_bar"]
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Callable, ContextManager
 
 from embedlab.api import encode, fit
-from embedlab.core.defaults import RESULTS_DIR
+from embedlab.core.defaults import RESULTS_DIR, SAMPLE_DATA_DIR
 from embedlab.core.errors import DatasetError
 from embedlab.report import write_report
 
@@ -40,7 +40,7 @@ class DemoResult:
 
 
 def run_demo(
-    data_root: str | os.PathLike = Path("data") / "sample",
+    data_root: str | os.PathLike = SAMPLE_DATA_DIR,
     out: str | os.PathLike = RESULTS_DIR,
     workers: int | None = None,
     on_step: Callable[[str], None] | None = None,

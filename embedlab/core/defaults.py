@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+#: the small datasets bundled with the repository (what `embedlab demo` runs on)
+SAMPLE_DATA_DIR = Path("data") / "sample"
+#: everything embedlab makes, unless told otherwise
 RESULTS_DIR = Path("results")
 #: the feature cache (see :mod:`embedlab.compute.cache`)
 DEFAULT_CACHE_DIR = RESULTS_DIR / "cache"
