@@ -34,7 +34,10 @@ $(STAMP): pyproject.toml Makefile
 demo: $(STAMP)
 	$(BIN)/embedlab demo $(DATA) --out $(OUT)
 
+# lint-imports checks that the library's layers point one way (pyproject.toml, docs/architecture.md);
+# tests/test_architecture.py checks it again and proves an upward import is caught.
 test: $(STAMP)
+	$(BIN)/lint-imports --no-cache
 	$(BIN)/python -m pytest -q
 
 bench: $(STAMP)

@@ -65,7 +65,7 @@ def run(table, features: str, workers: int, scheduler: str | None, cache: Path) 
 
 
 def same_cache(a: Path, b: Path, keys: list[str]) -> bool:
-    from embedlab.cache import FeatureCache
+    from embedlab.compute.cache import FeatureCache
 
     for key in keys:
         ra, rb = FeatureCache(a).read(key), FeatureCache(b).read(key)
@@ -93,7 +93,7 @@ def main() -> None:
     import distributed
 
     import embedlab
-    from embedlab.extraction import resolve_features
+    from embedlab.compute.extraction import resolve_features
 
     table = embedlab.datasets.load(args.data)
     if args.limit:

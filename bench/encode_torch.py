@@ -76,7 +76,7 @@ def embedlab_run(table, engine: str, workers: int, device: str) -> tuple[float, 
 def network_only(paths: list[str], device: str, n: int = 64) -> dict:
     """Chips per second through the network alone: dlib's and the torch one."""
     from embedlab.features import dlib_resnet as dr
-    from embedlab.images import read_image
+    from embedlab.datasets.images import read_image
 
     chips = np.concatenate([dr.face_chips(img, [(0, img.shape[1], img.shape[0], 0)])
                             for img in (read_image(p) for p in paths[:n])])

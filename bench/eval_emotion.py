@@ -46,7 +46,7 @@ def training_summary(run) -> dict:
 
 
 def evaluate_run(path: str, fer: pd.DataFrame, synth: pd.DataFrame, tta: bool) -> dict:
-    from embedlab.evaluation import evaluate
+    from embedlab.runs.scoring import evaluate
     from embedlab.nets import load_network_run
 
     run = load_network_run(path)
@@ -79,7 +79,7 @@ def evaluate_stored(path: str, fer: pd.DataFrame) -> dict:
     Its FER-2013 test rows are matched to PrivateTest/PublicTest by image id; its
     other evaluation set is taken as the portraits, face-cropped before training.
     """
-    from embedlab.evaluation import evaluate
+    from embedlab.runs.scoring import evaluate
     from embedlab.nets import load_network_run
 
     run = load_network_run(path)

@@ -29,9 +29,9 @@ def main() -> None:
     args = ap.parse_args()
     from PIL import Image
 
-    from embedlab.features.encoding import _import_face_recognition
+    from embedlab.features.facerec import import_face_recognition
 
-    fr = _import_face_recognition()
+    fr = import_face_recognition()
     files = sorted(Path(args.data).glob("*/*.jpg"))
     random.Random(0).shuffle(files)
     rows = []

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import functools
-import sys
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Callable, Iterator
 
 import typer
 from rich.console import Console
 
-from embedlab.errors import EmbedlabError
+from embedlab.core.defaults import DEFAULT_CACHE_DIR, DEFAULT_REPORT, DEFAULT_RUNS_DIR, RESULTS_DIR, SAMPLE_DATA_DIR
+from embedlab.core.errors import EmbedlabError
 
 app = typer.Typer(
     name="embedlab",
@@ -27,7 +26,10 @@ app = typer.Typer(
 console = Console()
 err_console = Console(stderr=True)
 
-DEFAULT_CACHE = Path("results") / "cache"
+DEFAULT_CACHE = DEFAULT_CACHE_DIR
+DEFAULT_RUNS = DEFAULT_RUNS_DIR
+__all__ = ["DEFAULT_CACHE", "DEFAULT_RUNS", "DEFAULT_REPORT", "RESULTS_DIR", "SAMPLE_DATA_DIR", "app", "clean_errors", "console",
+           "err_console", "fail", "progress_bar"]
 
 
 def fail(message: str, code: int = 2) -> None:

@@ -110,7 +110,7 @@ def _label_table(title: str, frame, fmt) -> Table:
 @datasets_app.command("layouts")
 def layouts() -> None:
     """List the dataset layouts embedlab recognises, in detection order."""
-    from embedlab.datasets.layouts import _DETECTION_ORDER, LAYOUTS
+    from embedlab.datasets.layouts import DETECTION_ORDER, LAYOUTS
 
-    for name in _DETECTION_ORDER:
+    for name in DETECTION_ORDER:
         console.print(f"[cyan]{name}[/cyan]: {LAYOUTS.create(name).description}", highlight=False)

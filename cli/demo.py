@@ -7,14 +7,14 @@ from typing import Optional
 
 import typer
 
-from embedlab_cli.app import app, clean_errors, console, progress_bar
+from embedlab_cli.app import RESULTS_DIR, SAMPLE_DATA_DIR, app, clean_errors, console, progress_bar
 
 
 @app.command()
 @clean_errors
 def demo(
-    data: Path = typer.Argument(Path("data") / "sample", help="Folder holding the sample datasets."),
-    out: Path = typer.Option(Path("results"), "--out", "-o", help="Output folder (cache, runs, report)."),
+    data: Path = typer.Argument(SAMPLE_DATA_DIR, help="Folder holding the sample datasets."),
+    out: Path = typer.Option(RESULTS_DIR, "--out", "-o", help="Output folder (cache, runs, report)."),
     workers: Optional[int] = typer.Option(None, "--workers", "-w", help="Worker processes (default: all cores)."),
 ) -> None:
     """Encode the bundled sample, fit a real/fake detector and an emotion model, write the report.

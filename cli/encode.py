@@ -47,7 +47,7 @@ def encode(
     With dlib's own network: [bold]embedlab encode data/sample/face-photos --engine dlib[/bold]
     """
     from embedlab import datasets
-    from embedlab.extraction import encode as run_encode
+    from embedlab.api import encode as run_encode
 
     if engine is not None or device is not None:
         features = encoding_options(features, engine=engine, device=device)

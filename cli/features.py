@@ -46,7 +46,7 @@ def cache_ls(cache_dir: Path = typer.Option(DEFAULT_CACHE, "--cache-dir", help="
 
     Example: [bold]embedlab cache ls[/bold]
     """
-    from embedlab.cache import FeatureCache
+    from embedlab.compute.cache import FeatureCache
 
     summary = FeatureCache(cache_dir).summary()
     if summary.empty:

@@ -9,9 +9,9 @@ from typing import Optional
 
 import typer
 
-from embedlab.models import CLASSIFIERS
-from embedlab_cli.app import DEFAULT_CACHE, app, clean_errors, fail, progress_bar
-from embedlab_cli.runs import DEFAULT_RUNS, print_run
+from embedlab.classifiers import CLASSIFIERS, parse_params
+from embedlab_cli.app import DEFAULT_CACHE, DEFAULT_RUNS, app, clean_errors, progress_bar
+from embedlab_cli.runs import print_run
 
 
 @app.command()
@@ -62,21 +62,14 @@ def fit(
 
     On a Dask cluster: [bold]embedlab fit /shared/faces --model xgboost --scheduler tcp://10.0.0.5:8786[/bold]
     """
-    from embedlab.fitting import fit as run_fit
-    from embedlab.models import parse_params
+    from embedlab.api import fit as run_fit
 
-    if device not in ("auto", "cpu", "cuda"):
-        fail(f"--device {device!r}: choose auto, cpu or cuda")
-    is_classifier = model in CLASSIFIERS
-    if is_classifier and (epochs is not None or resume or device != "auto"):
-        fail(f"--device, --epochs and --resume apply to networks only; {model!r} is a classifier")
-    options = dict(eval_features=eval_features, missing=missing, per_class=per_class, layout=layout,
-                   command=shlex.join(["embedlab", *sys.argv[1:]]), scheduler=scheduler) if is_classifier else {}
-    if scheduler is not None and not is_classifier:
-        fail(f"--scheduler applies to the xgboost classifier only; {model!r} is a network")
+    command = shlex.join(["embedlab", *sys.argv[1:]])
     with progress_bar("features", quiet=quiet) as update:
         run = run_fit(data, features, model, params=parse_params(param or []), search=search,
                       class_weight=class_weight, eval_on=eval_on or [], runs_dir=runs_dir, name=name,
                       cache_dir=cache_dir, seed=seed, workers=workers, on_progress=update,
-                      device=device, epochs=epochs, resume=resume, **options)
+                      device=device, epochs=epochs, resume=resume, command=command,
+                      eval_features=eval_features, missing=missing, per_class=per_class, layout=layout,
+                      scheduler=scheduler)
     print_run(run.params, run.metrics, run.path)

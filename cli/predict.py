@@ -10,8 +10,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from embedlab_cli.app import DEFAULT_CACHE, app, clean_errors, console, fail, progress_bar
-from embedlab_cli.runs import DEFAULT_RUNS
+from embedlab_cli.app import DEFAULT_CACHE, DEFAULT_RUNS, app, clean_errors, console, fail, progress_bar
 
 FORMATS = ("table", "csv", "json")
 
@@ -41,7 +40,8 @@ def predict(
     """
     import pandas as pd
 
-    from embedlab.runs import load_run, pretrained_run
+    from embedlab.api import load_run
+    from embedlab.runs import pretrained_run
 
     if output not in FORMATS:
         fail(f"--format {output!r}: choose {', '.join(FORMATS)}")

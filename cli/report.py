@@ -8,7 +8,7 @@ from typing import List, Optional
 
 import typer
 
-from embedlab_cli.app import DEFAULT_CACHE, app, clean_errors, console, err_console
+from embedlab_cli.app import DEFAULT_CACHE, DEFAULT_REPORT, app, clean_errors, console, err_console
 
 
 @app.command()
@@ -22,7 +22,7 @@ def report(
         "140k faces and FER-2013 (already tight crops), encoding (hog detector) otherwise."),
     runs: Optional[List[Path]] = typer.Option(
         None, "--runs", "-r", help="Run folder, or a folder of them (repeatable). Default with no DATA: results/runs."),
-    output: Path = typer.Option(Path("results") / "report.html", "--output", "-o", help="HTML file to write."),
+    output: Path = typer.Option(DEFAULT_REPORT, "--output", "-o", help="HTML file to write."),
     features: Optional[str] = typer.Option(
         None, "--features", "-f", help="Feature specs for every DATA that names none (overrides the defaults)."),
     generated: Optional[List[str]] = typer.Option(

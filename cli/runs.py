@@ -10,9 +10,8 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from embedlab_cli.app import app, clean_errors, console
+from embedlab_cli.app import DEFAULT_RUNS, app, clean_errors, console
 
-DEFAULT_RUNS = Path("results") / "runs"
 
 runs_app = typer.Typer(help="List fitted runs and show their figures.", invoke_without_command=True)
 app.add_typer(runs_app, name="runs")
@@ -165,7 +164,7 @@ def show(
 
     Example: [bold]embedlab runs show results/runs/real-vs-fake-encoding-svm-20250101-120000[/bold]
     """
-    from embedlab.runs import load_run
+    from embedlab.api import load_run
 
     r = load_run(run, runs_dir, load_model_files=False)
     if as_json:

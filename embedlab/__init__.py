@@ -15,9 +15,12 @@ from typing import Any
 __version__ = "0.1.0"
 
 _LAZY = {
-    "encode": ("embedlab.extraction", "encode"),
-    "feature_matrix": ("embedlab.extraction", "feature_matrix"),
-    "FeatureCache": ("embedlab.cache", "FeatureCache"),
+    # through embedlab.api, which also lets the cnn feature read network runs
+    "encode": ("embedlab.api", "encode"),
+    "feature_matrix": ("embedlab.compute.extraction", "feature_matrix"),
+    "fit": ("embedlab.api", "fit"),
+    "load_run": ("embedlab.api", "load_run"),
+    "FeatureCache": ("embedlab.compute.cache", "FeatureCache"),
     "datasets": ("embedlab.datasets", None),
     "features": ("embedlab.features", None),
 }

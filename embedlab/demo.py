@@ -12,7 +12,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, ContextManager
 
-from embedlab.errors import DatasetError
+from embedlab.api import encode, fit
+from embedlab.core.defaults import RESULTS_DIR, SAMPLE_DATA_DIR
+from embedlab.core.errors import DatasetError
+from embedlab.report import write_report
 
 #: (dataset folder under the sample, feature specs to cache for it)
 ENCODINGS = [
@@ -37,8 +40,8 @@ class DemoResult:
 
 
 def run_demo(
-    data_root: str | os.PathLike = Path("data") / "sample",
-    out: str | os.PathLike = "results",
+    data_root: str | os.PathLike = SAMPLE_DATA_DIR,
+    out: str | os.PathLike = RESULTS_DIR,
     workers: int | None = None,
     on_step: Callable[[str], None] | None = None,
     progress: Callable[[str], ContextManager[Callable[[int, int], None]]] | None = None,
@@ -48,10 +51,6 @@ def run_demo(
     ``progress(name)`` is a context manager giving the ``(done, total)``
     callback for one dataset's encoding (the CLI passes a progress bar).
     """
-    import embedlab
-    from embedlab.fitting import fit
-    from embedlab.report import write_report
-
     step = on_step or (lambda _msg: None)
     data_root, out = Path(data_root), Path(out)
     missing = [name for name, _ in ENCODINGS if not (data_root / name).is_dir()]
@@ -63,7 +62,7 @@ def run_demo(
     for name, specs in ENCODINGS:
         step(f"encode {data_root / name} [{specs}]")
         with progress(name) if progress else nullcontext() as update:
-            df = embedlab.encode(data_root / name, specs, cache_dir=cache_dir, workers=workers,
+            df = encode(data_root / name, specs, cache_dir=cache_dir, workers=workers,
                                  on_progress=update)
         result.summaries[name] = df.attrs["summary"]
 

@@ -11,7 +11,7 @@ from scipy import stats
 from sklearn.metrics import roc_auc_score, silhouette_score
 
 from embedlab import analysis
-from embedlab.errors import EmbedlabError, ModelError
+from embedlab.core.errors import EmbedlabError, ModelError
 
 
 @pytest.fixture

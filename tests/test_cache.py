@@ -3,8 +3,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from embedlab.cache import FeatureCache
-from embedlab.errors import CacheError
+from embedlab.compute.cache import FeatureCache
+from embedlab.core.errors import CacheError
 
 
 def rows(hashes, value):

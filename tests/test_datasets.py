@@ -9,8 +9,8 @@ from PIL import Image
 
 from embedlab import datasets
 from embedlab.datasets.fer_csv import FER_EMOTIONS, read_fer_csv, write_fer_csv
-from embedlab.errors import DatasetError, UnknownNameError
-from embedlab.images import read_image
+from embedlab.core.errors import DatasetError, UnknownNameError
+from embedlab.datasets.images import read_image
 
 
 def test_kaggle_layout_under_any_prefix(sample, tmp_path):

@@ -13,8 +13,8 @@ import pytest
 pytest.importorskip("distributed")
 
 import embedlab
-from embedlab.cache import FeatureCache
-from embedlab.errors import EmbedlabError, ModelError
+from embedlab.compute.cache import FeatureCache
+from embedlab.core.errors import EmbedlabError, ModelError
 
 SPECS = "encoding[detector=none],spectrum"
 #: chunks of 4 images on the cluster (the local reference uses the default 16)
@@ -121,10 +121,10 @@ def test_images_by_fsspec_url(sample, local_run, cluster, tmp_path):
 def test_bad_scheduler_addresses_are_clean_errors(sample, tmp_path, monkeypatch):
     from typer.testing import CliRunner
 
-    import embedlab.distributed
+    import embedlab.compute.distributed
     from embedlab_cli.main import app
 
-    monkeypatch.setattr(embedlab.distributed, "CONNECT_TIMEOUT_S", 1)
+    monkeypatch.setattr(embedlab.compute.distributed, "CONNECT_TIMEOUT_S", 1)
 
     for bad, message in (("local:0", "local:N with N >= 1"), ("somewhere", "not understood"),
                          ("missing.json", "no such scheduler file")):
@@ -138,9 +138,9 @@ def test_bad_scheduler_addresses_are_clean_errors(sample, tmp_path, monkeypatch)
 
 def test_xgboost_dask_matches_the_local_fit(sample, local_run, cluster, tmp_path):
     pytest.importorskip("xgboost")
-    from embedlab.fitting import fit_classifier
-    from embedlab.models.xgboost_dask import fit_xgboost_dask
-    from embedlab.runs import load_run
+    from embedlab.classifiers.fit import fit_classifier
+    from embedlab.classifiers.xgboost_dask import fit_xgboost_dask
+    from embedlab.api import load_run
 
     local_cache, local_df = local_run
     dask_cluster, _ = cluster

@@ -10,11 +10,11 @@ import pytest
 import torch
 
 import embedlab
-from embedlab.errors import FeatureError, ModelError
+from embedlab.core.errors import FeatureError, ModelError
 from embedlab.features import create_extractor
 from embedlab.features import dlib_resnet as dr
 from embedlab.features.encoding import FaceEncoding
-from embedlab.images import read_image
+from embedlab.datasets.images import read_image
 from embedlab.nets import NETWORKS, fit_network, load_network_run
 from embedlab.nets.models import build_module
 from embedlab.nets.training import Inputs, run_model
@@ -82,7 +82,7 @@ def test_intermediate_layers_are_cached_features(sample, tmp_path):
     with pytest.raises(FeatureError, match="too small"):
         create_extractor("cnn:dlib-resnet[size=64]").validate()
     # torchvision backbones keep the cache keys they had
-    assert "layer" not in create_extractor("cnn:resnet18[weights=random]").get_params()
+    assert "layer" not in create_extractor("cnn:resnet18[weights=random]").cache_params()
 
 
 def test_freezing_keeps_the_frozen_stages_as_dlib_trained_them(sample, tmp_path):

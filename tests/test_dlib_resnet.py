@@ -7,10 +7,10 @@ import pytest
 from typer.testing import CliRunner
 
 import embedlab
-from embedlab.errors import FeatureError, NoFaceFound
+from embedlab.core.errors import FeatureError, NoFaceFound
 from embedlab.features import create_extractor
 from embedlab.features import dlib_resnet as dr
-from embedlab.images import read_image
+from embedlab.datasets.images import read_image
 from embedlab_cli.main import app
 
 MAX_DIFF, MIN_COSINE = 1e-4, 0.99999

@@ -14,8 +14,8 @@ import pytest
 
 import embedlab
 from bad_images import write_bad_images
-from embedlab.cache import FeatureCache
-from embedlab.errors import FeatureError, UnknownNameError
+from embedlab.compute.cache import FeatureCache
+from embedlab.core.errors import FeatureError, UnknownNameError
 from embedlab.features import create_extractor
 
 

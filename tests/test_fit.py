@@ -10,8 +10,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from embedlab.errors import DatasetError, EmbedlabError, ModelError, UnknownNameError
-from embedlab.fitting import fit, fit_classifier
+from embedlab.core.errors import DatasetError, EmbedlabError, ModelError, UnknownNameError
+from embedlab.api import fit
+from embedlab.classifiers.fit import fit_classifier
 
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample"
 RVF, FER, SYN = SAMPLE / "real-vs-fake", SAMPLE / "fer2013", SAMPLE / "synthetic-emotions"

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from bad_images import SOURCE, write_bad_images
-from embedlab.errors import ImageReadError
-from embedlab.images import read_image
+from embedlab.core.errors import ImageReadError
+from embedlab.datasets.images import read_image
 
 
 @pytest.fixture(scope="module")

@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from embedlab.errors import ModelError, UnknownNameError
-from embedlab.evaluation import bootstrap_ci, evaluate, match_labels
-from embedlab.models import (CLASSIFIERS, create_classifier, model_parameters, parse_params, search_space,
+from embedlab.core.errors import ModelError, UnknownNameError
+from embedlab.runs.scoring import bootstrap_ci, evaluate, match_labels
+from embedlab.classifiers import (CLASSIFIERS, create_classifier, model_parameters, parse_params, search_space,
                              supports_sample_weight)
-from embedlab.runs import load_model, save_model
+from embedlab.runs.model_files import load_model, save_model
 
 ALL = ["knn", "linear-svm", "logreg", "mlp", "random-forest", "svm", "xgboost"]
 

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from embedlab.errors import ModelError, UnknownNameError
+from embedlab.core.errors import ModelError, UnknownNameError
 from embedlab.nets import NETWORKS, fit_network, load_network_run
 from embedlab.nets.images import fer_crop_box
 
@@ -152,7 +152,8 @@ def test_fer_crop_box_is_square_and_centred_on_the_face():
 
 
 def test_shipped_emotion_model_predicts_offline(sample, tmp_path):
-    from embedlab.runs import load_run, pretrained_run
+    from embedlab.api import load_run
+    from embedlab.runs import pretrained_run
 
     run = load_run(pretrained_run("emotion"))
     assert run.params["kind"] == "network" and len(run.classes) == 7
@@ -164,7 +165,7 @@ def test_shipped_emotion_model_predicts_offline(sample, tmp_path):
 
 
 def test_inputs_sharper_than_the_training_images_are_blurred_to_match():
-    from embedlab.images import read_image
+    from embedlab.datasets.images import read_image
     from embedlab.nets.images import match_blur, prepare_images, sharpness
 
     sharp = read_image("data/sample/fer2013/test/happy/PublicTest_10130075.jpg")[:, :, :1]

@@ -12,8 +12,8 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from embedlab.fitting import fit_classifier
-from embedlab.runs import load_run
+from embedlab.classifiers.fit import fit_classifier
+from embedlab.api import load_run
 from embedlab_cli.main import app
 
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample"
@@ -125,7 +125,7 @@ def test_cli_errors_are_clean(dirs, tmp_path):
 
 
 def test_cli_predict_task_needs_the_shipped_run(monkeypatch, tmp_path):
-    import embedlab.runs as runs
+    import embedlab.runs.folder as runs
 
     monkeypatch.setattr(runs, "__file__", str(tmp_path / "runs.py"))
     res, out = cli("predict", RVF / "test", "--task", "emotion")

@@ -171,7 +171,7 @@ def test_model_comparison_matches_the_runs(built):
 def test_dataset_args_and_default_features(built):
     src = parse_dataset_arg("data/x::encoding[detector=none],spectrum")
     assert (src.path, src.features) == ("data/x", "encoding[detector=none],spectrum")
-    with pytest.raises(embedlab.errors.EmbedlabError):
+    with pytest.raises(embedlab.core.errors.EmbedlabError):
         parse_dataset_arg("data/x::")
     # the cached variant wins over the layout default; with nothing cached the layout decides
     syn = embedlab.datasets.load(built["syn"])

@@ -5,15 +5,15 @@ from __future__ import annotations
 import json
 import pickle
 import shutil
-import sys
-import types
 from pathlib import Path
 
 import pytest
 
-from embedlab.errors import ModelError, UnknownNameError
-from embedlab.fitting import fit_classifier
-from embedlab.runs import list_runs, load_run, pretrained_run
+from embedlab.core.errors import ModelError, UnknownNameError
+from embedlab.classifiers.fit import fit_classifier
+from embedlab import api
+from embedlab.api import load_run
+from embedlab.runs import list_runs, pretrained_run
 
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample"
 
@@ -109,9 +109,7 @@ def test_network_runs_are_opened_by_the_network_package(copy_of, monkeypatch):
     params = json.loads((folder / "params.json").read_text())
     (folder / "params.json").write_text(json.dumps(dict(params, kind="network")))
     opened = []
-    fake = types.ModuleType("embedlab.nets")
-    fake.load_network_run = lambda path: opened.append(Path(path)) or "network run"
-    monkeypatch.setitem(sys.modules, "embedlab.nets", fake)
+    monkeypatch.setattr(api, "load_network_run", lambda path: opened.append(Path(path)) or "network run")
     assert load_run(folder) == "network run" and opened == [folder]
 
 

@@ -16,7 +16,7 @@ from embedlab.analysis.norms import (compare_groups, dimension_effects, l2_norms
                                      plot_dimension_effects, plot_norm_boxes, plot_norm_distributions,
                                      summarize_groups)
 from embedlab.analysis.projection import Projection, knn_transfer, plot_projection, project, separation
-from embedlab.analysis.models import (RunRecord, comparison_table, confident_mistakes, plot_confusion,
+from embedlab.analysis.results import (RunRecord, comparison_table, confident_mistakes, plot_confusion,
                                       plot_history, plot_pr, plot_roc, read_run_folder, wilson_interval)
 
 __all__ = [

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from embedlab.analysis.figures import base_layout, colours_for, plain
-from embedlab.errors import EmbedlabError
+from embedlab.core.errors import EmbedlabError
 
 
 def l2_norms(X: np.ndarray) -> np.ndarray:

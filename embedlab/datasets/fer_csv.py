@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from embedlab.errors import DatasetError
+from embedlab.core.errors import DatasetError
 
 FER_EMOTIONS = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 USAGE_TO_SPLIT = {"Training": "train", "PublicTest": "test", "PrivateTest": "test"}

@@ -6,8 +6,8 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from embedlab.errors import ImageReadError
-from embedlab.images import is_csv_row
+from embedlab.core.errors import ImageReadError
+from embedlab.datasets.images import is_csv_row, read_image
 
 
 @dataclass
@@ -64,8 +64,6 @@ def sharpness(image) -> float:
 def _probe(uri: str) -> tuple[int | None, int | None, str | None, float | None, str | None]:
     """(width, height, mode, sharpness, error) of one image; decodes it fully to find broken files."""
     from PIL import Image
-
-    from embedlab.images import read_image
 
     try:
         if is_csv_row(uri):

@@ -10,9 +10,9 @@ from typing import Callable
 import pandas as pd
 
 from embedlab.datasets.fer_csv import FER_EMOTIONS, USAGE_TO_SPLIT, is_fer_csv, read_fer_csv
-from embedlab.errors import DatasetError
-from embedlab.images import CSV_ROW_MARK, IMAGE_SUFFIXES
-from embedlab.registry import Registry
+from embedlab.core.errors import DatasetError
+from embedlab.datasets.images import CSV_ROW_MARK, IMAGE_SUFFIXES
+from embedlab.core.registry import Registry
 
 SPLIT_ALIASES = {
     "train": "train", "training": "train",
@@ -34,14 +34,14 @@ class Layout:
 
 LAYOUTS: Registry[Layout] = Registry("dataset layout")
 # Detection tries layouts in this order: the most specific first.
-_DETECTION_ORDER: list[str] = []
+DETECTION_ORDER: list[str] = []
 
 
 def layout(name: str, description: str):
     def decorator(cls):
         entry = Layout(name, description, cls.detect, cls.list)
         LAYOUTS.register(name)(lambda: entry)
-        _DETECTION_ORDER.append(name)
+        DETECTION_ORDER.append(name)
         return cls
 
     return decorator
@@ -244,11 +244,11 @@ class PlainImages:
 
 
 def detect_layout(path: Path) -> tuple[str, Path]:
-    for name in _DETECTION_ORDER:
+    for name in DETECTION_ORDER:
         root = LAYOUTS.create(name).detect(path)
         if root is not None:
             return name, root
     raise DatasetError(
         f"{path}: no known dataset layout found; expected one of: "
-        + "; ".join(LAYOUTS.create(n).description for n in _DETECTION_ORDER)
+        + "; ".join(LAYOUTS.create(n).description for n in DETECTION_ORDER)
     )

@@ -7,13 +7,8 @@
 32
 """
 
-from embedlab.features.base import (
-    EXTRACTORS,
-    FeatureExtractor,
-    create_extractor,
-    parse_value,
-    split_feature_list,
-)
+from embedlab.core.specs import parse_value, split_feature_list
+from embedlab.features.base import EXTRACTORS, FeatureExtractor, create_extractor
 
 # Importing the modules registers their extractors; none imports dlib or torch at import time.
 from embedlab.features import cnn, encoding, stats  # noqa: F401,E402

@@ -5,13 +5,13 @@ from __future__ import annotations
 import hashlib
 import inspect
 import json
-import re
 from typing import Any, ClassVar
 
 import numpy as np
 
-from embedlab.errors import FeatureError
-from embedlab.registry import Registry
+from embedlab.core.errors import FeatureError
+from embedlab.core.registry import Registry
+from embedlab.core.specs import parse_spec, parse_value
 
 EXTRACTORS: Registry[type["FeatureExtractor"]] = Registry("feature")
 
@@ -21,7 +21,8 @@ class FeatureExtractor:
 
     Subclasses follow scikit-learn's rule: ``__init__`` stores keyword
     arguments as attributes of the same name and nothing else, so
-    ``get_params`` and the cache key can be derived from them. Heavy models
+    ``get_params`` (every parameter) and :meth:`cache_params` (those that change
+    the output, in the cache key) can be derived from them. Heavy models
     load in :meth:`prepare`, once per worker process, never at import time.
 
     ``version`` is bumped whenever a code change alters the output; it is part
@@ -42,7 +43,21 @@ class FeatureExtractor:
         return [p for p in sig.parameters if p != "self"]
 
     def get_params(self) -> dict[str, Any]:
+        """Every parameter, as scikit-learn's ``get_params`` gives them."""
         return {p: getattr(self, p) for p in self.param_names()}
+
+    def cache_params(self) -> dict[str, Any]:
+        """The parameters that change the output: they go into the cache key.
+
+        Extractors leave out settings such as a batch size or a device here,
+        so that computing the same values another way finds the same cache.
+        """
+        return self.get_params()
+
+    @classmethod
+    def variant_for(cls, params: dict[str, Any]) -> type["FeatureExtractor"]:
+        """The class that handles ``params``: this one, unless a subclass was plugged in for them."""
+        return cls
 
     def validate(self) -> None:
         """Raise :class:`FeatureError` naming the bad parameter; called before any work."""
@@ -54,13 +69,13 @@ class FeatureExtractor:
 
     def key(self) -> str:
         """Cache key: ``name-<digest of version, params and fingerprint>``."""
-        ident = {"name": self.name, "version": self.version, "params": self.get_params(),
+        ident = {"name": self.name, "version": self.version, "params": self.cache_params(),
                  "fingerprint": self.fingerprint()}
         blob = json.dumps(ident, sort_keys=True, default=str).encode()
         return f"{self.name}-{hashlib.sha256(blob).hexdigest()[:16]}"
 
     def describe(self) -> dict[str, Any]:
-        return {"name": self.name, "version": self.version, "params": self.get_params(),
+        return {"name": self.name, "version": self.version, "params": self.cache_params(),
                 "fingerprint": self.fingerprint(), "dim": self.dim, "key": self.key()}
 
     # -- work -------------------------------------------------------------
@@ -84,24 +99,6 @@ class FeatureExtractor:
         return f"{type(self).__name__}({args})"
 
 
-_SPEC = re.compile(r"^(?P<name>[A-Za-z0-9_\-]+)(?::(?P<primary>[^\[\]]+))?(?:\[(?P<params>.*)\])?$")
-
-
-def parse_value(text: str) -> Any:
-    """``"3"`` -> 3, ``"0.5"`` -> 0.5, ``"true"`` -> True, else the string (``"none"`` stays a string)."""
-    low = text.strip().lower()
-    if low in ("true", "yes"):
-        return True
-    if low in ("false", "no"):
-        return False
-    for cast in (int, float):
-        try:
-            return cast(text)
-        except ValueError:
-            pass
-    return text.strip()
-
-
 def create_extractor(spec: str | FeatureExtractor, **params: Any) -> FeatureExtractor:
     """Build an extractor from a spec string.
 
@@ -114,9 +111,7 @@ def create_extractor(spec: str | FeatureExtractor, **params: Any) -> FeatureExtr
     """
     if isinstance(spec, FeatureExtractor):
         return spec
-    m = _SPEC.match(spec.strip())
-    if not m:
-        raise FeatureError(f"cannot parse feature spec {spec!r}; use name, name:value or name[key=value,...]")
+    m = parse_spec(spec)
     cls = EXTRACTORS.get(m["name"])
     kwargs: dict[str, Any] = {}
     if m["primary"] is not None:
@@ -130,6 +125,7 @@ def create_extractor(spec: str | FeatureExtractor, **params: Any) -> FeatureExtr
             k, v = item.split("=", 1)
             kwargs[k.strip()] = parse_value(v)
     kwargs.update(params)
+    cls = cls.variant_for(kwargs)
     unknown = sorted(set(kwargs) - set(cls.param_names()))
     if unknown:
         raise FeatureError(
@@ -139,25 +135,6 @@ def create_extractor(spec: str | FeatureExtractor, **params: Any) -> FeatureExtr
     extractor = cls(**kwargs)
     extractor.validate()
     return extractor
-
-
-def split_feature_list(text: str) -> list[str]:
-    """Split ``"encoding[detector=none,jitters=2],spectrum"`` on top-level commas/pluses."""
-    out, depth, cur = [], 0, ""
-    for ch in text:
-        if ch == "[":
-            depth += 1
-        elif ch == "]":
-            depth -= 1
-        if ch in ",+" and depth == 0:
-            if cur.strip():
-                out.append(cur.strip())
-            cur = ""
-        else:
-            cur += ch
-    if cur.strip():
-        out.append(cur.strip())
-    return out
 
 
 def check_choice(extractor: FeatureExtractor, param: str, choices: tuple) -> None:

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
-from embedlab.errors import FeatureError
+from embedlab.core.errors import FeatureError, NoFaceFound
+from embedlab.core.io import file_digest
+from embedlab.features import dlib_resnet
 from embedlab.features.base import EXTRACTORS, FeatureExtractor, check_choice
-from embedlab.features.encoding import _file_digest
+from embedlab.features.encoding import FaceEncoding
 
 # backbone -> (torchvision weights enum name, embedding size)
 BACKBONES = {
@@ -22,6 +24,16 @@ BACKBONES = {
 DLIB_BACKBONE = "dlib-resnet"
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+#: Backbones beyond these, plugged in by the packages that know them:
+#: ``(accepts(backbone) -> bool, CnnEmbedding subclass)``. embedlab.nets adds network
+#: run folders this way, so that features never import the networks.
+BACKBONE_PLUGINS: list[tuple[Callable[[str], bool], type]] = []
+
+
+def register_backbone(accepts: Callable[[str], bool], extractor: type) -> None:
+    """Let ``extractor`` (a :class:`CnnEmbedding` subclass) handle the backbones ``accepts`` takes."""
+    if (accepts, extractor) not in BACKBONE_PLUGINS:
+        BACKBONE_PLUGINS.append((accepts, extractor))
 
 
 def hub_checkpoint_dir() -> Path:
@@ -70,7 +82,7 @@ class CnnEmbedding(FeatureExtractor):
     descriptor network (trained on faces; its model file ships with
     face_recognition_models, so nothing is downloaded); or a network run folder
     (``cnn:results/runs/NAME``), whose penultimate layer is then the feature
-    (see :mod:`embedlab.nets.features`).
+    (:mod:`embedlab.nets.features` plugs that in; see :data:`BACKBONE_PLUGINS`).
     weights: ``imagenet`` (from the torch hub cache), a ``.pth`` file, or ``random``;
     for ``dlib-resnet``: ``dlib`` (face_recognition_models' file), a ``.dat`` file, or ``random``.
     size: the square input size the image is resized to (default 224; 150 for ``dlib-resnet``).
@@ -93,10 +105,14 @@ class CnnEmbedding(FeatureExtractor):
         self.align = align
         self.batch_size = batch_size
 
-    def _network_run(self) -> bool:
-        from embedlab.nets.features import is_network_run
-
-        return self.backbone not in BACKBONES and is_network_run(self.backbone)
+    @classmethod
+    def variant_for(cls, params: dict[str, Any]) -> type:
+        backbone = str(params.get("backbone", "resnet18"))
+        if backbone not in BACKBONES and backbone != DLIB_BACKBONE:
+            for accepts, extractor in BACKBONE_PLUGINS:
+                if accepts(backbone):
+                    return extractor
+        return cls
 
     @property
     def _dlib(self) -> bool:
@@ -106,10 +122,8 @@ class CnnEmbedding(FeatureExtractor):
     def input_size(self) -> int:
         return int(self.size) if self.size is not None else (150 if self._dlib else 224)
 
-    def get_params(self):
-        params = super().get_params()
-        if self._network_run():  # the run's weights are in the fingerprint, not its path
-            return {"backbone": "network-run"}
+    def cache_params(self):
+        params = self.get_params()
         params.pop("batch_size")  # does not change the output
         params["size"] = self.input_size
         if self._dlib:
@@ -125,15 +139,14 @@ class CnnEmbedding(FeatureExtractor):
         return params
 
     def validate(self) -> None:
-        if self._network_run():
-            return
+        if self.backbone not in BACKBONES and (Path(str(self.backbone)) / "params.json").is_file():
+            raise FeatureError(f"feature 'cnn': {self.backbone} is a run folder; network runs are read as "
+                               "features once embedlab.nets is imported (embedlab.api and the CLI do so)")
         check_choice(self, "backbone", (*BACKBONES, DLIB_BACKBONE))
         if self._dlib:
-            from embedlab.features.dlib_resnet import LAYER_DIMS, check_input_size
-
-            check_choice(self, "layer", tuple(LAYER_DIMS))
+            check_choice(self, "layer", tuple(dlib_resnet.LAYER_DIMS))
             check_choice(self, "align", ("none", "hog", "cnn"))
-            check_input_size(self.input_size if self.align == "none" else 150, self.layer)
+            dlib_resnet.check_input_size(self.input_size if self.align == "none" else 150, self.layer)
             if self.weights not in (None, "dlib", "random") and not Path(str(self.weights)).expanduser().is_file():
                 raise FeatureError(f"feature 'cnn': weights file not found: {self.weights}")
         else:
@@ -142,38 +155,24 @@ class CnnEmbedding(FeatureExtractor):
             raise FeatureError(f"feature 'cnn': size must be an integer from 16 to 1024, got {self.size!r}")
 
     def _dlib_path(self) -> str | None:
-        from embedlab.features.dlib_resnet import default_model_path
-
         if self.weights == "random":
             return None
-        return default_model_path() if self.weights in (None, "dlib") else str(Path(str(self.weights)).expanduser())
+        return dlib_resnet.default_model_path() if self.weights in (None, "dlib") else str(Path(str(self.weights)).expanduser())
 
     def fingerprint(self) -> dict[str, Any]:
-        if self._network_run():
-            from embedlab.nets.features import network_run_fingerprint
-
-            return network_run_fingerprint(self.backbone)
         if self._dlib:
             path = self._dlib_path()
-            return {"weights_sha256": _file_digest(path) if path else None}
+            return {"weights_sha256": file_digest(path) if path else None}
         path = resolve_weights(self.backbone, self.weights or "imagenet")
-        return {"weights_sha256": _file_digest(str(path)) if path else None}
+        return {"weights_sha256": file_digest(str(path)) if path else None}
 
     @property
     def dim(self) -> int:
-        if self._network_run():
-            from embedlab.nets.features import network_run_dim
-
-            return network_run_dim(self.backbone)
         if self._dlib:
-            from embedlab.features.dlib_resnet import LAYER_DIMS
-
-            return LAYER_DIMS[self.layer]
+            return dlib_resnet.LAYER_DIMS[self.layer]
         return BACKBONES[self.backbone][1]
 
     def prepare(self) -> None:
-        if self._network_run():
-            return
         if self._dlib:
             self._prepare_dlib()
             return
@@ -208,8 +207,6 @@ class CnnEmbedding(FeatureExtractor):
     def _prepare_dlib(self) -> None:
         import torch
 
-        from embedlab.features import dlib_resnet
-
         path = self._dlib_path()
         net = (dlib_resnet.untrained_descriptor_net() if path is None
                else dlib_resnet.load_descriptor_net(path, device="cpu", sha256=dlib_resnet.OFFICIAL_SHA256
@@ -217,17 +214,12 @@ class CnnEmbedding(FeatureExtractor):
         self._model = net.eval()
         self._torch = torch
         if self.align != "none":
-            from embedlab.features.encoding import FaceEncoding
-
             self._locator = FaceEncoding(detector=self.align, on_missing="skip")
             self._locator.prepare()
 
     def _dlib_inputs(self, images: list[np.ndarray]) -> list[np.ndarray | FeatureError]:
         """uint8 RGB inputs for dlib's network: aligned chips, or whole images resized."""
         from PIL import Image
-
-        from embedlab.features.dlib_resnet import face_chips
-        from embedlab.errors import NoFaceFound
 
         out: list[np.ndarray | FeatureError] = []
         for image in images:
@@ -238,7 +230,7 @@ class CnnEmbedding(FeatureExtractor):
                 out.append(np.asarray(pil, dtype=np.uint8))
                 continue
             box, _ = self._locator.locate(image)
-            out.append(face_chips(image, [box])[0] if box is not None else NoFaceFound("no face found"))
+            out.append(dlib_resnet.face_chips(image, [box])[0] if box is not None else NoFaceFound("no face found"))
         return out
 
     def _extract_dlib(self, images: list[np.ndarray]) -> list[tuple[np.ndarray, dict] | FeatureError]:
@@ -256,10 +248,6 @@ class CnnEmbedding(FeatureExtractor):
         return results
 
     def extract_many(self, images: list[np.ndarray]) -> list[tuple[np.ndarray, dict] | FeatureError]:
-        if self._network_run():
-            from embedlab.nets.features import network_run_features
-
-            return [(f, {}) for f in network_run_features(self.backbone, images)]
         if not hasattr(self, "_model"):
             self.prepare()
         if self._dlib:

@@ -28,7 +28,9 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from embedlab.errors import FeatureError
+from embedlab.core.errors import FeatureError
+from embedlab.core import system
+from embedlab.features.facerec import import_face_recognition, import_face_recognition_models
 
 #: SHA-256 of the model file dlib publishes and face_recognition_models ships.
 OFFICIAL_SHA256 = "55533b28a95800a551ba546ba62fe69625c7e95a7061c338adffead08719da30"
@@ -37,7 +39,6 @@ CHIP_PADDING = 0.25
 #: largest per-dimension difference from dlib's own network accepted by :func:`check_against_dlib`
 TOLERANCE = 1e-4
 
-DEVICES = ("auto", "cpu", "cuda")
 #: chips per forward pass; fixed, so that results do not depend on how images are grouped
 BATCH_SIZE = 8
 #: the network's stages, each named by where it ends in ``FaceDescriptorNet.blocks``
@@ -363,17 +364,13 @@ def _torch():
 
 
 def resolve_device(device: str = "auto") -> str:
-    """``auto`` -> ``cuda`` when a GPU is usable, else ``cpu``; ``cuda`` without a GPU is an error."""
-    if device not in DEVICES:
-        raise FeatureError(f"device={device!r} is not one of {', '.join(DEVICES)}")
-    torch = _torch()
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device == "cuda" and not torch.cuda.is_available():
-        raise FeatureError("device=cuda was asked for but PyTorch sees no CUDA GPU; use device=cpu or auto")
-    return device
+    """``auto`` -> ``cuda`` when a GPU is usable, else ``cpu``; a bad or missing device is a FeatureError."""
+    _torch()  # the torch engine's own message when PyTorch is missing
+    return system.resolve_device(device, FeatureError)
 
 
+# The torch classes of the network, together in one function so that they are defined only when
+# first used (importing this module must stay light); each class is short.
 @lru_cache(maxsize=None)
 def _build_module():
     """The torch classes, defined on first use so that importing this module stays light."""
@@ -563,16 +560,7 @@ def untrained_descriptor_net(device: str = "cpu", seed: int = 0):
 
 def default_model_path() -> str:
     """Where face_recognition_models keeps ``dlib_face_recognition_resnet_model_v1.dat``."""
-    import warnings
-
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # pkg_resources deprecation from the models package
-            import face_recognition_models
-    except ImportError as exc:
-        raise FeatureError(f"dlib's face recognition model comes with face_recognition_models; "
-                           f"pip install face_recognition_models ({exc})") from None
-    return face_recognition_models.face_recognition_model_location()
+    return import_face_recognition_models().face_recognition_model_location()
 
 
 def load_descriptor_net(path: str | os.PathLike | None = None, *, device: str = "auto",
@@ -595,9 +583,7 @@ def reference_chips(n: int = 4) -> np.ndarray:
 
 def dlib_encodings(chips: np.ndarray, path: str | os.PathLike | None = None) -> np.ndarray:
     """dlib's own network on aligned chips (the reference the torch network must match)."""
-    from embedlab.features.encoding import _import_face_recognition
-
-    fr = _import_face_recognition()
+    fr = import_face_recognition()
     if path is None or Path(path).resolve() == Path(default_model_path()).resolve():
         model = fr.api.face_encoder  # already loaded by face_recognition
     else:
@@ -632,9 +618,7 @@ def face_chips(image: np.ndarray, boxes: Sequence[tuple[int, int, int, int]], la
 
     The same landmarks and ``get_face_chip`` settings as ``face_recognition.face_encodings``.
     """
-    from embedlab.features.encoding import _import_face_recognition
-
-    fr = _import_face_recognition()
+    fr = import_face_recognition()
     import dlib
 
     shapes = fr.api._raw_face_landmarks(image, list(boxes), model=landmarks)

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
-from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
-from embedlab.errors import FeatureError, NoFaceFound
+from embedlab.core.errors import FeatureError, NoFaceFound
+from embedlab.core.io import file_digest
+from embedlab.features import dlib_resnet
 from embedlab.features.base import EXTRACTORS, FeatureExtractor, check_choice
+from embedlab.features.facerec import import_face_recognition, import_face_recognition_models
 
 DETECTORS = ("hog", "cnn", "none")
 LANDMARKS = ("small", "large")
@@ -18,40 +19,10 @@ ON_MISSING = ("skip", "whole")
 ENGINES = ("torch", "dlib")
 
 
-@lru_cache(maxsize=None)
-def _file_digest(path: str) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
-
-
-def _import_face_recognition():
-    import warnings
-
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # pkg_resources deprecation from the models package
-            import face_recognition_models  # noqa: F401
-            import face_recognition
-    except ImportError as exc:
-        raise FeatureError(
-            "feature 'encoding' needs face_recognition and dlib: run `make env`, or "
-            "pip install dlib-bin face_recognition_models 'setuptools<81' && "
-            f"pip install --no-deps face_recognition ({exc})"
-        ) from None
-    except SystemExit:  # face_recognition quits when its models package fails to import
-        raise FeatureError(
-            "face_recognition could not load face_recognition_models; it needs setuptools<81 "
-            "(pkg_resources) in the environment"
-        ) from None
-    except RuntimeError as exc:  # dlib loads the model files at import time
-        raise FeatureError(f"face_recognition could not load a dlib model file; reinstall "
-                           f"face_recognition_models ({exc})") from None
-    return face_recognition
-
-
 def model_files() -> dict[str, str]:
     """Paths of the dlib model files face_recognition uses."""
-    _import_face_recognition()
-    import face_recognition_models as frm
+    import_face_recognition()
+    frm = import_face_recognition_models()
 
     return {
         "recognition": frm.face_recognition_model_location(),
@@ -111,8 +82,8 @@ class FaceEncoding(FeatureExtractor):
             if not isinstance(v, int) or v < lo:
                 raise FeatureError(f"feature 'encoding': {p} must be an integer >= {lo}, got {v!r}")
 
-    def get_params(self):
-        params = super().get_params()
+    def cache_params(self):
+        params = self.get_params()
         params.pop("engine")  # the engines agree within 1e-4 (tests/test_dlib_resnet.py): one cache
         params.pop("device")
         if self.detector == "none":  # these do not change the output then
@@ -125,7 +96,7 @@ class FaceEncoding(FeatureExtractor):
         used = [files["recognition"], files[f"landmarks_{self.landmarks}"]]
         if self.detector == "cnn":
             used.append(files["cnn_detector"])
-        return {Path(p).name: _file_digest(p) for p in used}
+        return {Path(p).name: file_digest(p) for p in used}
 
     @property
     def dim(self) -> int:
@@ -133,8 +104,6 @@ class FaceEncoding(FeatureExtractor):
 
     def prepare(self) -> None:
         if self.engine == "torch" and self.jitters == 1 and not hasattr(self, "_net"):
-            from embedlab.features import dlib_resnet
-
             threads = os.environ.get("OMP_NUM_THREADS")  # set per worker process by embedlab.encode
             if threads:
                 import torch
@@ -142,7 +111,7 @@ class FaceEncoding(FeatureExtractor):
                 torch.set_num_threads(int(threads))
             self._net = dlib_resnet.load_descriptor_net(device=self.device)
             dlib_resnet.check_against_dlib(self._net)
-        self._fr = _import_face_recognition()
+        self._fr = import_face_recognition()
 
     def locate(self, image: np.ndarray) -> tuple[tuple[int, int, int, int] | None, int]:
         """The face box to encode (or None) and how many faces were found."""
@@ -186,8 +155,6 @@ class FaceEncoding(FeatureExtractor):
                 except FeatureError as exc:
                     results.append(exc)
             return results
-        from embedlab.features.dlib_resnet import face_chips
-
         results = [None] * len(images)
         chips, found = [], []
         for i, image in enumerate(images):
@@ -198,7 +165,7 @@ class FaceEncoding(FeatureExtractor):
             except FeatureError as exc:
                 results[i] = exc
                 continue
-            chips.append(face_chips(image, [box], landmarks=self.landmarks)[0])
+            chips.append(dlib_resnet.face_chips(image, [box], landmarks=self.landmarks)[0])
             found.append((i, _box_info(box, n_faces)))
         if chips:
             for (i, info), vector in zip(found, self._net.encode(np.stack(chips))):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from embedlab.errors import FeatureError
+from embedlab.core.errors import FeatureError
 from embedlab.features.base import EXTRACTORS, FeatureExtractor
 
 

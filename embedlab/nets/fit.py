@@ -1,156 +1,194 @@
 """``fit_network``: train a registered network on a dataset and write its run folder.
 
-The dataset's own splits are used (see :func:`embedlab.fitting.assign_splits`);
-when it has no ``valid`` split, ``valid_fraction`` of ``train`` (stratified,
-seeded) is held out to pick the best epoch and stop early, so ``test`` is
-never looked at during training. Every ``eval_on`` dataset is scored whole.
+The dataset's own splits are used (:mod:`embedlab.datasets.splits`); when it
+has no ``valid`` split, ``valid_fraction`` of ``train`` (stratified, seeded)
+is held out to pick the best epoch and stop early, so ``test`` is never
+looked at during training. Every ``eval_on`` dataset is scored whole.
+
+The stages mirror a classifier's fit (:mod:`embedlab.classifiers.fit`):
+:func:`resolve_params`, load and split (:func:`start_run`), inputs
+(:func:`embedlab.nets.inputs.prepare_inputs`), train (:func:`embedlab.nets.training.train_loop`),
+score (:func:`score_sets`, through :func:`embedlab.runs.scoring.score_set`)
+and write (:mod:`embedlab.runs.folder`).
 """
 
 from __future__ import annotations
 
-import json
 import os
-import shlex
-import sys
-from datetime import datetime, timezone
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable
 
-import numpy as np
 import pandas as pd
 
-from embedlab.cache import DEFAULT_CACHE_DIR
-from embedlab.errors import DatasetError, ModelError
-from embedlab.nets.images import cached_inputs
+from embedlab.core.defaults import DEFAULT_CACHE_DIR, DEFAULT_RUNS_DIR
+from embedlab.core.errors import DatasetError, ModelError
+from embedlab.datasets import as_table
+from embedlab.datasets.splits import SPLITS, split_roles
+from embedlab.features import create_extractor
+from embedlab.nets.inputs import input_metrics, prepare_inputs
 from embedlab.nets.models import NETWORKS, NetworkSpec, build_module
-from embedlab.nets.training import (MODEL_FILE, POSITIVE_CLASS, Inputs, resolve_device, run_model,
-                                    seed_everything, train_loop)
+from embedlab.nets.run import NetworkRun, load_network_run
+from embedlab.nets.training import MODEL_FILE, resolve_device, run_model, seed_everything, train_loop
+from embedlab.runs.folder import PARAMS_FILE, default_run_name, read_json, write_params, write_results
+from embedlab.runs.provenance import command_line, data_fingerprint, library_versions, utc_now
+from embedlab.runs.scoring import score_set, task_of
 
-DEFAULT_RUNS_DIR = Path("results") / "runs"
 #: parameters a resumed run may change: how it computes, not what it learns (input_blur
 #: only touches inputs sharper than the training images, so a finished run can take it up)
 RESUME_SETTINGS = ("workers_threads", "bf16", "input_blur", "input_blur_above", "tta_flip")
 
 
-def _load_table(data) -> pd.DataFrame:
-    from embedlab import datasets
+@dataclass
+class NetworkFit:
+    """One network training: what it is, on what, where it goes."""
 
-    if isinstance(data, pd.DataFrame):
-        return data.reset_index(drop=True)
-    return datasets.load(data)
+    spec: NetworkSpec
+    p: dict[str, Any]
+    table: pd.DataFrame
+    roles: pd.Series
+    classes: list[str]
+    task: str
+    positive: str | None
+    folder: Path
+    params_json: dict[str, Any]
+    seed: int
+    device: Any
 
-
-def split_roles(table: pd.DataFrame, valid_fraction: float, seed: int) -> tuple[pd.Series, dict]:
-    """train/valid/test per row: the dataset's splits, a stratified valid share carved from train."""
-    from embedlab.fitting import assign_splits
-
-    roles, how = assign_splits(table, seed=seed)
-    roles = roles.astype(object).copy()
-    if not (roles == "valid").any():
-        pool = roles.index[roles == "train"]
-        labels = table.loc[pool, "label"].astype(str)
-        n_valid = max(int(round(valid_fraction * len(pool))), labels.nunique())
-        rng = np.random.default_rng(seed)
-        picked = []
-        # stratified without sklearn's two-per-class rule: tiny classes keep at least one train image
-        for label, idx in labels.groupby(labels).groups.items():
-            idx = np.array(sorted(idx))
-            k = min(len(idx) - 1, max(1, int(round(n_valid * len(idx) / len(pool)))))
-            picked.extend(rng.choice(idx, size=max(k, 0), replace=False).tolist())
-        roles[picked] = "valid"
-        how = {**how, "valid": {"source": "stratified", "fraction": valid_fraction, "seed": seed}}
-    return roles, how
+    @property
+    def positive_index(self) -> int:
+        """The class a binary network's single output scores."""
+        return self.classes.index(self.positive) if self.positive else 1
 
 
-def blur_setting(p: dict[str, Any]) -> tuple[float, float]:
-    return float(p.get("input_blur") or 0.0), float(p.get("input_blur_above") or 0.0)
+# -- stage 1: the parameters ---------------------------------------------------------
+def resolve_params(spec: NetworkSpec, params: dict[str, Any] | None, epochs: int | None,
+                   started: dict[str, Any] | None) -> dict[str, Any]:
+    """The network's settings: its defaults, ``params`` over them, or a resumed run's own."""
+    if started is not None:
+        p = spec.resolve(started["model_params"])
+        # only settings that leave the trained network unchanged may differ on resume
+        p.update({k: v for k, v in (params or {}).items() if k in RESUME_SETTINGS})
+    else:
+        p = spec.resolve(params)
+    if epochs is not None:
+        p["epochs"] = int(epochs)
+    if int(p["epochs"]) < 1:
+        raise ModelError(f"epochs must be at least 1, got {p['epochs']}")
+    return p
 
 
-def prepare_inputs(spec: NetworkSpec, p: dict[str, Any], frame: pd.DataFrame, classes: Sequence[str],
-                   cache_dir, crops_dir=None, workers: int | None = None,
-                   on_progress=None) -> tuple[Inputs, np.ndarray, list[dict]]:
-    """Network inputs for ``frame``: returns ``(inputs of usable rows, usable mask, per-row info)``."""
+def run_to_resume(runs_dir: Path, name: str | None, network: str) -> dict[str, Any]:
+    """``params.json`` of the run to continue, checked to train ``network``."""
+    if not name:
+        raise ModelError("resume needs the run name (--name) of the run to continue")
+    folder = runs_dir / name
+    if not (folder / PARAMS_FILE).is_file():
+        raise ModelError(f"{folder}: no run to resume (params.json missing)")
+    started = read_json(folder / PARAMS_FILE)
+    if started.get("model") != network:
+        raise ModelError(f"run {name} trains {started.get('model')!r}, not {network!r}")
+    return started
+
+
+def set_up_device(device: str, p: dict[str, Any]):
     import torch
 
-    n = len(frame)
-    usable = np.ones(n, bool)
-    info: list[dict] = [{} for _ in range(n)]
-    images = encodings = None
-    if spec.uses_images:
-        arr, info = cached_inputs(frame["hash"].tolist(), frame["path"].tolist(), int(p["size"]),
-                                  int(p["channels"]), p.get("face_crop", "never"), cache_dir,
-                                  crops_dir=crops_dir, names=frame["image_id"].astype(str).tolist(),
-                                  on_progress=on_progress, blur=blur_setting(p))
-        images = torch.from_numpy(arr)
-    if spec.uses_encoding:
-        from embedlab.extraction import encode, feature_matrix, resolve_features
-
-        extractor = resolve_features(p["encoding"])[0]
-        if extractor.dim != 128:
-            raise ModelError(f"network {spec.name!r} reads a 128-d encoding; feature {p['encoding']!r} has {extractor.dim}")
-        df = encode(frame, [extractor], cache_dir=cache_dir, workers=workers)
-        X, ok = feature_matrix(df, [extractor.name])
-        usable &= ok
-        encodings = torch.from_numpy(np.nan_to_num(X).astype(np.float32))
-    index = {c: i for i, c in enumerate(classes)}
-    labels = torch.tensor([index.get(str(v), -1) for v in frame["label"]], dtype=torch.long)
-    keep = torch.from_numpy(np.flatnonzero(usable))
-    inputs = Inputs(images[keep] if images is not None else None,
-                    encodings[keep] if encodings is not None else None, labels[keep])
-    return inputs, usable, info
+    dev = resolve_device(device)
+    if p["workers_threads"]:
+        torch.set_num_threads(int(p["workers_threads"]))
+    if p["bf16"] and dev.type == "cpu" and not torch.backends.mkldnn.is_available():
+        p["bf16"] = False
+    return dev
 
 
-def score_set(proba: np.ndarray, frame: pd.DataFrame, usable: np.ndarray, classes: list[str], task: str,
-              positive: str | None, set_name: str, role: str, dataset: str, seed: int,
-              info: list[dict] | None = None) -> tuple[dict, pd.DataFrame]:
-    """metrics.json entry and prediction rows for one set."""
-    from embedlab.evaluation import evaluate
+# -- stage 2: load, split, and open the run folder ---------------------------------------
+# The run's record needs every input of fit_network; they come straight from its arguments.
+def start_run(data, spec: NetworkSpec, p: dict[str, Any], *, eval_on: list[str], runs_dir: Path,
+              name: str | None, seed: int, dev, started: dict[str, Any] | None,
+              command: str | None) -> NetworkFit:
+    """Load and split ``data``, make the run folder and write its ``params.json``."""
+    table = as_table(data)
+    where = table.attrs.get("root", "data")
+    if table["label"].isna().any():
+        raise DatasetError(f"{where}: {int(table['label'].isna().sum())} images have no label")
+    roles, how = split_roles(table, float(p["valid_fraction"]), seed)
+    classes = sorted(table.loc[roles == "train", "label"].astype(str).unique())
+    if len(classes) < 2:
+        raise ModelError(f"{where}: a network needs at least two classes in train")
+    task, positive = task_of(classes)
+    if task == "binary" and positive is None:
+        positive = classes[1]  # a binary network's single output scores one class: the second
+    name = name or default_run_name([table.attrs.get("name", "data"), spec.name], runs_dir)
+    folder = runs_dir / name
+    if started is None:
+        if folder.exists() and any(folder.iterdir()):
+            raise ModelError(f"run {folder} already exists; choose another name or pass resume=True")
+        folder.mkdir(parents=True, exist_ok=True)
+    features = [p["encoding"]] if spec.uses_encoding else []
+    feature_keys = {}
+    if features:
+        ex = create_extractor(features[0])
+        feature_keys = {ex.name: ex.key()}
+    params_json = {
+        "name": name, "kind": "network", "task": task, "classes": classes, "positive_class": positive,
+        "model": spec.name, "model_params": p, "features": features, "feature_keys": feature_keys,
+        "data": {"path": str(table.attrs.get("root", data if not isinstance(data, pd.DataFrame) else "")),
+                 "layout": table.attrs.get("layout"), "name": table.attrs.get("name"),
+                 "fingerprint": data_fingerprint(table), "n_images": int(len(table))},
+        "splits": {**how, "counts": {r: int((roles == r).sum()) for r in SPLITS}},
+        "eval_on": eval_on, "versions": library_versions(), "created": utc_now(),
+        "command": command or command_line(), "seed": seed, "device": dev.type, "model_files": [MODEL_FILE],
+    }
+    if started is not None:
+        params_json["created"] = started.get("created", params_json["created"])
+        params_json["command"] = started.get("command", params_json["command"])
+        earlier = started.get("resumed_with") or []
+        earlier = [earlier] if isinstance(earlier, str) else list(earlier)
+        params_json["resumed_with"] = earlier + [command or command_line()]
+    write_params(folder, params_json)
+    return NetworkFit(spec, p, table, roles, classes, task, positive, folder, params_json, seed, dev)
 
-    rows = frame[usable]
-    metrics = {"role": role, "dataset": dataset,
-               **evaluate(rows["label"].tolist(), proba, classes,
-                          positive_class=positive if task == "binary" else None, seed=seed)}
-    metrics["n_skipped"] = int((~usable).sum())
-    if info and any(r.get("face_cropped") for r in info):
-        kept = [r for r, u in zip(info, usable) if u]
-        metrics["face_crops"] = {"cropped": sum(bool(r.get("face_cropped")) for r in kept),
-                                 "face_found": sum(bool(r.get("face_found")) for r in kept)}
-    if info and any(r.get("blurred") for r in info):
-        metrics["inputs_blurred"] = sum(bool(r.get("blurred")) for r, u in zip(info, usable) if u)
-    pred = [classes[i] for i in proba.argmax(axis=1)] if len(proba) else []
-    out = pd.DataFrame({"set": set_name, "image_id": rows["image_id"].astype(str).values,
-                        "path": rows["path"].astype(str).values, "hash": rows["hash"].astype(str).values,
-                        "label": rows["label"].astype(object).values, "pred": pred})
-    out["correct"] = out["label"].astype(str).str.strip().str.lower() == out["pred"].astype(str).str.lower()
-    for i, c in enumerate(classes):
-        out[f"proba_{c}"] = proba[:, i] if len(proba) else []
-    return metrics, out
+
+# -- stage 5: score -----------------------------------------------------------------------
+def score_inputs(run: NetworkFit, module, frame: pd.DataFrame, prepared: tuple, *, set_name: str, role: str,
+                 dataset: str) -> tuple[dict, pd.DataFrame]:
+    inputs, usable, info = prepared
+    proba = run_model(module, inputs, run.device, int(run.p.get("channels", 1)), run.task,
+                      positive_index=run.positive_index, tta_flip=bool(run.p["tta_flip"]))
+    metrics, rows = score_set(proba, frame[usable], run.classes, run.positive if run.task == "binary" else None,
+                              set_name=set_name, role=role, dataset=dataset, seed=run.seed)
+    metrics.update(input_metrics(info, usable))
+    return metrics, rows
 
 
-def _default_name(network: str, data_name: str, runs_dir: Path) -> str:
-    import re
+def score_sets(run: NetworkFit, module, frames: dict[str, pd.DataFrame], prepared: dict[str, tuple],
+               eval_on: list[str], cache_dir) -> tuple[dict, pd.DataFrame]:
+    """Figures and prediction rows for every split, then every eval set."""
+    sets, predictions = {}, []
+    dataset_path = run.params_json["data"]["path"]
+    for role, inputs in prepared.items():
+        sets[role], rows = score_inputs(run, module, frames[role], inputs, set_name=role, role=role,
+                                        dataset=dataset_path)
+        predictions.append(rows)
+    for path in eval_on:
+        frame = as_table(path)
+        set_name = frame.attrs.get("name") or Path(path).name
+        inputs = prepare_inputs(run.spec, run.p, frame, run.classes, cache_dir,
+                                crops_dir=run.folder / "crops" / set_name)
+        sets[set_name], rows = score_inputs(run, module, frame, inputs, set_name=set_name, role="eval",
+                                            dataset=str(path))
+        predictions.append(rows)
+    return sets, pd.concat(predictions, ignore_index=True)
 
-    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    base = re.sub(r"[^A-Za-z0-9]+", "-", f"{data_name}-{network}-{stamp}").strip("-").lower()
-    name, k = base, 2
-    while (runs_dir / name).exists():
-        name, k = f"{base}-{k}", k + 1
-    return name
 
-
-def _write_json(path: Path, obj: Any) -> None:
-    from embedlab.runs import _json_default
-
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(obj, indent=2, default=_json_default))
-    os.replace(tmp, path)
-
-
+# -- the entry point ------------------------------------------------------------------------
+# The keyword arguments are the public interface the CLI, the tests and the benchmarks call.
 def fit_network(data, network: str, params: dict[str, Any] | None = None,
                 eval_on: Iterable[str | os.PathLike] = (), runs_dir: str | os.PathLike = DEFAULT_RUNS_DIR,
                 name: str | None = None, cache_dir: str | os.PathLike = DEFAULT_CACHE_DIR, seed: int = 0,
                 device: str = "auto", epochs: int | None = None, resume: bool = False,
-                on_progress: Callable | None = None, command: str | None = None):
+                on_progress: Callable | None = None, command: str | None = None) -> NetworkRun:
     """Train ``network`` (a name in :data:`NETWORKS`) on ``data``; returns the loaded run.
 
     ``params`` overrides the network's defaults (``NETWORKS.create(network).resolve()``
@@ -159,119 +197,31 @@ def fit_network(data, network: str, params: dict[str, Any] | None = None,
     """
     import torch
 
-    from embedlab.nets.run import load_network_run
-    from embedlab.runs import data_fingerprint, library_versions
-
     spec = NETWORKS.create(network)
     runs_dir = Path(runs_dir)
-    if resume:
-        if not name:
-            raise ModelError("resume needs the run name (--name) of the run to continue")
-        folder = runs_dir / name
-        if not (folder / "params.json").is_file():
-            raise ModelError(f"{folder}: no run to resume (params.json missing)")
-        started = json.loads((folder / "params.json").read_text())
-        if started.get("model") != network:
-            raise ModelError(f"run {name} trains {started.get('model')!r}, not {network!r}")
-        p = spec.resolve(started["model_params"])
-        # only settings that leave the trained network unchanged may differ on resume
-        p.update({k: v for k, v in (params or {}).items() if k in RESUME_SETTINGS})
-        if epochs is not None:
-            p["epochs"] = int(epochs)
+    started = run_to_resume(runs_dir, name, network) if resume else None
+    if started is not None:
         seed = int(started.get("seed", seed))
-    else:
-        p = spec.resolve(params)
-        if epochs is not None:
-            p["epochs"] = int(epochs)
-    if int(p["epochs"]) < 1:
-        raise ModelError(f"epochs must be at least 1, got {p['epochs']}")
-    dev = resolve_device(device)
-    if p["workers_threads"]:
-        torch.set_num_threads(int(p["workers_threads"]))
-    if p["bf16"] and dev.type == "cpu" and not torch.backends.mkldnn.is_available():
-        p["bf16"] = False
-
-    table = _load_table(data)
-    if table["label"].isna().any():
-        raise DatasetError(f"{table.attrs.get('root', 'data')}: {int(table['label'].isna().sum())} images have no label")
-    roles, how = split_roles(table, float(p["valid_fraction"]), seed)
-    classes = sorted(table.loc[roles == "train", "label"].astype(str).unique())
-    if len(classes) < 2:
-        raise ModelError(f"{table.attrs.get('root', 'data')}: a network needs at least two classes in train")
-    task = "binary" if len(classes) == 2 else "multiclass"
-    positive = (POSITIVE_CLASS if POSITIVE_CLASS in classes else classes[1]) if task == "binary" else None
-    pos_index = classes.index(positive) if positive else 1  # a binary network's one output is this class
-    name = name or _default_name(network, table.attrs.get("name", "data"), runs_dir)
-    folder = runs_dir / name
-    if not resume:
-        if folder.exists() and any(folder.iterdir()):
-            raise ModelError(f"run {folder} already exists; choose another name or pass resume=True")
-        folder.mkdir(parents=True, exist_ok=True)
-
-    features = [p["encoding"]] if spec.uses_encoding else []
-    feature_keys = {}
-    if features:
-        from embedlab.features import create_extractor
-
-        ex = create_extractor(features[0])
-        feature_keys = {ex.name: ex.key()}
+    p = resolve_params(spec, params, epochs, started)
+    dev = set_up_device(device, p)
     eval_on = [str(e) for e in eval_on]
-    params_json = {
-        "name": name, "kind": "network", "task": task, "classes": classes, "positive_class": positive,
-        "model": network, "model_params": p, "features": features, "feature_keys": feature_keys,
-        "data": {"path": str(table.attrs.get("root", data if not isinstance(data, pd.DataFrame) else "")),
-                 "layout": table.attrs.get("layout"), "name": table.attrs.get("name"),
-                 "fingerprint": data_fingerprint(table), "n_images": int(len(table))},
-        "splits": {**how, "counts": {r: int((roles == r).sum()) for r in ("train", "valid", "test")}},
-        "eval_on": eval_on, "versions": library_versions(),
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "command": command or shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]]), "seed": seed,
-        "device": dev.type, "model_files": [MODEL_FILE],
-    }
-    if resume:
-        params_json["created"] = started.get("created", params_json["created"])
-        params_json["command"] = started.get("command", params_json["command"])
-        earlier = started.get("resumed_with") or []
-        earlier = [earlier] if isinstance(earlier, str) else list(earlier)
-        params_json["resumed_with"] = earlier + [command or shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]])]
-    _write_json(folder / "params.json", params_json)
+    run = start_run(data, spec, p, eval_on=eval_on, runs_dir=runs_dir, name=name, seed=seed, dev=dev,
+                    started=started, command=command)
 
     seed_everything(seed)
-    frames = {r: table[roles == r].reset_index(drop=True) for r in ("train", "valid", "test")}
-    prepared = {r: prepare_inputs(spec, p, f, classes, cache_dir) for r, f in frames.items() if len(f)}
+    frames = {r: run.table[run.roles == r].reset_index(drop=True) for r in SPLITS}
+    prepared = {r: prepare_inputs(spec, p, f, run.classes, cache_dir) for r, f in frames.items() if len(f)}
     train_inputs = prepared["train"][0]
     if len(train_inputs) == 0:
-        raise ModelError(f"{name}: no usable training images")
-    n_out = 1 if task == "binary" else len(classes)
+        raise ModelError(f"{run.params_json['name']}: no usable training images")
+    n_out = 1 if run.task == "binary" else len(run.classes)
     with torch.random.fork_rng():
         torch.manual_seed(seed)
         module = build_module(spec, p, n_out)
-    summary = train_loop(module, spec, p, task, len(classes), train_inputs, prepared["valid"][0],
-                         folder, seed, dev, resume, on_progress, pos_index)
+    summary = train_loop(module, spec, p, run.task, len(run.classes), train_inputs, prepared["valid"][0],
+                         run.folder, seed, dev, resume, on_progress, run.positive_index)
 
-    metrics, predictions = {"sets": {}}, []
-    dataset_path = params_json["data"]["path"]
-    for role, (inputs, usable, info) in prepared.items():
-        proba = run_model(module, inputs, dev, int(p.get("channels", 1)), task,
-                          positive_index=pos_index, tta_flip=bool(p["tta_flip"]))
-        m, rows = score_set(proba, frames[role], usable, classes, task, positive, role, role, dataset_path, seed, info)
-        metrics["sets"][role] = m
-        predictions.append(rows)
-    for path in eval_on:
-        from embedlab import datasets
-
-        frame = datasets.load(path).reset_index(drop=True)
-        set_name = frame.attrs.get("name") or Path(path).name
-        inputs, usable, info = prepare_inputs(spec, p, frame, classes, cache_dir,
-                                              crops_dir=folder / "crops" / set_name)
-        proba = run_model(module, inputs, dev, int(p.get("channels", 1)), task,
-                          positive_index=pos_index, tta_flip=bool(p["tta_flip"]))
-        m, rows = score_set(proba, frame, usable, classes, task, positive, set_name, "eval", str(path), seed, info)
-        metrics["sets"][set_name] = m
-        predictions.append(rows)
-    metrics["training"] = summary
-    pd.concat(predictions, ignore_index=True).to_parquet(folder / "predictions.parquet", index=False)
-    _write_json(folder / "metrics.json", metrics)
-    params_json["training"] = summary
-    _write_json(folder / "params.json", params_json)
-    return load_network_run(folder)
+    sets, predictions = score_sets(run, module, frames, prepared, eval_on, cache_dir)
+    write_results(run.folder, {"sets": sets, "training": summary}, predictions)
+    write_params(run.folder, {**run.params_json, "training": summary})
+    return load_network_run(run.folder)

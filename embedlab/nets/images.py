@@ -20,8 +20,10 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from embedlab.errors import ModelError
-from embedlab.images import read_image
+from embedlab.core.errors import ModelError
+from embedlab.core.io import atomic_write, atomic_write_text
+from embedlab.datasets.images import read_image
+from embedlab.features.encoding import FaceEncoding
 
 #: FER-2013 framing of a face, measured by bench/measure_fer_framing.py: dlib HOG
 #: finds a face in few FER crops (they are tight and small; 23 of 1,000 after
@@ -82,8 +84,6 @@ class FaceCropper:
 
     def locate(self, image: np.ndarray) -> tuple[tuple[int, int, int, int] | None, int]:
         if self._encoder is None:
-            from embedlab.features.encoding import FaceEncoding
-
             self._encoder = FaceEncoding(detector="hog", upsample=self.upsample, on_missing="skip")
             self._encoder.prepare()
         return self._encoder.locate(image)
@@ -135,6 +135,8 @@ def needs_face_crop(image: np.ndarray, size: int, face_crop: str) -> bool:
     return max(image.shape[:2]) > CROP_RATIO * size
 
 
+# How one set of images is prepared for a network: size, channels, face crop, blur, and where
+# crops go; the same settings key the cache of cached_inputs.
 def prepare_images(uris: Sequence[str], size: int, channels: int, face_crop: str = "never",
                    crops_dir: str | os.PathLike | None = None, names: Sequence[str] | None = None,
                    images: Sequence[np.ndarray] | None = None,
@@ -179,6 +181,7 @@ def _crops_in(info: list[dict], crops_dir: Path) -> bool:
                and Path(r["crop_path"]).is_file() for r in info if r["face_cropped"])
 
 
+# prepare_images' settings plus the cache folder: every one of them changes the cached array.
 def cached_inputs(hashes: Sequence[str], uris: Sequence[str], size: int, channels: int,
                   face_crop: str, cache_dir: str | os.PathLike | None,
                   crops_dir: str | os.PathLike | None = None, names: Sequence[str] | None = None,
@@ -212,12 +215,11 @@ def cached_inputs(hashes: Sequence[str], uris: Sequence[str], size: int, channel
     arr, info = prepare_images(uris, size, channels, face_crop, crops_dir, names, on_progress=on_progress,
                                blur=blur)
     folder.mkdir(parents=True, exist_ok=True)
-    tmp = arr_path.with_suffix(f".tmp{os.getpid()}.npy")
-    np.save(tmp, arr)
-    os.replace(tmp, arr_path)
-    tmp_info = info_path.with_suffix(f".tmp{os.getpid()}")
-    tmp_info.write_text(json.dumps(info))
-    os.replace(tmp_info, info_path)
+    atomic_write(arr_path, lambda tmp: save_array(tmp, arr))
+    atomic_write_text(info_path, json.dumps(info))
     return arr, info
 
 
+def save_array(path: Path, arr: np.ndarray) -> None:
+    with open(path, "wb") as fh:  # a file object: np.save would add ".npy" to a temporary name
+        np.save(fh, arr)

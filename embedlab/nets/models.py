@@ -18,8 +18,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from embedlab.errors import ModelError
-from embedlab.registry import Registry
+from embedlab.core.errors import FeatureError, ModelError
+from embedlab.core.registry import Registry
+from embedlab.features import dlib_resnet
+from embedlab.features.cnn import IMAGENET_MEAN, IMAGENET_STD, resolve_weights
+
+#: How one-channel (grey) inputs are standardised; three-channel ones use ImageNet's mean and std.
+GRAY_MEAN, GRAY_STD = 0.5, 0.25
 
 #: Training settings every network accepts; the original study's defaults where they serve.
 TRAINING_DEFAULTS: dict[str, Any] = {
@@ -105,7 +110,8 @@ def conv_bn(cin: int, cout: int, stride: int = 1):
                          nn.ReLU(inplace=True))
 
 
-def _module_class():
+def network_class():
+    """The module class every network is: optional image and encoding branches, then a head."""
     import torch
     import torch.nn as nn
 
@@ -159,9 +165,6 @@ def load_backbone_weights(model, arch: str, weights: str):
     """``random``, ``imagenet`` (torch hub cache, never downloaded) or a ``.pth`` path."""
     import torch
 
-    from embedlab.errors import FeatureError
-    from embedlab.features.cnn import resolve_weights
-
     if weights == "random":
         return model
     try:
@@ -183,7 +186,8 @@ def torchvision_resnet(arch: str, weights: str):
     return model, dim
 
 
-def _head(dim: int, n_out: int, dropout: float):
+def classifier_head(dim: int, n_out: int, dropout: float):
+    """Dropout, then one linear layer to the ``n_out`` logits."""
     nn = _nn()
     return nn.Sequential(nn.Dropout(dropout), nn.Linear(dim, n_out))
 
@@ -198,16 +202,16 @@ def _gray_to_rgb(channels: int):
 @network("cnn", "image", "custom CNN on images (the study's detector Model 1)",
          size=64, channels=3, widths=(32, 64, 128), dense=128, dropout=0.3)
 def build_cnn(n_out, size, channels, widths, dense, dropout):
-    Net = _module_class()
+    Net = network_class()
     return Net(image_branch=small_cnn(channels, tuple(widths), dense, dropout),
-               head=_head(dense, n_out, dropout))
+               head=classifier_head(dense, n_out, dropout))
 
 
 def _resnet(arch):
     def build(n_out, size, channels, weights, dropout):
-        Net = _module_class()
+        Net = network_class()
         body, dim = torchvision_resnet(arch, weights)
-        return Net(image_branch=body, image_stem=_gray_to_rgb(channels), head=_head(dim, n_out, dropout))
+        return Net(image_branch=body, image_stem=_gray_to_rgb(channels), head=classifier_head(dim, n_out, dropout))
     return build
 
 
@@ -220,8 +224,8 @@ network("resnet50", "image", "torchvision ResNet-50 (the study's Model 2), rando
 @network("encoding-mlp", "encoding", "fully connected layers on the 128-d face encoding (the study's Model 3)",
          encoding="encoding", hidden=256, dense=128, dropout=0.3, augment=False)
 def build_mlp(n_out, encoding, hidden, dense, dropout):
-    Net = _module_class()
-    return Net(encoding_branch=encoding_mlp(128, hidden, dense, dropout), head=_head(dense, n_out, dropout))
+    Net = network_class()
+    return Net(encoding_branch=encoding_mlp(128, hidden, dense, dropout), head=classifier_head(dense, n_out, dropout))
 
 
 @network("fusion-cnn", "image+encoding", "custom CNN branch + encoding branch joined before the head "
@@ -229,11 +233,11 @@ def build_mlp(n_out, encoding, hidden, dense, dropout):
          dense=128, dropout=0.3)
 def build_fusion_cnn(n_out, size, channels, encoding, widths, dense, dropout):
     nn = _nn()
-    Net = _module_class()
+    Net = network_class()
     return Net(image_branch=small_cnn(channels, tuple(widths), dense, dropout),
                encoding_branch=encoding_mlp(128, 256, dense, dropout),
                joint=nn.Sequential(nn.Linear(2 * dense, dense), nn.ReLU(inplace=True)),
-               head=_head(dense, n_out, dropout))
+               head=classifier_head(dense, n_out, dropout))
 
 
 @network("fusion-resnet", "image+encoding", "ResNet branch + encoding branch joined before the head "
@@ -241,14 +245,14 @@ def build_fusion_cnn(n_out, size, channels, encoding, widths, dense, dropout):
          weights="random", dense=256, dropout=0.3)
 def build_fusion_resnet(n_out, size, channels, encoding, backbone, weights, dense, dropout):
     nn = _nn()
-    Net = _module_class()
+    Net = network_class()
     if backbone not in ("resnet18", "resnet50"):
         raise ModelError(f"fusion-resnet: backbone must be resnet18 or resnet50, got {backbone!r}")
     body, dim = torchvision_resnet(backbone, weights)
     return Net(image_branch=body, image_stem=_gray_to_rgb(channels),
                encoding_branch=encoding_mlp(128, 256, dense, dropout),
                joint=nn.Sequential(nn.Linear(dim + dense, dense), nn.ReLU(inplace=True)),
-               head=_head(dense, n_out, dropout))
+               head=classifier_head(dense, n_out, dropout))
 
 
 @network("vgg16-emotion", "image", "the study's emotion Model 1: 48x48 grayscale -> 1x1 conv to 3 channels "
@@ -258,14 +262,14 @@ def build_vgg16_emotion(n_out, size, channels, weights, dense, dropout, face_cro
     import torchvision.models as tvm
 
     nn = _nn()
-    Net = _module_class()
+    Net = network_class()
     vgg = load_backbone_weights(tvm.vgg16(weights=None), "vgg16", weights)
     with_pool = size // 32
     if with_pool < 1:
         raise ModelError(f"vgg16-emotion needs size >= 32 (five 2x poolings), got {size}")
     body = nn.Sequential(vgg.features, nn.Flatten(), nn.Linear(512 * with_pool * with_pool, dense),
                          nn.ReLU(inplace=True))
-    return Net(image_branch=body, image_stem=nn.Conv2d(channels, 3, 1), head=_head(dense, n_out, dropout))
+    return Net(image_branch=body, image_stem=nn.Conv2d(channels, 3, 1), head=classifier_head(dense, n_out, dropout))
 
 
 def _residual_stage(cin: int, cout: int, blocks: int, stride: int):
@@ -294,7 +298,7 @@ def _residual_stage(cin: int, cout: int, blocks: int, stride: int):
          schedule="onecycle", label_smoothing=0.1, erase=0.25, patience=8)
 def build_emotion_cnn(n_out, size, channels, widths, blocks, stem_stride, dropout, face_crop):
     nn = _nn()
-    Net = _module_class()
+    Net = network_class()
     widths, blocks = tuple(widths), tuple(blocks)
     # stem_stride=2 halves every later feature map: 4x cheaper, for CPU budgets
     layers = [conv_bn(channels, widths[0] // 2), conv_bn(widths[0] // 2, widths[0], stem_stride)]
@@ -303,7 +307,7 @@ def build_emotion_cnn(n_out, size, channels, widths, blocks, stem_stride, dropou
         layers.append(_residual_stage(cin, w, b, 1 if i == 0 else 2))  # e.g. 48, 24, 12, 6
         cin = w
     layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten()]
-    return Net(image_branch=nn.Sequential(*layers), head=_head(cin, n_out, dropout))
+    return Net(image_branch=nn.Sequential(*layers), head=classifier_head(cin, n_out, dropout))
 
 
 def build_module(spec: NetworkSpec, params: dict[str, Any], n_out: int):
@@ -319,8 +323,6 @@ DLIB_FREEZE = ("none", "stem", "stage1", "stage2", "stage3", "stage4", "stage5",
 def _dlib_backbone_modules():
     import torch
     import torch.nn.functional as F
-
-    from embedlab.nets.training import GRAY_MEAN, GRAY_STD, IMAGENET_MEAN, IMAGENET_STD
 
     nn = torch.nn
 
@@ -365,9 +367,8 @@ def _dlib_backbone_modules():
          "feeds the head", size=150, input_size=150, channels=3, weights="dlib", freeze="none", layer="stage5",
          dropout=0.2, face_crop="auto", epochs=15, batch_size=64, optimizer="adamw", lr=1e-3,
          weight_decay=0.01, schedule="onecycle", label_smoothing=0.1, patience=6)
+# A registered network builder takes the network's own settings, one keyword each.
 def build_dlib_resnet(n_out, size, input_size, channels, weights, freeze, layer, dropout, face_crop):
-    from embedlab.features import dlib_resnet
-
     if layer not in dlib_resnet.LAYER_DIMS:
         raise ModelError(f"dlib-resnet: layer must be one of {', '.join(dlib_resnet.LAYER_DIMS)}, got {layer!r}")
     if freeze not in DLIB_FREEZE:
@@ -391,7 +392,7 @@ def build_dlib_resnet(n_out, size, input_size, channels, weights, freeze, layer,
     if freeze != "none":
         net.freeze(freeze)
     DlibInput, DlibTrunk = _dlib_backbone_modules()
-    Net = _module_class()
+    Net = network_class()
     return Net(image_stem=DlibInput(channels, input_size, net.channel_means.tolist()),
                image_branch=DlibTrunk(net.train(), layer),
-               head=_head(dlib_resnet.LAYER_DIMS[layer], n_out, dropout))
+               head=classifier_head(dlib_resnet.LAYER_DIMS[layer], n_out, dropout))

@@ -8,7 +8,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,14 +16,14 @@ from typing import Any, Callable, Iterable
 import numpy as np
 import pandas as pd
 
-from embedlab.cache import DEFAULT_CACHE_DIR
-from embedlab.errors import ModelError
-from embedlab.runs import Run, _read_json
+from embedlab.core.defaults import DEFAULT_CACHE_DIR, DEFAULT_CROPS_DIR
+from embedlab.core.errors import ModelError
+from embedlab.datasets import images_of
+from embedlab.nets.images import prepare_images
+from embedlab.nets.inputs import blur_setting, prepare_inputs
 from embedlab.nets.models import NETWORKS, build_module
-from embedlab.nets.training import MODEL_FILE, memory_format_for, resolve_device, run_model
-
-#: Where :meth:`NetworkRun.predict` keeps the face crops it made, unless told otherwise.
-DEFAULT_CROPS_DIR = Path("results") / "crops"
+from embedlab.nets.training import MODEL_FILE, Inputs, memory_format_for, resolve_device, run_model
+from embedlab.runs.folder import HISTORY_FILE, Run, read_optional_table, read_run, run_kind
 
 
 @dataclass
@@ -54,10 +53,10 @@ class NetworkRun(Run):
         return self.spec.resolve(self.params["model_params"])
 
     def history(self) -> pd.DataFrame:
-        path = self.path / "history.csv"
-        if not path.is_file():
-            raise ModelError(f"{path}: missing")
-        return pd.read_csv(path)
+        history = read_optional_table(self.path / HISTORY_FILE)
+        if history is None:
+            raise ModelError(f"{self.path / HISTORY_FILE}: missing")
+        return history
 
     @property
     def module(self):
@@ -83,8 +82,6 @@ class NetworkRun(Run):
         return self._module
 
     def _inputs(self, table: pd.DataFrame, cache_dir, crops_dir, workers, on_progress):
-        from embedlab.nets.fit import prepare_inputs
-
         return prepare_inputs(self.spec, self.model_params, table, self.classes, cache_dir,
                               crops_dir=crops_dir, workers=workers, on_progress=on_progress)
 
@@ -101,29 +98,20 @@ class NetworkRun(Run):
         ``features`` exists for the interface classifier runs share: a network
         prepares its own inputs, so giving it is an error.
         """
-        from embedlab.runs import image_table
-
         if features is not None:
             raise ModelError(f"run {self.name} is a network: it prepares its own inputs, so --features does not apply")
 
-        table = data.reset_index(drop=True) if isinstance(data, pd.DataFrame) else image_table(data)
+        table = images_of(data)
         p = self.model_params
         crops = Path(crops_dir) / self.name if crops_dir is not None else None
         inputs, usable, info = self._inputs(table, cache_dir, crops, workers, on_progress)
         proba_ok = run_model(self.module, inputs, self.module_device, int(p.get("channels", 1)),
                              self.params["task"], positive_index=self.positive_index,
                              tta_flip=bool(p.get("tta_flip")))
-        classes = self.classes
-        proba = np.full((len(table), len(classes)), np.nan)
+        proba = np.full((len(table), len(self.classes)), np.nan)
         if usable.any():
             proba[usable] = proba_ok
-        out = table[[c for c in ("image_id", "path", "hash", "label", "split") if c in table]].copy()
-        best = np.nan_to_num(proba, nan=-1).argmax(axis=1)
-        out["pred"] = [classes[i] if ok else None for i, ok in zip(best, usable)]
-        for i, c in enumerate(classes):
-            out[f"proba_{c}"] = proba[:, i]
-        out["ok"] = usable
-        out["reason"] = [None if ok else "no face found" for ok in usable]
+        out = self.prediction_table(table, proba, usable, [None if ok else "no face found" for ok in usable])
         if self.spec.uses_images:
             out["face_cropped"] = [bool(r.get("face_cropped")) for r in info]
             out["face_found"] = [r.get("face_found") for r in info]
@@ -134,9 +122,7 @@ class NetworkRun(Run):
     def embed(self, data: pd.DataFrame | str | os.PathLike | Iterable[str | os.PathLike], *,
               cache_dir: str | os.PathLike | None = DEFAULT_CACHE_DIR) -> tuple[np.ndarray, np.ndarray]:
         """Penultimate-layer features: ``(X float32 [n, dim], ok bool [n])``."""
-        from embedlab.runs import image_table
-
-        table = data.reset_index(drop=True) if isinstance(data, pd.DataFrame) else image_table(data)
+        table = images_of(data)
         inputs, usable, _ = self._inputs(table, cache_dir, None, None, None)
         feats = run_model(self.module, inputs, self.module_device, int(self.model_params.get("channels", 1)),
                           self.params["task"], embed=True)
@@ -148,10 +134,6 @@ class NetworkRun(Run):
     def embed_images(self, images: list[np.ndarray]) -> np.ndarray:
         """Penultimate-layer features of decoded RGB images (image networks only)."""
         import torch
-
-        from embedlab.nets.fit import blur_setting
-        from embedlab.nets.images import prepare_images
-        from embedlab.nets.training import Inputs
 
         if self.spec.uses_encoding:
             raise ModelError(f"run {self.name}: network {self.params['model']!r} also reads the face "
@@ -175,20 +157,12 @@ class NetworkRun(Run):
 
 def load_network_run(path: str | os.PathLike, device: str = "cpu") -> NetworkRun:
     """Open a network run folder; the weights load when first needed."""
-    folder = Path(path)
-    params = _read_json(folder / "params.json")
-    if params.get("kind") != "network":
-        raise ModelError(f"{folder / 'params.json'}: kind {params.get('kind')!r} is not a network run")
+    folder, params, metrics = read_run(path, kind="network")
     if params.get("model") not in NETWORKS:
         raise ModelError(f"{folder}: unknown network {params.get('model')!r}; known: {', '.join(NETWORKS.names())}")
-    metrics = _read_json(folder / "metrics.json")
     return NetworkRun(folder, params, metrics, device=device)
 
 
 def is_network_run(path: Any) -> bool:
     """True when ``path`` is a folder holding a network run."""
-    try:
-        p = Path(str(path))
-        return (p / "params.json").is_file() and json.loads((p / "params.json").read_text()).get("kind") == "network"
-    except (OSError, ValueError):
-        return False
+    return run_kind(path) == "network"

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import inspect
 import math
-import os
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -25,28 +24,22 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 
-from embedlab.errors import ModelError
-from embedlab.nets.models import NetworkSpec
+from embedlab.core import system
+from embedlab.core.errors import ModelError
+from embedlab.core.io import atomic_write
+from embedlab.features.cnn import IMAGENET_MEAN, IMAGENET_STD
+from embedlab.nets.models import GRAY_MEAN, GRAY_STD, NetworkSpec
+from embedlab.runs.folder import HISTORY_FILE
 
 HISTORY_COLUMNS = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds"]
 MODEL_FILE = "model.pt"        # best weights (state_dict)
 LAST_FILE = "last.pt"          # last epoch: weights, optimiser, history, early-stopping state
-POSITIVE_CLASS = "fake"
-GRAY_MEAN, GRAY_STD = 0.5, 0.25
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 def resolve_device(device: str):
     import torch
 
-    if device not in ("auto", "cpu", "cuda"):
-        raise ModelError(f"device must be auto, cpu or cuda, got {device!r}")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise ModelError("device 'cuda' asked for, but torch sees no CUDA device; use --device cpu or auto")
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    return torch.device(device)
+    return torch.device(system.resolve_device(device, ModelError))
 
 
 def seed_everything(seed: int) -> None:
@@ -283,6 +276,7 @@ def _autocast(device, enabled: bool):
     return torch.autocast(device.type, dtype=torch.bfloat16)
 
 
+# Inference options (batch size, bf16, embed, flip averaging) beside the module and its inputs.
 def run_model(module, inputs: Inputs, device, channels: int, task: str, batch_size: int = 256,
               bf16: bool = False, embed: bool = False, positive_index: int = 1,
               tta_flip: bool = False) -> np.ndarray:
@@ -312,6 +306,7 @@ def run_model(module, inputs: Inputs, device, channels: int, task: str, batch_si
     return torch.cat(out).numpy()
 
 
+# The loop state train_loop holds, passed as it is.
 def _evaluate_loss(module, inputs: Inputs, device, channels, task, loss_fn, bf16, positive_index=1,
                    batch_size=256):
     import torch
@@ -333,21 +328,20 @@ def _evaluate_loss(module, inputs: Inputs, device, channels, task, loss_fn, bf16
     return (total / n, correct / n) if n else (float("nan"), float("nan"))
 
 
-def _save_atomic(obj, path: Path) -> None:
+def save_torch(obj, path: Path) -> None:
     import torch
 
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    atomic_write(path, lambda tmp: torch.save(obj, tmp))
 
 
 def write_history(folder: Path, history: list[dict]) -> None:
     frame = pd.DataFrame(history, columns=HISTORY_COLUMNS)
-    tmp = folder / ".history.csv.tmp"
-    frame.to_csv(tmp, index=False)
-    os.replace(tmp, folder / "history.csv")
+    atomic_write(folder / HISTORY_FILE, lambda tmp: frame.to_csv(tmp, index=False))
 
 
+# One epoch loop with early stopping, checkpoints and resume kept together: splitting it would
+# spread the optimiser, scheduler and early-stopping state across functions. Its parameters are
+# what fit_network has prepared (module, settings, inputs, run folder, device, progress).
 def train_loop(module, spec: NetworkSpec, p: dict[str, Any], task: str, n_classes: int, train: Inputs,
                valid: Inputs, folder: Path, seed: int, device, resume: bool,
                on_progress: Callable | None = None, positive_index: int = 1) -> dict[str, Any]:
@@ -437,13 +431,13 @@ def train_loop(module, spec: NetworkSpec, p: dict[str, Any], task: str, n_classe
         score = val_acc if p["monitor"] == "val_acc" else -val_loss
         if state["best_score"] is None or (score == score and score > state["best_score"]):
             state.update(best_score=float(score), best_epoch=epoch, bad_epochs=0)
-            _save_atomic(module.state_dict(), folder / MODEL_FILE)
+            save_torch(module.state_dict(), folder / MODEL_FILE)
         else:
             state["bad_epochs"] += 1
             if p["patience"] and state["bad_epochs"] >= int(p["patience"]):
                 state["stopped"] = True
         state["epoch"] = epoch
-        _save_atomic({"model": module.state_dict(), "optimizer": optimizer.state_dict(), **state}, last)
+        save_torch({"model": module.state_dict(), "optimizer": optimizer.state_dict(), **state}, last)
         write_history(folder, state["history"])
         _notify(on_progress, done_batches, total_batches, {"epoch": epoch, "epochs": epochs, **row,
                                                            "end_of_epoch": True})

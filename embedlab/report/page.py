@@ -25,6 +25,8 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 import pandas as pd
 
+from embedlab.core.io import json_default
+
 
 def esc(value: Any) -> str:
     """Text for HTML element content or a quoted attribute."""
@@ -33,18 +35,10 @@ def esc(value: Any) -> str:
 
 def script_json(obj: Any) -> str:
     """JSON that is safe inside ``<script type="application/json">``."""
-    text = obj if isinstance(obj, str) else json.dumps(obj, separators=(",", ":"), default=_json_default,
+    text = obj if isinstance(obj, str) else json.dumps(obj, separators=(",", ":"), default=json_default,
                                                        allow_nan=False)
     return (text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
             .replace("\u2028", "\\u2028").replace("\u2029", "\\u2029"))
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    return str(value)
 
 
 def fmt(value: Any, kind: str = "") -> str:

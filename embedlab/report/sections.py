@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from embedlab import analysis
+from embedlab.datasets import inspect_dataset
 from embedlab.analysis import GENERATED, REAL
 from embedlab.report.page import Page, esc, fmt, frame_table, html_table
 from embedlab.report.thumbnails import stratified_sample, thumbnail_uri
@@ -47,8 +48,6 @@ def _thumb_html(uri: str | None, caption: str, extra: str = "", css: str = "thum
 
 # -- datasets -----------------------------------------------------------------
 def overview_section(ctx: Context) -> None:
-    from embedlab.datasets import inspect_dataset
-
     parts = []
     for name, table in zip(ctx.names, ctx.tables):
         report = inspect_dataset(table, decode=False)

@@ -11,7 +11,6 @@ else its layout's default (:data:`LAYOUT_FEATURES`).
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +18,13 @@ from typing import Callable, Iterable, Sequence
 
 import pandas as pd
 
-from embedlab.errors import DatasetError, EmbedlabError, ModelError
+from embedlab import datasets
+from embedlab.api import encode
+from embedlab.compute.cache import FeatureCache
+from embedlab.compute.extraction import resolve_features
+from embedlab.core.errors import DatasetError, EmbedlabError, ModelError
+from embedlab.features import create_extractor
+from embedlab.runs.folder import PARAMS_FILE, run_params
 
 SPEC_SEPARATOR = "::"
 #: features per dataset layout when nothing is cached: the 140k faces and
@@ -72,10 +77,8 @@ def as_source(item: str | os.PathLike | pd.DataFrame | tuple | DatasetSource) ->
 
 def _spec_from_meta(meta: dict) -> str:
     """The shortest spec for a cache entry: only the parameters that differ from the defaults."""
-    from embedlab.features import create_extractor
-
     name = str(meta.get("name"))
-    defaults = create_extractor(name).get_params()
+    defaults = create_extractor(name).cache_params()
     params = {k: v for k, v in (meta.get("params") or {}).items() if defaults.get(k, object()) != v}
     inner = ",".join(f"{k}={v}" for k, v in sorted(params.items()))
     return f"{name}[{inner}]" if inner else name
@@ -83,9 +86,6 @@ def _spec_from_meta(meta: dict) -> str:
 
 def default_features(table: pd.DataFrame, cache_dir: str | os.PathLike) -> str:
     """The encoding variant cached for most of ``table``'s images, else the layout default."""
-    from embedlab.cache import FeatureCache
-    from embedlab.features import create_extractor
-
     fallback = LAYOUT_FEATURES.get(str(table.attrs.get("layout")), FALLBACK_FEATURES)
     cache = FeatureCache(cache_dir)
     hashes = set(table["hash"])
@@ -116,10 +116,10 @@ def find_run_folders(paths: Iterable[str | os.PathLike]) -> list[Path]:
     found: list[Path] = []
     for p in paths:
         p = Path(p)
-        if (p / "params.json").is_file():
+        if (p / PARAMS_FILE).is_file():
             found.append(p)
         elif p.is_dir():
-            found.extend(sorted(c for c in p.iterdir() if (c / "params.json").is_file()))
+            found.extend(sorted(c for c in p.iterdir() if (c / PARAMS_FILE).is_file()))
         else:
             raise ModelError(f"{p}: no such run folder (expected a folder with params.json, or a folder of them)")
     return list(dict.fromkeys(found))
@@ -129,9 +129,8 @@ def datasets_of_runs(run_folders: Sequence[Path]) -> list[DatasetSource]:
     """The datasets the runs were fitted and evaluated on, where they still exist."""
     sources: dict[str, DatasetSource] = {}
     for folder in run_folders:
-        try:
-            params = json.loads((folder / "params.json").read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+        params = run_params(folder)
+        if params is None:
             continue
         data = params.get("data") or {}
         paths = [data.get("path")] + list(params.get("eval_on") or [])
@@ -151,9 +150,6 @@ def encoded_table(source: DatasetSource, default_spec: str | None, cache_dir: st
     With ``compute=False`` only images already in the cache are kept, so
     nothing is computed; ``attrs["report_dropped"]`` counts the others.
     """
-    from embedlab import datasets
-    from embedlab.extraction import encode, resolve_features
-
     if source.table is not None and source.features is None:
         table = source.table
         if any(f"{c}.ok" in table.columns for c in table.columns):
@@ -162,8 +158,6 @@ def encoded_table(source: DatasetSource, default_spec: str | None, cache_dir: st
     spec = source.features or default_spec or default_features(table, cache_dir)
     dropped = 0
     if not compute:
-        from embedlab.cache import FeatureCache
-
         cache = FeatureCache(cache_dir)
         known = None
         for ex in resolve_features(spec):

@@ -9,8 +9,8 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from embedlab.errors import ImageReadError
-from embedlab.images import read_image
+from embedlab.core.errors import ImageReadError
+from embedlab.datasets.images import read_image
 
 
 def thumbnail_uri(path: str, size: int = 64, quality: int = 70) -> str | None:

@@ -11,17 +11,23 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import pandas as pd
 
-from embedlab.cache import DEFAULT_CACHE_DIR, atomic_write_bytes
-from embedlab.errors import EmbedlabError, ModelError
+import embedlab
+from embedlab import analysis
+from embedlab.compute.extraction import feature_matrix
+from embedlab.core.defaults import DEFAULT_CACHE_DIR, DEFAULT_REPORT, DEFAULT_RUNS_DIR
+from embedlab.core.errors import EmbedlabError, ModelError
+from embedlab.core.io import atomic_write_bytes
+from embedlab.report import sections
 from embedlab.report.page import Page, esc, html_table
 from embedlab.report.sources import as_source, datasets_of_runs, encoded_table, find_run_folders
 
-DEFAULT_RUNS_DIR = Path("results") / "runs"
 UMAP_DEFAULTS = {"n_neighbors": 15, "min_dist": 0.1, "metric": "euclidean"}
 
 
+# The keyword arguments are the public interface of the report (the CLI's `report` command and
+# the demo pass them); the work is in the stage functions below.
 def write_report(
-    out_path: str | os.PathLike = Path("results") / "report.html",
+    out_path: str | os.PathLike = DEFAULT_REPORT,
     datasets: Sequence[Any] = (),
     runs: Sequence[str | os.PathLike] = (),
     *,
@@ -56,14 +62,29 @@ def write_report(
     started = time.perf_counter()
     step = on_step or (lambda _msg: None)
     timings: dict[str, float] = {}
-
-    def timed(name: str, t0: float) -> None:
-        timings[name] = time.perf_counter() - t0
-
-    from embedlab import analysis
-    from embedlab.report import sections
+    t0 = time.perf_counter()
+    records, notes, sources = gather_inputs(datasets, runs)
+    tables = []
+    for source in sources:
+        step(f"features of {source.label}")
+        tables.append(encoded_table(source, features, cache_dir, compute=compute, workers=workers))
+    timings["load and encode"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
+    ctx = build_context(Page(title), tables, records, notes, generated=generated, seed=seed,
+                        umap_params={**UMAP_DEFAULTS, **(umap_params or {})}, thumbs_per_class=thumbs_per_class,
+                        timings=timings)
+    timings["combine"] = time.perf_counter() - t0
+    points = build_sections(ctx, max_thumbnails, step)
+    step("writing")
+    out = Path(out_path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(out, render(ctx, points, started).encode("utf-8"))
+    return out
+
+
+def gather_inputs(datasets: Sequence[Any], runs: Sequence[str | os.PathLike]) -> tuple[list, list[str], list]:
+    """The run records (and notes on folders left out) and the dataset sources to report on."""
     if not datasets and not runs and DEFAULT_RUNS_DIR.is_dir():
         runs = [DEFAULT_RUNS_DIR]
     run_folders = find_run_folders(runs)
@@ -77,13 +98,14 @@ def write_report(
     if not sources and not records:
         raise EmbedlabError("nothing to report: name a dataset (e.g. data/sample/real-vs-fake) or a run folder "
                             f"(none found in {DEFAULT_RUNS_DIR})")
-    tables = []
-    for source in sources:
-        step(f"features of {source.label}")
-        tables.append(encoded_table(source, features, cache_dir, compute=compute, workers=workers))
-    timed("load and encode", t0)
+    return records, notes, sources
 
-    t0 = time.perf_counter()
+
+# What the sections share, gathered once: nine values that Context holds.
+def build_context(page: Page, tables: list[pd.DataFrame], records: list, notes: list[str], *,
+                  generated: Sequence[str] | None, seed: int, umap_params: dict[str, Any], thumbs_per_class: int,
+                  timings: dict[str, float]) -> sections.Context:
+    """One table of every dataset and the feature analysed, for the sections to read."""
     table = analysis.combine_tables(tables, generated)
     names = list(dict.fromkeys(table["dataset"])) if len(table) else []
     for col in [c for c in table.columns if str(c).endswith(".ok")]:
@@ -91,39 +113,39 @@ def write_report(
     feature = _analysed_feature(tables)
     X, ok = (None, np.zeros(len(table), bool))
     if feature is not None:
-        from embedlab.extraction import feature_matrix
-
         X, ok = feature_matrix(table, [feature])
         X[~ok] = np.nan
-    page = Page(title)
-    ctx = sections.Context(page=page, table=table, tables=tables, names=names, feature=feature, X=X, ok=ok,
-                           records=records, generated=None if generated is None else list(generated),
-                           umap_params={**UMAP_DEFAULTS, **(umap_params or {})}, seed=seed,
-                           thumbs_per_class=thumbs_per_class, timings=timings, notes=notes)
-    timed("combine", t0)
+    return sections.Context(page=page, table=table, tables=tables, names=names, feature=feature, X=X, ok=ok,
+                            records=records, generated=None if generated is None else list(generated),
+                            umap_params=umap_params, seed=seed, thumbs_per_class=thumbs_per_class,
+                            timings=timings, notes=notes)
+
+
+def build_sections(ctx: sections.Context, max_thumbnails: int, step: Callable[[str], None]) -> dict[str, Any]:
+    """Add every section to the page, timing each; returns the hover thumbnails' data."""
     for name, build in (("datasets", sections.overview_section), ("norms", sections.norms_section),
                         ("projections", sections.projections_section), ("models", sections.models_section)):
-        if name != "models" and not len(table):
+        if name != "models" and not len(ctx.table):
             continue
         step(name)
         t0 = time.perf_counter()
         build(ctx)
-        timed(name, t0)
+        ctx.timings[name] = time.perf_counter() - t0
     step("thumbnails")
     t0 = time.perf_counter()
-    points = sections.points_data(ctx, sections.thumbnail_rows(ctx, max_thumbnails) if len(table) else [])
-    timed("thumbnails", t0)
-    step("writing")
+    points = sections.points_data(ctx, sections.thumbnail_rows(ctx, max_thumbnails) if len(ctx.table) else [])
+    ctx.timings["thumbnails"] = time.perf_counter() - t0
+    return points
+
+
+def render(ctx: sections.Context, points: dict[str, Any], started: float) -> str:
+    """The whole HTML page, Plotly's JavaScript included."""
     from plotly.offline import get_plotlyjs
     import plotly
 
-    page.add("about", "About this report", _about(ctx, timings, started))
-    header = _header(ctx, tables, records, plotly.__version__, len(points["thumbs"]))
-    text = page.render(plotly_js=get_plotlyjs(), points=points, header=header)
-    out = Path(out_path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(out, text.encode("utf-8"))
-    return out
+    ctx.page.add("about", "About this report", _about(ctx, ctx.timings, started))
+    header = _header(ctx, ctx.tables, ctx.records, plotly.__version__, len(points["thumbs"]))
+    return ctx.page.render(plotly_js=get_plotlyjs(), points=points, header=header)
 
 
 def _analysed_feature(tables: list[pd.DataFrame]) -> str | None:
@@ -138,8 +160,6 @@ def _analysed_feature(tables: list[pd.DataFrame]) -> str | None:
 
 
 def _header(ctx, tables, records, plotly_version: str, n_thumbs: int) -> str:
-    import embedlab
-
     when = _dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
     rows = []
     for name, t in zip(ctx.names, tables):

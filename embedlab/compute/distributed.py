@@ -39,7 +39,11 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from embedlab.errors import EmbedlabError
+import embedlab
+from embedlab.compute.workers import extract_chunk
+from embedlab.core.errors import EmbedlabError
+from embedlab.core.system import default_workers
+from embedlab.datasets.images import is_csv_row, split_csv_row
 
 #: how long to wait for a remote scheduler to answer and for its first worker
 CONNECT_TIMEOUT_S = 30
@@ -78,8 +82,6 @@ def parse_scheduler(scheduler: str) -> tuple[str, Any]:
     """``("local", n_workers)``, ``("file", path)`` or ``("address", address)``."""
     text = str(scheduler).strip()
     if text == "local" or text.startswith("local:"):
-        from embedlab.extraction import default_workers
-
         count = text.partition(":")[2] or str(default_workers())
         if not count.isdigit() or int(count) < 1:
             raise EmbedlabError(f"--scheduler {text!r}: use local:N with N >= 1 worker processes")
@@ -160,17 +162,13 @@ def _prepared(recipes: Sequence[Recipe]) -> list:
 
 
 def run_chunk(chunk: list, recipes: Sequence[Recipe]) -> list[list[dict]]:
-    """The Dask task: rows per extractor for one chunk (see ``extraction._extract_chunk``)."""
-    from embedlab.extraction import _extract_chunk
-
-    return _extract_chunk(chunk, _prepared(recipes))
+    """The Dask task: rows per extractor for one chunk (see :func:`embedlab.compute.workers.extract_chunk`)."""
+    return extract_chunk(chunk, _prepared(recipes))
 
 
 def check_worker(uri: str, recipes: Sequence[Recipe]) -> dict[str, Any]:
     """Run on every worker before any work: can it read ``uri``, and what keys does it compute?"""
     import socket
-
-    import embedlab
 
     report: dict[str, Any] = {"host": socket.gethostname(), "version": embedlab.__version__,
                               "read_error": None, "keys": []}
@@ -187,8 +185,6 @@ def check_worker(uri: str, recipes: Sequence[Recipe]) -> dict[str, Any]:
 
 def open_image_source(uri: str) -> None:
     """Read the first byte of an image's file (a CSV row's file, or an fsspec URL)."""
-    from embedlab.images import is_csv_row, split_csv_row
-
     path = split_csv_row(uri)[0] if is_csv_row(uri) else uri
     if "://" in path:
         import fsspec

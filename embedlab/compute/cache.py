@@ -35,21 +35,13 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from embedlab.errors import CacheError
+from embedlab.core.defaults import DEFAULT_CACHE_DIR
+from embedlab.core.errors import CacheError
+from embedlab.core.io import atomic_write, atomic_write_bytes
 
-DEFAULT_CACHE_DIR = Path("results") / "cache"
 BASE_FIELDS = [("hash", pa.string()), ("ok", pa.bool_()), ("reason", pa.string()), ("error", pa.string())]
 #: merge a key's parts into one once it has more than this many
 COMPACT_AFTER = 32
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".tmp-{uuid.uuid4().hex}-{path.name}")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
 
 
 class FeatureCache:
@@ -67,6 +59,10 @@ class FeatureCache:
         if not folder.is_dir():
             return []
         return sorted(p for p in folder.glob("part-*.parquet"))
+
+    def new_part(self, key: str) -> Path:
+        """A fresh part name: time-ordered, unique across processes."""
+        return self.entry(key) / f"part-{time.time_ns():020d}-{uuid.uuid4().hex[:8]}.parquet"
 
     def keys(self) -> list[str]:
         if not self.root.is_dir():
@@ -115,16 +111,11 @@ class FeatureCache:
         table = pa.table(columns, schema=schema)
         folder = self.entry(key)
         folder.mkdir(parents=True, exist_ok=True)
-        final = folder / f"part-{time.time_ns():020d}-{uuid.uuid4().hex[:8]}.parquet"
-        tmp = folder / f".tmp-{final.name}"
-        pq.write_table(table, tmp)
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, final)
-        return final
+        return atomic_write(self.new_part(key), lambda tmp: pq.write_table(table, tmp), fsync=True)
 
     # -- reading ----------------------------------------------------------
-    def _read_parts(self, key: str, columns: list[str] | None = None) -> pa.Table | None:
+    def read_table(self, key: str, columns: list[str] | None = None) -> pa.Table | None:
+        """Every part of ``key`` as one Arrow table (None when it has none), rows as written."""
         for attempt in range(5):
             tables = []
             try:
@@ -141,12 +132,12 @@ class FeatureCache:
         raise CacheError(f"cache entry {self.entry(key)}: parts kept changing while reading")
 
     def known_hashes(self, key: str) -> set[str]:
-        table = self._read_parts(key, columns=["hash"])
+        table = self.read_table(key, columns=["hash"])
         return set() if table is None else set(table.column("hash").to_pylist())
 
     def read(self, key: str, hashes: Iterable[str] | None = None) -> pd.DataFrame:
         """Rows indexed by content hash (first row per hash wins); ``vector`` as arrays."""
-        table = self._read_parts(key)
+        table = self.read_table(key)
         if table is None:
             return pd.DataFrame(columns=[n for n, _ in BASE_FIELDS] + ["vector"]).set_index("hash")
         dim = table.schema.field("vector").type.list_size
@@ -191,10 +182,7 @@ class FeatureCache:
             hashes = merged.column("hash").to_numpy(zero_copy_only=False)
             _, first = np.unique(hashes, return_index=True)
             merged = merged.take(pa.array(np.sort(first)))
-            final = self.entry(key) / f"part-{time.time_ns():020d}-{uuid.uuid4().hex[:8]}.parquet"
-            tmp = self.entry(key) / f".tmp-{final.name}"
-            pq.write_table(merged, tmp)
-            os.replace(tmp, final)
+            atomic_write(self.new_part(key), lambda tmp: pq.write_table(merged, tmp))
             for p in parts:
                 p.unlink(missing_ok=True)
             self._remove_stale_temporaries(key)
@@ -214,7 +202,7 @@ class FeatureCache:
         rows = []
         for key in self.keys():
             meta = self.meta(key)
-            table = self._read_parts(key, columns=["hash", "ok"])
+            table = self.read_table(key, columns=["hash", "ok"])
             n = 0 if table is None else len(set(table.column("hash").to_pylist()))
             failed = 0 if table is None else int((~np.asarray(table.column("ok"))).sum())
             size = sum(p.stat().st_size for p in self.parts(key))

@@ -1,6 +1,6 @@
 """Name -> factory registries, so that every pluggable piece is found by name.
 
->>> from embedlab.registry import Registry
+>>> from embedlab.core.registry import Registry
 >>> shapes = Registry("shape")
 >>> @shapes.register("square")
 ... class Square:
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Generic, Iterator, TypeVar
 
-from embedlab.errors import UnknownNameError
+from embedlab.core.errors import UnknownNameError
 
 T = TypeVar("T")
 

@@ -9,7 +9,7 @@ truncated and zero-byte files, non-images and decompression bombs.
 Images can also live inside a FER-2013 ``fer2013.csv``: such an image is
 addressed as ``/path/fer2013.csv#row=N`` (N counts data rows from 0).
 
->>> from embedlab.images import read_image
+>>> from embedlab.datasets.images import read_image
 >>> read_image("data/sample/face-photos/obama.jpg").shape[2]
 3
 """
@@ -24,7 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-from embedlab.errors import ImageReadError
+from embedlab.core.errors import ImageReadError
+from embedlab.datasets.fer_csv import read_fer_csv
 
 # Larger images are refused rather than decoded: a 10k x 10k face photo is
 # almost surely a decompression bomb, and would exhaust a worker's memory.
@@ -139,8 +140,6 @@ def _to_rgb(img, name: str) -> np.ndarray:
 @lru_cache(maxsize=2)
 def fer_csv_pixels(path: str) -> np.ndarray:
     """All images of a ``fer2013.csv`` as an ``(N, 48, 48)`` ``uint8`` array."""
-    from embedlab.datasets.fer_csv import read_fer_csv
-
     return read_fer_csv(path)[1]
 
 

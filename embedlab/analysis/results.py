@@ -10,7 +10,6 @@ and, for networks, ``history.csv``. These functions read those files only
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +20,9 @@ import pandas as pd
 
 from embedlab.analysis.figures import base_layout, colours_for, plain
 from embedlab.analysis.groups import GENERATED, REAL, dataset_is_generated, origin_of_labels
-from embedlab.errors import ModelError
+from embedlab.core.errors import ModelError
+from embedlab.runs.folder import (HISTORY_FILE, METRICS_FILE, PARAMS_FILE, PREDICTIONS_FILE, read_json,
+                                  read_optional_table)
 
 
 @dataclass
@@ -43,37 +44,15 @@ class RunRecord:
         return self.metrics.get("sets", {}) or {}
 
 
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ModelError(f"{path}: missing; is {path.parent} a run folder?") from None
-    except (OSError, ValueError) as exc:
-        raise ModelError(f"{path}: unreadable ({exc})") from None
-    if not isinstance(data, dict):
-        raise ModelError(f"{path}: expected a JSON object")
-    return data
-
-
 def read_run_folder(path: str | Path) -> RunRecord:
     """Read ``params.json``, ``metrics.json`` and, where present, predictions and history."""
     path = Path(path)
     if not path.is_dir():
         raise ModelError(f"{path}: no such run folder")
-    params = _read_json(path / "params.json")
-    metrics = _read_json(path / "metrics.json")
-    predictions = history = None
-    if (path / "predictions.parquet").is_file():
-        try:
-            predictions = pd.read_parquet(path / "predictions.parquet")
-        except Exception as exc:  # pyarrow raises several kinds for a broken file
-            raise ModelError(f"{path / 'predictions.parquet'}: unreadable ({exc})") from None
-    if (path / "history.csv").is_file():
-        try:
-            history = pd.read_csv(path / "history.csv")
-        except Exception as exc:
-            raise ModelError(f"{path / 'history.csv'}: unreadable ({exc})") from None
-    return RunRecord(path, params, metrics, predictions, history)
+    params = read_json(path / PARAMS_FILE)
+    metrics = read_json(path / METRICS_FILE)
+    return RunRecord(path, params, metrics, read_optional_table(path / PREDICTIONS_FILE),
+                     read_optional_table(path / HISTORY_FILE))
 
 
 def wilson_interval(successes: int, n: int, z: float = 1.959964) -> tuple[float, float]:

@@ -12,8 +12,9 @@ from typing import Any, Callable, Iterable
 
 import numpy as np
 
-from embedlab.errors import ModelError
-from embedlab.registry import Registry
+from embedlab.core.errors import ModelError
+from embedlab.core.registry import Registry
+from embedlab.core.specs import parse_value
 
 CLASSIFIERS: Registry[Callable[..., Any]] = Registry("model")
 
@@ -104,7 +105,7 @@ def xgboost(seed: int = 0, n_jobs: int | None = None):
                                    n_jobs=n_jobs), scale=False)
 
 
-def _target_prefix(pipeline: Any) -> str:
+def target_prefix(pipeline: Any) -> str:
     """Where plain parameter names go: the model step, or the estimator it calibrates."""
     from sklearn.calibration import CalibratedClassifierCV
 
@@ -119,13 +120,13 @@ def model_parameters(name: str) -> list[str]:
     True
     """
     pipe = CLASSIFIERS.create(name)
-    prefix = _target_prefix(pipe)
+    prefix = target_prefix(pipe)
     return sorted(k[len(prefix):] for k in pipe.get_params(deep=True)
                   if k.startswith(prefix) and "__" not in k[len(prefix):])
 
 
 def _qualify(pipeline: Any, name: str, params: dict[str, Any]) -> dict[str, Any]:
-    prefix = _target_prefix(pipeline)
+    prefix = target_prefix(pipeline)
     valid = pipeline.get_params(deep=True)
     out = {}
     for key, value in params.items():
@@ -141,7 +142,7 @@ def create_classifier(name: str, params: dict[str, Any] | None = None, seed: int
                       n_jobs: int | None = None):
     """An unfitted pipeline for the classifier ``name`` with ``params`` set on its model.
 
-    An unknown name raises :class:`~embedlab.errors.UnknownNameError` listing the
+    An unknown name raises :class:`~embedlab.core.errors.UnknownNameError` listing the
     available ones; an unknown parameter raises :class:`ModelError` listing the
     model's parameters.
     """
@@ -190,8 +191,6 @@ def parse_params(items: Iterable[str]) -> dict[str, Any]:
     >>> parse_params(["C=10", "hidden_layer_sizes=(64,32)", "class_weight=none"])
     {'C': 10, 'hidden_layer_sizes': (64, 32), 'class_weight': None}
     """
-    from embedlab.features import parse_value
-
     out: dict[str, Any] = {}
     for item in items:
         if "=" not in item:

@@ -32,8 +32,10 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
-from embedlab.cache import FeatureCache
-from embedlab.errors import ModelError
+from embedlab.classifiers.pipelines import create_classifier
+from embedlab.compute.cache import FeatureCache
+from embedlab.compute.distributed import connect, wait_for_workers
+from embedlab.core.errors import ModelError
 
 #: images per block read and held by one task; a block of 256-d float32 rows is ~20 MB
 ROWS_PER_BLOCK = 20_000
@@ -100,7 +102,7 @@ def usable_hashes(cache: FeatureCache, keys: Sequence[str]) -> set[str]:
     """Hashes whose every feature was extracted successfully (reads the hash and ok columns only)."""
     usable: set[str] | None = None
     for key in keys:
-        table = cache._read_parts(key, columns=["hash", "ok"])
+        table = cache.read_table(key, columns=["hash", "ok"])
         if table is None:
             return set()
         rows = table.to_pandas().drop_duplicates("hash", keep="first")  # the first row wins, as in reads
@@ -124,6 +126,42 @@ class ClusterFit:
     workers: list[str]
 
 
+def training_rows(table: pd.DataFrame, train: np.ndarray, classes: list[str], usable: set[str],
+                  cache_root: str) -> tuple[pd.DataFrame, np.ndarray]:
+    """The training images with cached features (one row per hash) and their class indices."""
+    code = {c: i for i, c in enumerate(classes)}
+    labelled = table.loc[np.asarray(train, bool), ["hash", "label"]].drop_duplicates("hash")
+    labelled = labelled[labelled["hash"].isin(usable) & labelled["label"].astype(str).isin(code)]
+    if labelled.empty:
+        raise ModelError(f"no training image has cached features under {cache_root}; run "
+                         "`embedlab encode` with the same features (and cache) first")
+    y_train = labelled["label"].astype(str).map(code).to_numpy()
+    absent = [c for i, c in enumerate(classes) if not (y_train == i).any()]
+    if absent or len(classes) < 2:
+        raise ModelError(f"no training image of class(es) {', '.join(absent) or 'other than ' + classes[0]} "
+                         "has cached features; a classifier needs two classes or more")
+    return labelled, y_train
+
+
+def check_workers_see_cache(client, cache_root: str, feature_keys: Sequence[str]) -> None:
+    for worker, problem in sorted(client.run(_worker_sees, cache_root, list(feature_keys)).items()):
+        if problem:
+            raise ModelError(f"worker {worker} cannot read the feature cache ({problem}); workers "
+                             "read features from the cache folder, so put it on a file system "
+                             "every worker mounts at the same path")
+
+
+def open_cluster(scheduler: str, stack: ExitStack, cache_root: str, feature_keys: Sequence[str]):
+    """A client of ``scheduler`` whose workers all read the feature cache, and their addresses."""
+    client = connect(scheduler, stack)
+    wait_for_workers(client, scheduler)
+    workers = sorted(client.scheduler_info(n_workers=-1)["workers"])
+    check_workers_see_cache(client, cache_root, feature_keys)
+    return client, workers
+
+
+# Keyword options of one cluster fit (what to fit on, where, and what to predict); the CLI's
+# --scheduler path and the tests call it with them.
 def fit_xgboost_dask(
     table: pd.DataFrame,
     feature_keys: Sequence[str],
@@ -149,9 +187,6 @@ def fit_xgboost_dask(
     :func:`embedlab.encode`; ``params`` are the ``xgboost`` model's (as for
     ``--param``).
     """
-    from embedlab.distributed import connect, wait_for_workers
-    from embedlab.models.classifiers import create_classifier
-
     try:
         import dask
         import dask.array as da
@@ -162,34 +197,16 @@ def fit_xgboost_dask(
     pipeline = create_classifier("xgboost", params, seed=seed)
     local = pipeline.named_steps["model"]
     classes = sorted(table["label"].dropna().astype(str).unique()) if classes is None else list(classes)
-    code = {c: i for i, c in enumerate(classes)}
     cache_root = str(Path(cache_dir).resolve())
     cache = FeatureCache(cache_root)
     usable = usable_hashes(cache, feature_keys)
 
-    labelled = table.loc[np.asarray(train, bool), ["hash", "label"]].drop_duplicates("hash")
-    labelled = labelled[labelled["hash"].isin(usable) & labelled["label"].astype(str).isin(code)]
-    if labelled.empty:
-        raise ModelError(f"no training image has cached features under {cache_root}; run "
-                         "`embedlab encode` with the same features (and cache) first")
-    y_train = labelled["label"].astype(str).map(code).to_numpy()
-    absent = [c for i, c in enumerate(classes) if not (y_train == i).any()]
-    if absent or len(classes) < 2:
-        raise ModelError(f"no training image of class(es) {', '.join(absent) or 'other than ' + classes[0]} "
-                         "has cached features; a classifier needs two classes or more")
+    labelled, y_train = training_rows(table, train, classes, usable, cache_root)
     others = pd.Index(table["hash"]).append(pd.Index(list(predict_hashes or []))) if predict else []
     to_predict = np.array(sorted(set(others) & usable), dtype=object)
 
     with ExitStack() as stack:
-        client = connect(scheduler, stack)
-        wait_for_workers(client, scheduler)
-        workers = sorted(client.scheduler_info(n_workers=-1)["workers"])
-        for worker, problem in sorted(client.run(_worker_sees, cache_root, list(feature_keys)).items()):
-            if problem:
-                raise ModelError(f"worker {worker} cannot read the feature cache ({problem}); workers "
-                                 "read features from the cache folder, so put it on a file system "
-                                 "every worker mounts at the same path")
-
+        client, workers = open_cluster(scheduler, stack, cache_root, feature_keys)
         dims = [int(cache.meta(k)["dim"]) for k in feature_keys]
 
         def matrix(hashes: np.ndarray):

@@ -24,7 +24,10 @@ from __future__ import annotations
 from typing import Any, Callable, Sequence
 
 import numpy as np
+import pandas as pd
 
+#: In a two-class task, the class scored as positive when present (ROC, precision-recall).
+POSITIVE_CLASS = "fake"
 #: Bootstrap resamples for the 95% intervals.
 N_BOOT = 1000
 #: Curves are thinned to at most this many points, enough to draw them.
@@ -157,3 +160,35 @@ def evaluate(labels: Sequence[Any], proba: np.ndarray, classes: Sequence[str],
         else:  # one class only: ranking figures are undefined, say so rather than guess
             out.update(roc_auc=None, roc_auc_ci=None, average_precision=None, roc=None, pr=None)
     return out
+
+
+def task_of(classes: Sequence[str]) -> tuple[str, str | None]:
+    """``("binary", POSITIVE_CLASS or None)`` for two classes, ``("multiclass", None)`` for more.
+
+    >>> task_of(["fake", "real"]), task_of(["a", "b"]), task_of(["a", "b", "c"])
+    (('binary', 'fake'), ('binary', None), ('multiclass', None))
+    """
+    if len(classes) != 2:
+        return "multiclass", None
+    return "binary", POSITIVE_CLASS if POSITIVE_CLASS in classes else None
+
+
+def score_set(proba: np.ndarray, rows: pd.DataFrame, classes: list[str], positive: str | None, *,
+              set_name: str, role: str, dataset: str, seed: int) -> tuple[dict[str, Any], pd.DataFrame]:
+    """The ``metrics.json`` entry and the prediction rows of one scored set.
+
+    ``rows`` are the images that were scored (one per row of ``proba``), with
+    ``image_id``, ``path``, ``hash`` and ``label``. Both model kinds score
+    every set through here, so their figures mean the same.
+    """
+    metrics = {"role": role, "dataset": dataset,
+               **evaluate(rows["label"].tolist(), proba, classes, positive_class=positive, seed=seed)}
+    pred = [classes[i] for i in proba.argmax(axis=1)] if len(proba) else []
+    out = pd.DataFrame({"set": set_name, "image_id": rows["image_id"].astype(str).values,
+                        "path": rows["path"].astype(str).values, "hash": rows["hash"].astype(str).values,
+                        "label": rows["label"].values, "pred": pred})
+    matched, _ = match_labels(out["label"].tolist(), classes)
+    out["correct"] = matched == out["pred"].to_numpy(object)
+    for i, c in enumerate(classes):
+        out[f"proba_{c}"] = proba[:, i] if len(proba) else []
+    return metrics, out

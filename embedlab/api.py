@@ -1,0 +1,84 @@
+"""fit / load_run / encode: the one place that knows both kinds of model.
+
+Classifiers (:mod:`embedlab.classifiers`) and networks (:mod:`embedlab.nets`)
+stand side by side and never import each other; what picks one of them by
+name or by run folder lives here. Importing this module also plugs network
+runs into the ``cnn`` feature, so :func:`encode` reads ``cnn:RUN_FOLDER``.
+
+>>> from embedlab.api import load_run, model_names
+>>> "svm" in model_names() and "emotion-cnn" in model_names()
+True
+>>> load_run("embedlab/pretrained/emotion").params["kind"]
+'network'
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Iterable, Sequence
+
+import pandas as pd
+
+from embedlab import nets
+from embedlab.classifiers import CLASSIFIERS
+from embedlab.classifiers.fit import fit_classifier
+from embedlab.classifiers.run import ClassifierRun, load_classifier_run
+from embedlab.compute.extraction import ProgressCallback, encode, feature_matrix
+from embedlab.core.defaults import DEFAULT_CACHE_DIR, DEFAULT_RUNS_DIR
+from embedlab.core.errors import ModelError, UnknownNameError
+from embedlab.nets import NETWORKS, NetworkRun, fit_network, load_network_run
+from embedlab.runs.folder import read_run
+
+__all__ = ["encode", "feature_matrix", "fit", "load_run", "model_names", "nets"]
+
+
+def model_names() -> list[str]:
+    """Every name ``fit`` accepts: the classifiers, then the networks."""
+    names = CLASSIFIERS.names()
+    return names + [n for n in NETWORKS.names() if n not in names]  # a classifier name wins
+
+
+# The classifier options and the network options meet here, each passed on to its own
+# fit unchanged: the CLI's `fit` command calls this with all of them.
+def fit(data: str | os.PathLike | pd.DataFrame, features: str | Sequence[str] = "encoding",
+        model: str = "svm", params: dict[str, Any] | None = None, search: bool = False,
+        class_weight: str | None = None, eval_on: Iterable[str | os.PathLike] = (),
+        runs_dir: str | os.PathLike = DEFAULT_RUNS_DIR, name: str | None = None,
+        cache_dir: str | os.PathLike = DEFAULT_CACHE_DIR, seed: int = 0, workers: int | None = None,
+        on_progress: ProgressCallback | None = None, *, device: str = "auto", epochs: int | None = None,
+        resume: bool = False, **options: Any) -> ClassifierRun | NetworkRun:
+    """Fit ``model`` on ``data``: a classifier on features, or a network on images.
+
+    Classifiers go to :func:`embedlab.classifiers.fit.fit_classifier` (``options``
+    passed on); a name from ``embedlab.nets.NETWORKS`` goes to
+    :func:`embedlab.nets.fit_network` with ``device``, ``epochs``, ``resume``
+    and ``command`` (the classifiers' other options do not apply and are
+    left aside, as the CLI passes them all). An unknown name lists both
+    kinds; network options given to a classifier, or a scheduler given to a
+    network, are refused.
+    """
+    if model in CLASSIFIERS:
+        if epochs is not None or resume or device != "auto":
+            raise ModelError(f"device, epochs and resume apply to networks only; {model!r} is a classifier")
+        return fit_classifier(data, features, model, params=params, search=search, class_weight=class_weight,
+                              eval_on=eval_on, runs_dir=runs_dir, name=name, cache_dir=cache_dir, seed=seed,
+                              workers=workers, on_progress=on_progress, **options)
+    if model in NETWORKS:
+        if options.get("scheduler") is not None:
+            raise ModelError(f"--scheduler applies to the xgboost classifier only; {model!r} is a network")
+        return fit_network(data, network=model, params=params, eval_on=eval_on, runs_dir=runs_dir,
+                           name=name, cache_dir=cache_dir, seed=seed, device=device, epochs=epochs,
+                           resume=resume, on_progress=on_progress, command=options.get("command"))
+    raise UnknownNameError("model", model, model_names())
+
+
+def load_run(path: str | os.PathLike, runs_dir: str | os.PathLike = DEFAULT_RUNS_DIR, *,
+             load_model_files: bool = True) -> ClassifierRun | NetworkRun:
+    """Open a run folder (or a run name under ``runs_dir``) of either kind, model included.
+
+    A network's weights load when first used.
+    """
+    folder, params, _ = read_run(path, runs_dir)
+    if params["kind"] == "network":
+        return load_network_run(folder)
+    return load_classifier_run(folder, load_model_files=load_model_files)

@@ -1,0 +1,89 @@
+"""An opened classifier run: its skops/XGBoost model and ``predict`` on images.
+
+>>> run = load_classifier_run("tests/fixtures/runs/classifier-logreg")
+>>> run.classes, run.params["features"]
+(['fake', 'real'], ['spectrum[size=64]'])
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from embedlab.compute.extraction import encode, feature_matrix, resolve_features
+from embedlab.core.defaults import DEFAULT_CACHE_DIR, DEFAULT_RUNS_DIR
+from embedlab.core.errors import ModelError
+from embedlab.datasets import images_of
+from embedlab.runs.folder import Run, read_run
+from embedlab.runs.model_files import load_model
+
+
+@dataclass
+class ClassifierRun(Run):
+    """A fitted classifier run: its folder, ``params``, ``metrics`` and model.
+
+    ``predict`` computes the features the run was fitted on (from the cache
+    when present) and returns the predicted label and probabilities per image.
+    """
+
+    model: Any = field(default=None, repr=False)
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        if self.model is None:
+            raise ModelError(f"run {self.name}: the model is not loaded")
+        return np.asarray(self.model.predict_proba(X), dtype=float)
+
+    def predict(self, data: pd.DataFrame | str | os.PathLike | Iterable[str | os.PathLike], *,
+                features: str | Sequence[str] | None = None,
+                cache_dir: str | os.PathLike = DEFAULT_CACHE_DIR, workers: int | None = None,
+                on_progress: Callable[[int, int], None] | None = None) -> pd.DataFrame:
+        """Predicted label and ``proba_<class>`` per image of ``data``.
+
+        ``data`` is a table from :func:`embedlab.datasets.load` or image files
+        and folders. ``features`` replaces the run's feature specs (e.g. the
+        same descriptor with a face detector for medium shots); it must give
+        the same feature names and sizes. Images whose features cannot be
+        computed get no prediction and their ``reason``.
+        """
+        table = images_of(data)
+        extractors = resolve_features(list(features) if isinstance(features, (list, tuple))
+                                      else features or list(self.params["features"]))
+        names = [e.name for e in extractors]
+        self.check_features(extractors, replaced=features is not None)
+        df = encode(table, extractors, cache_dir=cache_dir, workers=workers, on_progress=on_progress)
+        X, ok = feature_matrix(df, names)
+        proba = np.full((len(df), len(self.classes)), np.nan)
+        if ok.any():
+            proba[ok] = self.predict_proba(X[ok])
+        reason = pd.Series(None, index=df.index, dtype=object)
+        for n in reversed(names):  # the first failing feature's reason wins
+            bad = ~df[f"{n}.ok"].to_numpy(bool)
+            reason[bad] = df.loc[bad, f"{n}.reason"].astype(object).where(df.loc[bad, f"{n}.reason"].notna(),
+                                                                          "missing features")
+        return self.prediction_table(df, proba, ok, reason.to_numpy())
+
+    def check_features(self, extractors: list, replaced: bool) -> None:
+        stored = self.params.get("feature_keys", {})
+        names = [e.name for e in extractors]
+        if names != list(stored):
+            raise ModelError(f"run {self.name} was fitted on features {', '.join(stored)}; "
+                             f"got {', '.join(names)}")
+        dims = self.params.get("feature_dims", {})
+        for e in extractors:
+            if e.name in dims and e.dim != dims[e.name]:
+                raise ModelError(f"feature {e.name!r} has {e.dim} values here but {dims[e.name]} in run {self.name}")
+            if not replaced and e.key() != stored[e.name]:
+                raise ModelError(f"feature {e.name!r} no longer gives the values run {self.name} was fitted on "
+                                 f"(cache key {e.key()} != {stored[e.name]}: extractor code or model files changed)")
+
+
+def load_classifier_run(path: str | os.PathLike, runs_dir: str | os.PathLike = DEFAULT_RUNS_DIR, *,
+                        load_model_files: bool = True) -> ClassifierRun:
+    """Open a classifier run folder (or a run name under ``runs_dir``), model included."""
+    folder, params, metrics = read_run(path, runs_dir, kind="classifier")
+    model = load_model(folder, params.get("model_files", [])) if load_model_files else None
+    return ClassifierRun(folder, params, metrics, model)

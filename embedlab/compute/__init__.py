@@ -1,0 +1,1 @@
+"""Computing features for a dataset: the feature cache, the process pool and the Dask backend."""

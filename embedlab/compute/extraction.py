@@ -1,0 +1,238 @@
+"""Computing features for a dataset, in parallel, through the cache.
+
+>>> import embedlab, tempfile
+>>> df = embedlab.encode("data/sample/fer2013", "pixels[size=8]", workers=1,
+...                      cache_dir=tempfile.mkdtemp())
+>>> df["pixels"].iloc[0].shape, df.attrs["summary"]["features"]["pixels"]["computed"]
+((64,), 70)
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from multiprocessing import get_context
+from typing import Any, Callable, Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from embedlab.compute.cache import FeatureCache
+from embedlab.compute.distributed import ChunkDone, run_chunks
+from embedlab.compute.workers import Task, extract_chunk, init_worker
+from embedlab.core.defaults import DEFAULT_CACHE_DIR
+from embedlab.core.errors import EmbedlabError, FeatureError
+from embedlab.core.system import default_workers
+from embedlab.datasets import as_table, sample_per_class
+from embedlab.features import FeatureExtractor, create_extractor, split_feature_list
+
+ProgressCallback = Callable[[int, int], None]
+
+
+def resolve_features(features: str | FeatureExtractor | Sequence[str | FeatureExtractor]) -> list[FeatureExtractor]:
+    """Extractors from a spec string (``"encoding,spectrum"``), instances or a list of both."""
+    if isinstance(features, (str, FeatureExtractor)):
+        features = split_feature_list(features) if isinstance(features, str) else [features]
+    extractors = [create_extractor(f) for f in features]
+    if not extractors:
+        raise FeatureError("no feature named; choose from the feature registry (e.g. encoding)")
+    names = [e.name for e in extractors]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise FeatureError(f"feature {dupes[0]!r} named twice; encode one variant per run")
+    return extractors
+
+
+# The keyword arguments are the public interface (embedlab.encode, the CLI, the fits); the work is
+# split into planning what is missing, running it on one of three backends, and attaching it.
+def encode(
+    data: str | os.PathLike | pd.DataFrame,
+    features: str | FeatureExtractor | Sequence[str | FeatureExtractor] = "encoding",
+    *,
+    cache_dir: str | os.PathLike = DEFAULT_CACHE_DIR,
+    workers: int | None = None,
+    per_class: int | None = None,
+    seed: int = 0,
+    layout: str = "auto",
+    chunk_size: int = 16,
+    scheduler: str | None = None,
+    on_progress: ProgressCallback | None = None,
+) -> pd.DataFrame:
+    """Features for every image of ``data``, computed once and cached.
+
+    ``data`` is a dataset path (any layout :func:`embedlab.datasets.load`
+    reads) or a table it returned. Returns that table with, per feature
+    ``f``, a column ``f`` (a ``float32`` vector, or None where extraction
+    failed), ``f.ok``, ``f.reason`` and ``f.error``, and the extractor's
+    extra columns as ``f.<name>``. ``df.attrs["summary"]`` counts what was
+    computed, taken from the cache and failed (by reason); ``df.attrs["features"]``
+    describes each extractor and its cache key.
+
+    ``scheduler`` sends the work to a Dask cluster (``tcp://host:8786``) or a
+    local one (``local:N``) instead of this machine's process pool; results
+    land in the same cache either way.
+    """
+    started = time.perf_counter()
+    df = as_table(data, layout=layout)
+    if per_class is not None:
+        df = sample_per_class(df, per_class, seed=seed)
+    extractors = resolve_features(features)
+    workers = default_workers() if workers is None else int(workers)
+    if workers < 1:
+        raise EmbedlabError(f"--workers must be at least 1, got {workers}")
+    cache = FeatureCache(cache_dir)
+    tasks, cached_counts = missing_tasks(df, extractors, cache)
+    committer = Committer(cache, extractors, len(tasks), on_progress)
+    chunks = [tasks[s:s + chunk_size] for s in range(0, len(tasks), chunk_size)]
+    if chunks and scheduler is not None:
+        run_chunks(chunks, extractors, scheduler, committer.commit)
+    elif chunks and (workers == 1 or len(chunks) == 1):
+        run_here(chunks, extractors, committer.commit)
+    elif chunks:
+        run_in_pool(chunks, extractors, workers, committer.commit)
+    for ex in extractors:
+        cache.compact(ex.key())
+    result = _attach(df, extractors, cache, committer.uncached_failures)
+    seconds = time.perf_counter() - started
+    result.attrs["features"] = {ex.name: ex.describe() for ex in extractors}
+    result.attrs["summary"] = _summary(result, extractors, committer.computed, cached_counts, seconds, len(tasks))
+    return result
+
+
+def missing_tasks(df: pd.DataFrame, extractors: list[FeatureExtractor],
+                  cache: FeatureCache) -> tuple[list[Task], list[int]]:
+    """One task per image that misses a feature in the cache, and how many each extractor found cached."""
+    unique = df.drop_duplicates("hash")[["hash", "path"]]
+    pending: dict[str, list[int]] = {}
+    cached_counts = []
+    for i, ex in enumerate(extractors):
+        cache.write_meta(ex.key(), ex.describe())
+        known = cache.known_hashes(ex.key())
+        missing = unique.loc[~unique["hash"].isin(known)]
+        cached_counts.append(len(unique) - len(missing))
+        for h in missing["hash"]:
+            pending.setdefault(h, []).append(i)
+    tasks = [Task(h, uri, pending[h]) for h, uri in zip(unique["hash"], unique["path"]) if h in pending]
+    return tasks, cached_counts
+
+
+class Committer:
+    """Commits each finished chunk to the cache, in this process, and moves the progress callback."""
+
+    def __init__(self, cache: FeatureCache, extractors: list[FeatureExtractor], total: int,
+                 on_progress: ProgressCallback | None):
+        self.cache, self.extractors, self.total, self.on_progress = cache, extractors, total, on_progress
+        self.uncached_failures: list[list[dict]] = [[] for _ in extractors]
+        self.computed = [0] * len(extractors)
+        self.done = 0
+        if on_progress:
+            on_progress(0, total)
+
+    def commit(self, chunk_rows: list[list[dict]], n_images: int) -> None:
+        for i, rows in enumerate(chunk_rows):
+            keep = [r for r in rows if r.pop("cacheable", True)]
+            self.uncached_failures[i].extend(r for r in rows if r not in keep)
+            ex = self.extractors[i]
+            self.cache.append(ex.key(), keep, ex.dim, ex.info_columns)
+            self.computed[i] += len(rows)
+        self.done += n_images
+        if self.on_progress:
+            self.on_progress(self.done, self.total)
+
+
+def run_here(chunks: list[list[Task]], extractors: list[FeatureExtractor], chunk_done: ChunkDone) -> None:
+    """Extract every chunk in this process (one worker, or a single chunk)."""
+    for ex in extractors:
+        ex.prepare()
+    for chunk in chunks:
+        chunk_done(extract_chunk(chunk, extractors), len(chunk))
+
+
+def run_in_pool(chunks: list[list[Task]], extractors: list[FeatureExtractor], workers: int,
+                chunk_done: ChunkDone) -> None:
+    """Extract the chunks in a pool of spawned processes; ``chunk_done`` runs here as each finishes."""
+    threads = 1 if workers > 1 else None
+    with ProcessPoolExecutor(max_workers=min(workers, len(chunks)), mp_context=get_context("spawn"),
+                             initializer=init_worker, initargs=(extractors, threads, os.getpid())) as pool:
+        queue = iter(chunks)
+        running: dict[Future, list[Task]] = {}
+        try:
+            # Keep only a few chunks in flight so that a kill loses little work.
+            for chunk in queue:
+                running[pool.submit(extract_chunk, chunk)] = chunk
+                if len(running) >= 2 * workers:
+                    break
+            while running:
+                finished, _ = wait(running, return_when=FIRST_COMPLETED)
+                for fut in finished:
+                    chunk = running.pop(fut)
+                    chunk_done(fut.result(), len(chunk))
+                    nxt = next(queue, None)
+                    if nxt is not None:
+                        running[pool.submit(extract_chunk, nxt)] = nxt
+        except BaseException:
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+
+
+def _attach(df: pd.DataFrame, extractors: list[FeatureExtractor], cache: FeatureCache,
+            uncached_failures: list[list[dict]]) -> pd.DataFrame:
+    out = df.reset_index(drop=True)
+    for i, ex in enumerate(extractors):
+        rows = cache.read(ex.key(), hashes=out["hash"].unique())
+        if uncached_failures[i]:
+            extra = pd.DataFrame(uncached_failures[i]).set_index("hash")
+            rows = pd.concat([rows, extra[~extra.index.isin(rows.index)]])
+        aligned = rows.reindex(out["hash"])
+        out[ex.name] = list(aligned["vector"]) if len(aligned) else []
+        out[f"{ex.name}.ok"] = aligned["ok"].fillna(False).astype(bool).to_numpy()
+        out[f"{ex.name}.reason"] = aligned["reason"].to_numpy() if "reason" in aligned else None
+        out[f"{ex.name}.error"] = aligned["error"].to_numpy() if "error" in aligned else None
+        for col in ex.info_columns:
+            if col in aligned:
+                out[f"{ex.name}.{col}"] = aligned[col].to_numpy()
+    return out
+
+
+def _summary(df, extractors, computed, cached_counts, seconds, total) -> dict[str, Any]:
+    per_feature = {}
+    for i, ex in enumerate(extractors):
+        failed = df.loc[~df[f"{ex.name}.ok"]].drop_duplicates("hash")
+        per_feature[ex.name] = {
+            "key": ex.key(),
+            "computed": computed[i],
+            "cached": cached_counts[i],
+            "failed": len(failed),
+            "failures": failed[f"{ex.name}.reason"].fillna("unknown").value_counts().to_dict(),
+        }
+    return {
+        "images": len(df),
+        "unique_images": int(df["hash"].nunique()),
+        "computed_images": total,
+        "seconds": seconds,
+        "images_per_second": total / seconds if seconds > 0 else float("nan"),
+        "features": per_feature,
+    }
+
+
+def feature_matrix(df: pd.DataFrame, features: Iterable[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Concatenate feature columns of an :func:`encode` result.
+
+    Returns ``(X, ok)``: ``X`` has one row per image (NaN rows where any
+    feature failed) and ``ok`` marks the rows where every feature is present.
+    """
+    names = list(features)
+    missing = [n for n in names if n not in df.columns]
+    if missing:
+        raise FeatureError(f"feature column(s) {', '.join(missing)} not in the table; encode them first")
+    ok = np.logical_and.reduce([df[f"{n}.ok"].to_numpy(bool) for n in names])
+    blocks = []
+    for n in names:
+        dim = next((len(v) for v in df[n] if v is not None), 0)
+        block = np.full((len(df), dim), np.nan, dtype=np.float32)
+        for r, v in enumerate(df[n]):
+            if v is not None:
+                block[r] = v
+        blocks.append(block)
+    return np.hstack(blocks) if blocks else np.empty((len(df), 0), np.float32), ok

@@ -1,0 +1,112 @@
+"""The worker side of feature extraction: what one process does with one chunk of images.
+
+The same :func:`extract_chunk` runs in this process, in the spawned process
+pool of :func:`embedlab.compute.extraction.encode`, and on Dask workers
+(:mod:`embedlab.compute.distributed`). Bad images become failure rows, never
+exceptions, so one corrupt file cannot stop a run.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from embedlab.core.errors import FeatureError, ImageReadError, NoFaceFound
+from embedlab.datasets.images import read_image
+from embedlab.features import FeatureExtractor
+
+
+@dataclass
+class Task:
+    hash: str
+    uri: str
+    features: list[int]  # indices into the extractor list still missing for this image
+
+
+def failure_reason(exc: BaseException) -> str:
+    """A short category for the summary; the full message is kept beside it."""
+    if isinstance(exc, NoFaceFound):
+        return "no face found"
+    msg = str(exc)
+    for reason in ("empty file", "not a recognised image", "decompression bomb", "truncated or corrupt",
+                   "file not found", "cannot read file", "cannot convert"):
+        if reason in msg:
+            return reason
+    if isinstance(exc, ImageReadError):
+        return "unreadable image"
+    return type(exc).__name__
+
+
+# -- worker side ------------------------------------------------------------
+_WORKER_EXTRACTORS: list[FeatureExtractor] = []
+
+
+def exit_with_parent(parent: int) -> None:
+    """End this worker when the process that started it dies (e.g. ``kill -9``)."""
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="embedlab-parent-watch", daemon=True).start()
+
+
+def init_worker(extractors: list[FeatureExtractor], threads: int | None, parent: int | None = None) -> None:
+    global _WORKER_EXTRACTORS
+    if parent is not None:
+        exit_with_parent(parent)
+    if threads:
+        os.environ["OMP_NUM_THREADS"] = str(threads)
+        os.environ["MKL_NUM_THREADS"] = str(threads)
+    _WORKER_EXTRACTORS = extractors
+    for ex in extractors:
+        ex.prepare()
+
+
+def extract_chunk(tasks: list[Task], extractors: list[FeatureExtractor] | None = None) -> list[list[dict]]:
+    """Rows per extractor for one chunk of images; bad images become failure rows."""
+    extractors = extractors if extractors is not None else _WORKER_EXTRACTORS
+    rows: list[list[dict]] = [[] for _ in extractors]
+    images: dict[str, np.ndarray] = {}
+    for task in tasks:
+        try:
+            images[task.hash] = read_image(task.uri)
+        except ImageReadError as exc:
+            for i in task.features:
+                rows[i].append({"hash": task.hash, "ok": False, "reason": failure_reason(exc),
+                                "error": str(exc), "cacheable": True})
+    for i, ex in enumerate(extractors):
+        todo = [t for t in tasks if i in t.features and t.hash in images]
+        if not todo:
+            continue
+        batch = getattr(ex, "extract_many", None)
+        if batch is not None:
+            try:
+                results = batch([images[t.hash] for t in todo])
+            except Exception:  # fall back to one at a time to isolate the culprit
+                results = None
+            if results is not None:
+                # A batch method returns the FeatureError of an image it could not handle in its place.
+                for t, result in zip(todo, results):
+                    if isinstance(result, FeatureError):
+                        rows[i].append({"hash": t.hash, "ok": False, "reason": failure_reason(result),
+                                        "error": f"{t.uri}: {result}", "cacheable": True})
+                    else:
+                        vec, info = result
+                        rows[i].append({"hash": t.hash, "ok": True, "vector": vec, **info})
+                continue
+        for t in todo:
+            try:
+                vec, info = ex.extract(images[t.hash])
+                rows[i].append({"hash": t.hash, "ok": True, "vector": vec, **info})
+            except (FeatureError, ImageReadError) as exc:
+                rows[i].append({"hash": t.hash, "ok": False, "reason": failure_reason(exc),
+                                "error": f"{t.uri}: {exc}", "cacheable": True})
+            except Exception as exc:  # unexpected: reported, never cached, so a rerun retries it
+                rows[i].append({"hash": t.hash, "ok": False, "reason": failure_reason(exc),
+                                "error": f"{t.uri}: {type(exc).__name__}: {exc}", "cacheable": False})
+    return rows

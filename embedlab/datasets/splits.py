@@ -1,0 +1,100 @@
+"""The one split policy: which images train a model, which pick its settings, which score it.
+
+The dataset's own splits are used: ``train``, ``valid`` and ``test``. A
+dataset without a test split gets a stratified 20% of its training images
+with a fixed seed; :func:`split_roles` also carves a validation share from
+``train`` when there is none.
+
+>>> import pandas as pd
+>>> t = pd.DataFrame({"label": list("ababababab"), "split": [None] * 10})
+>>> roles, how = assign_splits(t)
+>>> roles.value_counts().to_dict(), how["source"]
+({'train': 8, 'test': 2}, 'stratified')
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from embedlab.core.errors import DatasetError, ModelError
+
+SPLITS = ("train", "valid", "test")
+#: share of the training images held out as the test set when a dataset has none
+TEST_SIZE = 0.2
+
+
+def _empty_split_folders(table: pd.DataFrame) -> list[str]:
+    """Split folders that exist under the dataset root but gave no images."""
+    root = Path(table.attrs.get("root", ""))
+    if not root.is_dir():
+        return []
+    present = set(table["split"].dropna())
+    empty = []
+    for sub in sorted(p for p in root.iterdir() if p.is_dir()):
+        alias = {"training": "train", "val": "valid", "validation": "valid", "testing": "test"}.get(
+            sub.name.lower(), sub.name.lower())
+        if alias in SPLITS and alias not in present:
+            empty.append(str(sub))
+    return empty
+
+
+def assign_splits(table: pd.DataFrame, seed: int = 0) -> tuple[pd.Series, dict[str, Any]]:
+    """The role of each image (train/valid/test) and how the roles were decided."""
+    split = table["split"]
+    where = table.attrs.get("root", "the dataset")
+    empty = _empty_split_folders(table)
+    if empty:
+        raise DatasetError(f"{where}: split folder(s) {', '.join(empty)} hold no images; "
+                           "fill them or remove them")
+    has = split.notna()
+    if has.any() and not has.all():
+        raise DatasetError(f"{where}: {int((~has).sum())} images have no split while others do")
+    if has.any():
+        unknown = sorted(set(split) - set(SPLITS))
+        if unknown:
+            raise DatasetError(f"{where}: unknown split name(s) {', '.join(unknown)}")
+        if not (split == "train").any():
+            raise DatasetError(f"{where}: no 'train' split (found {', '.join(sorted(set(split)))})")
+        if (split == "test").any():
+            return split.astype(str), {"source": "dataset"}
+    roles = pd.Series("train", index=table.index, dtype=object)
+    if has.any():
+        roles[split == "valid"] = "valid"
+    pool = roles.index[roles == "train"]
+    labels = table.loc[pool, "label"].astype(str)
+    counts = labels.value_counts()
+    if counts.min() < 2:
+        raise ModelError(f"{where}: class {counts.idxmin()!r} has {int(counts.min())} training image(s); "
+                         "at least 2 per class are needed to hold out a stratified test set")
+    from sklearn.model_selection import train_test_split
+
+    n_test = max(int(round(TEST_SIZE * len(pool))), len(counts))
+    _, test_idx = train_test_split(pool, test_size=n_test, stratify=labels, random_state=seed)
+    roles[test_idx] = "test"
+    return roles, {"source": "stratified", "test_size": TEST_SIZE, "seed": seed,
+                   "from": "train" if has.any() else "all images"}
+
+
+def split_roles(table: pd.DataFrame, valid_fraction: float, seed: int) -> tuple[pd.Series, dict]:
+    """train/valid/test per row: the dataset's splits, and a stratified ``valid`` share carved from
+    train when the dataset has none (networks pick their best epoch on it)."""
+    roles, how = assign_splits(table, seed=seed)
+    roles = roles.astype(object).copy()
+    if not (roles == "valid").any():
+        pool = roles.index[roles == "train"]
+        labels = table.loc[pool, "label"].astype(str)
+        n_valid = max(int(round(valid_fraction * len(pool))), labels.nunique())
+        rng = np.random.default_rng(seed)
+        picked = []
+        # stratified without sklearn's two-per-class rule: tiny classes keep at least one train image
+        for label, idx in labels.groupby(labels).groups.items():
+            idx = np.array(sorted(idx))
+            k = min(len(idx) - 1, max(1, int(round(n_valid * len(idx) / len(pool)))))
+            picked.extend(rng.choice(idx, size=max(k, 0), replace=False).tolist())
+        roles[picked] = "valid"
+        how = {**how, "valid": {"source": "stratified", "fraction": valid_fraction, "seed": seed}}
+    return roles, how

@@ -1,0 +1,128 @@
+"""Tables of images, one row each: from a dataset folder or CSV, from loose files, or as given.
+
+>>> from embedlab.datasets.tables import load
+>>> df = load("data/sample/real-vs-fake")
+>>> df.attrs["layout"], sorted(df["label"].unique())
+('kaggle-140k', ['fake', 'real'])
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+import pandas as pd
+
+from embedlab.core.errors import DatasetError
+from embedlab.datasets.images import IMAGE_SUFFIXES, image_hash
+from embedlab.datasets.layouts import LAYOUTS, detect_layout
+
+#: Columns every loaded dataset has, in this order (``subset`` only for FER-2013).
+COLUMNS = ["image_id", "path", "label", "split", "hash"]
+
+
+def load(path: str | os.PathLike, layout: str = "auto") -> pd.DataFrame:
+    """One row per image: ``image_id``, ``path``, ``label``, ``split``, ``hash``.
+
+    ``image_id`` is stable (the path relative to the dataset root, or the row
+    of a CSV); ``hash`` is the content hash that keys the feature cache. The
+    layout chosen is in ``df.attrs["layout"]``, the root in ``df.attrs["root"]``.
+    Layouts: ``auto`` or one of ``LAYOUTS.names()``.
+    """
+    path = Path(path).expanduser()
+    if not path.exists():
+        raise DatasetError(f"{path}: no such file or folder")
+    if layout == "auto":
+        layout, root = detect_layout(path)
+    else:
+        entry = LAYOUTS.create(layout)
+        root = entry.detect(path)
+        if root is None:
+            raise DatasetError(f"{path}: does not look like the {layout!r} layout ({entry.description})")
+    df = LAYOUTS.create(layout).list(root)
+    if df.empty:
+        raise DatasetError(f"{root}: no images found (layout {layout})")
+    df["hash"] = _hashes(df["path"].tolist())
+    df["split"] = df["split"].astype(object).where(df["split"].notna(), None)
+    extra = [c for c in df.columns if c not in COLUMNS]
+    df = df[COLUMNS + extra].reset_index(drop=True)
+    df.attrs.update(layout=layout, root=str(root.resolve()), name=_dataset_name(root))
+    return df
+
+
+def _dataset_name(root: Path) -> str:
+    root = root.resolve()
+    return root.stem if root.is_file() else root.name
+
+
+def _hashes(uris: list[str]) -> list[str]:
+    out = []
+    for uri in uris:
+        try:
+            out.append(image_hash(uri))
+        except OSError as exc:
+            raise DatasetError(f"{uri}: cannot read ({exc.strerror or exc})") from None
+    return out
+
+
+def sample_per_class(df: pd.DataFrame, n: int, seed: int = 0) -> pd.DataFrame:
+    """At most ``n`` images per (split, label), picked reproducibly.
+
+    >>> import pandas as pd
+    >>> d = pd.DataFrame({"label": list("aaab"), "split": [None] * 4, "image_id": list("wxyz")})
+    >>> sample_per_class(d, 2)["label"].value_counts().to_dict()
+    {'a': 2, 'b': 1}
+    """
+    if n < 1:
+        raise DatasetError(f"--per-class must be at least 1, got {n}")
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(df))
+    shuffled = df.iloc[order]
+    keys = [shuffled["split"].fillna("").astype(str), shuffled["label"].astype(str)]
+    picked = shuffled.groupby(keys, sort=False).head(n)
+    out = picked.sort_values("image_id", kind="stable")
+    out.attrs.update(df.attrs)
+    return out
+
+
+def as_table(data: str | os.PathLike | pd.DataFrame, layout: str = "auto") -> pd.DataFrame:
+    """``data`` as a table: a dataset path is loaded, a table (from :func:`load`) is used as it is.
+
+    >>> as_table(load("data/sample/fer2013")).index[0]
+    0
+    """
+    if isinstance(data, pd.DataFrame):
+        return data.reset_index(drop=True)
+    return load(data, layout=layout)
+
+
+def image_table(paths: str | os.PathLike | Iterable[str | os.PathLike]) -> pd.DataFrame:
+    """A table of images (``image_id``, ``path``, ``label``, ``split``, ``hash``) from files and folders.
+
+    Folders are searched recursively for images; ``label`` is unknown (None).
+    """
+    if isinstance(paths, (str, os.PathLike)):
+        paths = [paths]
+    rows = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            found = sorted(f for f in p.rglob("*") if f.suffix.lower() in IMAGE_SUFFIXES and f.is_file())
+            if not found:
+                raise DatasetError(f"{p}: no images in this folder")
+            rows += [{"image_id": f"{p.name}/{f.relative_to(p).as_posix()}", "path": str(f)} for f in found]
+        elif p.is_file():
+            rows.append({"image_id": p.name, "path": str(p)})
+        else:
+            raise DatasetError(f"{p}: no such file or folder")
+    table = pd.DataFrame(rows, columns=["image_id", "path"])
+    table["label"] = None
+    table["split"] = None
+    table["hash"] = [image_hash(u) for u in table["path"]]
+    return table
+
+
+def images_of(data: pd.DataFrame | str | os.PathLike | Iterable[str | os.PathLike]) -> pd.DataFrame:
+    """The images to predict on: a table as it is, or image files and folders."""
+    return data.reset_index(drop=True) if isinstance(data, pd.DataFrame) else image_table(data)

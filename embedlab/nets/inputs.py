@@ -1,0 +1,64 @@
+"""What a network reads: image arrays (cached, face-cropped when asked) and face encodings."""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+
+from embedlab.compute.extraction import encode, feature_matrix, resolve_features
+from embedlab.core.errors import ModelError
+from embedlab.nets.images import cached_inputs
+from embedlab.nets.models import NetworkSpec
+from embedlab.nets.training import Inputs
+
+
+def blur_setting(p: dict[str, Any]) -> tuple[float, float]:
+    return float(p.get("input_blur") or 0.0), float(p.get("input_blur_above") or 0.0)
+
+
+# Seven inputs of one preparation, the last three optional: the network, its settings, the rows,
+# the class order, and where cached inputs, face crops and progress go.
+def prepare_inputs(spec: NetworkSpec, p: dict[str, Any], frame: pd.DataFrame, classes: Sequence[str],
+                   cache_dir, crops_dir=None, workers: int | None = None,
+                   on_progress=None) -> tuple[Inputs, np.ndarray, list[dict]]:
+    """Network inputs for ``frame``: returns ``(inputs of usable rows, usable mask, per-row info)``."""
+    import torch
+
+    n = len(frame)
+    usable = np.ones(n, bool)
+    info: list[dict] = [{} for _ in range(n)]
+    images = encodings = None
+    if spec.uses_images:
+        arr, info = cached_inputs(frame["hash"].tolist(), frame["path"].tolist(), int(p["size"]),
+                                  int(p["channels"]), p.get("face_crop", "never"), cache_dir,
+                                  crops_dir=crops_dir, names=frame["image_id"].astype(str).tolist(),
+                                  on_progress=on_progress, blur=blur_setting(p))
+        images = torch.from_numpy(arr)
+    if spec.uses_encoding:
+        extractor = resolve_features(p["encoding"])[0]
+        if extractor.dim != 128:
+            raise ModelError(f"network {spec.name!r} reads a 128-d encoding; feature {p['encoding']!r} has {extractor.dim}")
+        df = encode(frame, [extractor], cache_dir=cache_dir, workers=workers)
+        X, ok = feature_matrix(df, [extractor.name])
+        usable &= ok
+        encodings = torch.from_numpy(np.nan_to_num(X).astype(np.float32))
+    index = {c: i for i, c in enumerate(classes)}
+    labels = torch.tensor([index.get(str(v), -1) for v in frame["label"]], dtype=torch.long)
+    keep = torch.from_numpy(np.flatnonzero(usable))
+    inputs = Inputs(images[keep] if images is not None else None,
+                    encodings[keep] if encodings is not None else None, labels[keep])
+    return inputs, usable, info
+
+
+def input_metrics(info: list[dict] | None, usable: np.ndarray) -> dict[str, Any]:
+    """What happened to the scored images on the way in: face crops found, inputs blurred."""
+    out: dict[str, Any] = {"n_skipped": int((~usable).sum())}
+    if info and any(r.get("face_cropped") for r in info):
+        kept = [r for r, u in zip(info, usable) if u]
+        out["face_crops"] = {"cropped": sum(bool(r.get("face_cropped")) for r in kept),
+                             "face_found": sum(bool(r.get("face_found")) for r in kept)}
+    if info and any(r.get("blurred") for r in info):
+        out["inputs_blurred"] = sum(bool(r.get("blurred")) for r, u in zip(info, usable) if u)
+    return out

@@ -1,0 +1,263 @@
+"""Run folders: a fitted model with its parameters, figures and predictions.
+
+This module is the only one that reads and writes run folders, for
+classifier and network runs alike. ``results/runs/<name>/`` holds:
+
+- ``params.json``: what was fitted, on which data, how (``kind`` is
+  ``classifier`` or ``network``);
+- ``metrics.json``: the figures per scored set (see :mod:`embedlab.runs.scoring`);
+- ``predictions.parquet``: one row per scored image;
+- the model files (:mod:`embedlab.runs.model_files` for classifiers;
+  ``model.pt`` and ``history.csv`` for networks).
+
+>>> list_runs("no/such/folder").empty
+True
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from embedlab.core.defaults import DEFAULT_RUNS_DIR
+from embedlab.core.errors import ModelError, UnknownNameError
+from embedlab.core.io import atomic_write, to_json, write_json
+
+PARAMS_FILE = "params.json"
+METRICS_FILE = "metrics.json"
+PREDICTIONS_FILE = "predictions.parquet"
+#: a network run's loss and accuracy per epoch
+HISTORY_FILE = "history.csv"
+KINDS = ("classifier", "network")
+#: the columns of an image table that a prediction table keeps
+ID_COLUMNS = ("image_id", "path", "hash", "label", "split")
+
+
+# -- reading -------------------------------------------------------------
+def read_json(path: Path) -> dict[str, Any]:
+    """A run folder's JSON file, or a ModelError naming it."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ModelError(f"{path}: missing; is {Path(path).parent} a run folder?") from None
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"{path}: unreadable ({exc})") from None
+    if not isinstance(data, dict):
+        raise ModelError(f"{path}: expected a JSON object")
+    return data
+
+
+def read_optional_table(path: Path) -> pd.DataFrame | None:
+    """A run's ``predictions.parquet`` or ``history.csv``: None when absent, a ModelError when broken."""
+    path = Path(path)
+    if not path.is_file():
+        return None
+    try:
+        return pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
+    except Exception as exc:  # pyarrow and pandas raise several kinds for a broken file
+        raise ModelError(f"{path}: unreadable ({exc})") from None
+
+
+def resolve_run(run: str | os.PathLike, runs_dir: str | os.PathLike = DEFAULT_RUNS_DIR) -> Path:
+    """A run folder from a path or a run name under ``runs_dir``."""
+    path = Path(run)
+    if (path / PARAMS_FILE).is_file():
+        return path
+    named = Path(runs_dir) / str(run)
+    if (named / PARAMS_FILE).is_file():
+        return named
+    raise ModelError(f"no run {str(run)!r}: neither a run folder nor a run name in {runs_dir} "
+                     "(see `embedlab runs`)")
+
+
+def read_run(path: str | os.PathLike, runs_dir: str | os.PathLike = DEFAULT_RUNS_DIR,
+             kind: str | None = None) -> tuple[Path, dict[str, Any], dict[str, Any]]:
+    """``(folder, params, metrics)`` of a run folder (or a run name under ``runs_dir``).
+
+    ``kind`` (``classifier`` or ``network``), when given, must be the run's.
+    """
+    folder = resolve_run(path, runs_dir)
+    params = read_json(folder / PARAMS_FILE)
+    if params.get("kind") not in KINDS:
+        raise ModelError(f"{folder / PARAMS_FILE}: unknown run kind {params.get('kind')!r}")
+    if kind is not None and params.get("kind") != kind:
+        raise ModelError(f"{folder / PARAMS_FILE}: kind {params.get('kind')!r} is not a {kind} run")
+    return folder, params, read_json(folder / METRICS_FILE)
+
+
+def run_params(path: Any) -> dict[str, Any] | None:
+    """A run folder's ``params.json``, or None when ``path`` is not a readable run folder."""
+    try:
+        params = json.loads((Path(str(path)) / PARAMS_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return params if isinstance(params, dict) else None
+
+
+def run_kind(path: Any) -> str | None:
+    """``classifier`` or ``network`` when ``path`` is a run folder, else None."""
+    return (run_params(path) or {}).get("kind")
+
+
+# -- writing -------------------------------------------------------------
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-").lower()
+
+
+def default_run_name(parts: Sequence[str], runs_dir: str | os.PathLike) -> str:
+    """``part-part-...-YYYYmmdd-HHMMSS``, with a counter when that folder exists."""
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    base = "-".join(_slug(s) for s in (*parts, stamp))
+    name, n = base, 2
+    while (Path(runs_dir) / name).exists():
+        name, n = f"{base}-{n}", n + 1
+    return name
+
+
+def check_run_name(name: str) -> str:
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._+\-]*", name):
+        raise ModelError(f"run name {name!r}: use letters, digits, '.', '_', '+' and '-' only")
+    return name
+
+
+def write_params(folder: Path, params: dict[str, Any]) -> None:
+    write_json(Path(folder) / PARAMS_FILE, params)
+
+
+def write_results(folder: Path, metrics: dict[str, Any], predictions: pd.DataFrame) -> None:
+    """``predictions.parquet`` then ``metrics.json``: a run with metrics is a finished run."""
+    atomic_write(Path(folder) / PREDICTIONS_FILE, lambda tmp: predictions.to_parquet(tmp, index=False))
+    write_json(Path(folder) / METRICS_FILE, metrics)
+
+
+def write_run(runs_dir: str | os.PathLike, name: str, params: dict[str, Any], metrics: dict[str, Any],
+              predictions: pd.DataFrame, save_model: Callable[[Path], list[str]]) -> Path:
+    """Write a complete run folder, all at once: a half-written run never appears.
+
+    ``save_model(folder)`` writes the model files and returns their names
+    (``params["model_files"]``).
+    """
+    runs_dir = Path(runs_dir)
+    runs_dir.mkdir(parents=True, exist_ok=True)
+    final = runs_dir / name
+    if final.exists():
+        raise ModelError(f"run {final} already exists; choose another --name")
+    tmp = runs_dir / f".tmp-{uuid.uuid4().hex[:8]}-{name}"
+    tmp.mkdir()
+    try:
+        params = dict(params, model_files=save_model(tmp))
+        (tmp / PARAMS_FILE).write_text(to_json(params))
+        (tmp / METRICS_FILE).write_text(to_json(metrics))
+        predictions.to_parquet(tmp / PREDICTIONS_FILE, index=False)
+        os.replace(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return final
+
+
+# -- the common part of an opened run --------------------------------------
+@dataclass
+class Run:
+    """An opened run folder: ``path``, ``params`` and ``metrics``; see its kinds' classes.
+
+    :class:`embedlab.classifiers.run.ClassifierRun` and
+    :class:`embedlab.nets.NetworkRun` add the model and ``predict``.
+    """
+
+    path: Path
+    params: dict[str, Any]
+    metrics: dict[str, Any]
+
+    @property
+    def name(self) -> str:
+        return self.params.get("name", self.path.name)
+
+    @property
+    def classes(self) -> list[str]:
+        return list(self.params["classes"])
+
+    def predictions(self) -> pd.DataFrame:
+        """The per-image predictions stored when the run was fitted."""
+        path = self.path / PREDICTIONS_FILE
+        if not path.is_file():
+            raise ModelError(f"{path}: missing")
+        return pd.read_parquet(path)
+
+    def prediction_table(self, table: pd.DataFrame, proba: np.ndarray, ok: np.ndarray,
+                         reason: Sequence[str | None]) -> pd.DataFrame:
+        """What ``predict`` returns: the image columns, ``pred``, ``proba_<class>``, ``ok``, ``reason``.
+
+        ``proba`` has a row per image of ``table`` (NaN where ``ok`` is False).
+        """
+        classes = self.classes
+        out = table[[c for c in ID_COLUMNS if c in table]].copy()
+        best = np.nan_to_num(proba, nan=-1).argmax(axis=1)
+        out["pred"] = [classes[i] if good else None for i, good in zip(best, ok)]
+        for i, c in enumerate(classes):
+            out[f"proba_{c}"] = proba[:, i]
+        out["ok"] = ok
+        out["reason"] = list(reason)
+        return out
+
+
+def key_set(metrics: dict[str, Any]) -> str | None:
+    """The set whose figures sum a run up: ``test`` when there is one."""
+    sets = metrics.get("sets", {})
+    if "test" in sets:
+        return "test"
+    return next(iter(sets), None)
+
+
+def list_runs(root: str | os.PathLike = DEFAULT_RUNS_DIR) -> pd.DataFrame:
+    """One row per run folder under ``root`` with its key figures (newest first)."""
+    cols = ["name", "kind", "task", "model", "features", "data", "created", "set", "n", "accuracy",
+            "accuracy_ci", "balanced_accuracy", "macro_f1", "roc_auc", "eval_sets", "path"]
+    root = Path(root)
+    rows = []
+    if root.is_dir():
+        for folder in sorted(p for p in root.iterdir() if (p / PARAMS_FILE).is_file()):
+            try:
+                params = read_json(folder / PARAMS_FILE)
+                metrics = read_json(folder / METRICS_FILE)
+            except ModelError:
+                continue
+            ks = key_set(metrics)
+            m = metrics.get("sets", {}).get(ks, {}) if ks else {}
+            rows.append({
+                "name": params.get("name", folder.name), "kind": params.get("kind"), "task": params.get("task"),
+                "model": params.get("model"), "features": "+".join(params.get("features", [])),
+                "data": params.get("data", {}).get("name"), "created": params.get("created"), "set": ks,
+                "n": m.get("n"), "accuracy": m.get("accuracy"), "accuracy_ci": m.get("accuracy_ci"),
+                "balanced_accuracy": m.get("balanced_accuracy"), "macro_f1": m.get("macro_f1"),
+                "roc_auc": m.get("roc_auc"),
+                "eval_sets": [s for s, v in metrics.get("sets", {}).items() if v.get("role") == "eval"],
+                "path": str(folder),
+            })
+    out = pd.DataFrame(rows, columns=cols)
+    return out.sort_values("created", ascending=False, kind="stable").reset_index(drop=True)
+
+
+#: ``embedlab predict --task NAME`` -> the reference run shipped in ``embedlab/pretrained/``.
+PRETRAINED_TASKS = {"emotion": "emotion", "real-fake": "real-fake"}
+
+
+def pretrained_run(task: str) -> Path:
+    """The folder of the reference run shipped for ``task`` (``emotion`` or ``real-fake``)."""
+    if task not in PRETRAINED_TASKS:
+        raise UnknownNameError("task", task, sorted(PRETRAINED_TASKS))
+    folder = Path(__file__).resolve().parents[1] / "pretrained" / PRETRAINED_TASKS[task]
+    if not (folder / PARAMS_FILE).is_file():
+        raise ModelError(f"no reference run for task {task!r}: {folder} is missing or holds no params.json; "
+                         "pass --run with a run of your own")
+    return folder
