@@ -3,7 +3,7 @@
 >>> from embedlab.nets import load_network_run
 >>> run = load_network_run("embedlab/pretrained/emotion")
 >>> run.params["model"], len(run.classes)
-('emotion-cnn', 7)
+('dlib-resnet', 7)
 """
 
 from __future__ import annotations
