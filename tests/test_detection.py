@@ -189,3 +189,31 @@ def test_network_leaves_a_source_out_and_saves_its_threshold(two_sources, dirs):
     out = run.predict(sorted((two_sources / "test" / "real").iterdir())[:2], cache_dir=dirs["cache_dir"],
                       crops_dir=None)
     assert (out["threshold"] == run.params["threshold"]["value"]).all() and "decision" in out
+
+
+# -- the report: calibration and the trained-on x scored-on matrix -----------------------
+def test_report_shows_calibration_and_the_leave_one_source_out_matrix(two_sources, tmp_path):
+    from embedlab import analysis
+    from embedlab.report import write_report
+
+    runs, cache = tmp_path / "runs", tmp_path / "cache"
+    for name, left_out in (("all", None), ("no-sd", "sd"), ("no-stylegan", "stylegan")):
+        fit(two_sources, FAST, "logreg", workers=1, name=name, leave_out=left_out, runs_dir=runs, cache_dir=cache)
+    records = [analysis.read_run_folder(runs / n) for n in ("all", "no-sd", "no-stylegan")]
+    matrix = analysis.source_matrix(records)
+    assert len(matrix) == 6
+    unseen = matrix[matrix["unseen"]]
+    assert sorted(zip(unseen["run"], unseen["scored_on"])) == [("no-sd", "sd"), ("no-stylegan", "stylegan")]
+    assert set(matrix.loc[matrix["run"] == "all", "trained_on"]) == {"sd+stylegan"}
+    fig = analysis.plot_source_matrix(matrix)
+    assert list(fig.data[0].y) == ["trained on sd+stylegan", "trained on stylegan", "trained on sd"]
+    assert list(fig.data[0].x) == ["sd", "stylegan"]
+    cell = records[1].sets["test"]["per_source"]["sd"]["roc_auc"]
+    assert fig.data[0].z[1][0] == pytest.approx(cell)
+
+    out = write_report(tmp_path / "report.html", datasets=[f"{two_sources}::{FAST}"], runs=[runs], cache_dir=cache,
+                       workers=1, max_thumbnails=10)
+    html = out.read_text(encoding="utf-8")
+    for text in ("Calibration", "Reliability", "Brier", "Sources of fakes", "trained on stylegan",
+                 "(unseen)", "Images per source (generator of the fakes) and split", "test Brier"):
+        assert text in html, text
