@@ -80,3 +80,22 @@ def test_inspect_counts_per_source(two_sources):
     assert res.exit_code == 0 and "Images per source and split" in out and "stylegan" in out
     res, out = cli("datasets", "inspect", two_sources, "--no-decode", "--json")
     assert json.loads(out)["sources"]["test"]["sd"] == 3
+
+
+def test_a_held_out_test_share_keeps_every_source(tmp_path):
+    from embedlab.datasets.splits import assign_splits, split_roles
+
+    fakes = sorted((RVF / "train" / "fake").iterdir())
+    portraits = sorted((SAMPLE / "synthetic-emotions").rglob("*.jpg"))
+    for folder, files in (("real", sorted((RVF / "train" / "real").iterdir())), ("fake/gan", fakes),
+                          ("fake/sd", portraits[:10])):
+        (tmp_path / "cf" / folder).mkdir(parents=True)
+        for f in files:
+            shutil.copy(f, tmp_path / "cf" / folder / f.name)
+    df = datasets.load(tmp_path / "cf")
+    roles, how = assign_splits(df, seed=0)
+    assert how["source"] == "stratified"
+    test = df[roles == "test"]
+    assert set(test["source"]) == {"real", "gan", "sd"}
+    roles, _ = split_roles(df, 0.2, seed=0)
+    assert set(df.loc[roles == "valid", "source"]) == {"real", "gan", "sd"}

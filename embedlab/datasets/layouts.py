@@ -121,7 +121,8 @@ class FerCsv:
         )
 
 
-@layout("kaggle-140k", "Kaggle 140k Real and Fake Faces: {train,valid,test}/{real,fake}/")
+@layout("kaggle-140k", "Kaggle 140k Real and Fake Faces: {train,valid,test}/{real,fake}/ "
+                       "(fakes may sit in fake/<source>/ per generator)")
 class Kaggle140k:
     @staticmethod
     def _is_root(folder: Path) -> bool:
@@ -173,7 +174,7 @@ class FerFolders:
         return df
 
 
-@layout("class-folders", "class folders: <label>/ or <split>/<label>/")
+@layout("class-folders", "class folders: <label>/ or <split>/<label>/ (fake/<source>/ names a generator)")
 class ClassFolders:
     @staticmethod
     def detect(path: Path) -> Path | None:
