@@ -41,8 +41,9 @@ def predict(
 
     The features the run needs are computed (or read from the cache) first.
     A binary (real/fake) run labels each image at its decision threshold,
-    chosen when it was fitted for a 1% false-positive rate on reals (see
-    `embedlab fit --target-fpr`); the threshold applied is printed.
+    chosen when it was fitted for a stated false-positive rate on reals (1%
+    unless `embedlab fit --target-fpr` said otherwise); the threshold applied
+    is printed.
 
     Example: [bold]embedlab predict data/sample/real-vs-fake/test --run results/runs/NAME[/bold]
 

@@ -39,10 +39,14 @@ def threshold_line(cut: dict) -> str:
         return text + " (given with --threshold)"
     if cut.get("source") == "default":
         return text + " (the run saved no threshold: the most probable class)"
-    text += (f"; chosen on {cut.get('chosen_on')} for a false-positive rate of at most "
-             f"{cut.get('target_fpr', 0):.1%} on the other class")
+    negative = cut.get("negative_class") or "other"
+    text += (f"; chosen on {cut.get('chosen_on')} so that at most {cut.get('target_fpr', 0):.1%} of {negative} "
+             f"images are called {positive}")
     if cut.get("fpr") is not None and cut.get("recall") is not None:
-        text += f" (there: false-positive rate {cut['fpr']:.1%}, recall {cut['recall']:.1%})"
+        text += f" (there: {cut['fpr']:.1%} were, and {cut['recall']:.1%} of the {positive} images were caught)"
+    if cut.get("chosen_on") == "train":
+        text += ("; the data has no validation split, so new reals will pass it more often than on "
+                 "the training images")
     return text
 
 

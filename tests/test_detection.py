@@ -126,7 +126,8 @@ def test_fit_saves_the_threshold_and_predict_applies_it(two_sources, dirs):
     res, text = cli("predict", two_sources / "test" / "fake" / "sd", "--run", run.path, "--cache-dir",
                     dirs["cache_dir"], "-w", "1", "-q")
     assert res.exit_code == 0, text
-    assert f"threshold {t['value']:.4f} on P(fake)" in text and "chosen on valid" in text
+    words = " ".join(text.split())
+    assert f"threshold {t['value']:.4f} on P(fake)" in words and "chosen on valid" in words
     res, text = cli("predict", two_sources / "test" / "fake" / "sd", "--run", run.path, "--cache-dir",
                     dirs["cache_dir"], "--format", "json", "--threshold", "1")
     rows = json.loads(res.stdout)
@@ -172,7 +173,9 @@ def test_cli_fit_prints_per_source_figures_and_the_threshold(two_sources, dirs):
                    "--runs-dir", dirs["runs_dir"])
     assert res.exit_code == 0, out
     assert "per source" in out and "stylegan" in out and "Brier score" in out
-    assert "threshold" in out and "at most 5.0%" in out and "left out of train and valid" in out
+    words = " ".join(out.split())  # rich wraps lines at the terminal's width
+    assert "threshold" in words and "at most 5.0% of real images are called fake" in words
+    assert "left out of train and valid" in words
     assert load_run(dirs["runs_dir"] / "cli-loso").params["threshold"]["target_fpr"] == 0.05
     res, out = cli("fit", "--help")
     assert "--leave-out" in out and "--target-fpr" in out
@@ -217,3 +220,17 @@ def test_report_shows_calibration_and_the_leave_one_source_out_matrix(two_source
     for text in ("Calibration", "Reliability", "Brier", "Sources of fakes", "trained on stylegan",
                  "(unseen)", "Images per source (generator of the fakes) and split", "test Brier"):
         assert text in html, text
+
+
+def test_without_a_validation_split_the_threshold_is_chosen_on_train_and_says_so(tmp_path, dirs):
+    import shutil
+
+    from embedlab_cli.runs import threshold_line
+
+    shutil.copytree(RVF / "train", tmp_path / "faces")  # real/ and fake/, no split folders
+    run = fit(tmp_path / "faces", FAST, "logreg", workers=1, name="no-valid", **dirs)
+    t = run.params["threshold"]
+    assert t["chosen_on"] == "train" and t["negative_class"] == "real"
+    train = run.predictions().query("set == 'train' and label == 'real'")
+    assert float((train["proba_fake"] >= t["value"]).mean()) <= t["target_fpr"]
+    assert "no validation split" in threshold_line({**t, "source": "run"})

@@ -150,8 +150,9 @@ def choose_threshold(labels: Sequence[Any], proba: np.ndarray, classes: Sequence
     if is_pos.all():
         raise ValueError(f"no image of a class other than {positive_class!r} to choose a threshold on")
     value = threshold_at_fpr(score[~is_pos], target_fpr)
+    negative = next(c for c in classes if c != positive_class)
     return {"value": value, "target_fpr": float(target_fpr), "positive_class": positive_class,
-            **_at_threshold(is_pos, score, value)}
+            "negative_class": negative, **_at_threshold(is_pos, score, value)}
 
 
 def threshold_from(candidates: Sequence[tuple[str, Sequence[Any], np.ndarray]], classes: Sequence[str],
