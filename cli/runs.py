@@ -53,7 +53,7 @@ def threshold_line(cut: dict) -> str:
 def sources_table(name: str, m: dict) -> Table:
     """Each source's fakes against all the reals of one set."""
     cut = (m.get("at_threshold") or {}).get("threshold")
-    table = Table(title=f"{name}: per source (its fakes against all the set's reals)", title_justify="left")
+    table = Table(title=f"{name}: each source's fakes vs all reals", title_justify="left")
     for col in ("source", "fakes", "ROC AUC", "recall" + (f" at {cut:.3f}" if cut is not None else "")):
         table.add_column(col, justify="left" if col == "source" else "right")
     for source, s in m.get("per_source", {}).items():

@@ -172,7 +172,7 @@ def test_cli_fit_prints_per_source_figures_and_the_threshold(two_sources, dirs):
                    "0.05", "--name", "cli-loso", "-w", "1", "-q", "--cache-dir", dirs["cache_dir"],
                    "--runs-dir", dirs["runs_dir"])
     assert res.exit_code == 0, out
-    assert "per source" in out and "stylegan" in out and "Brier score" in out
+    assert "each source's fakes vs all reals" in out and "stylegan" in out and "Brier score" in out
     words = " ".join(out.split())  # rich wraps lines at the terminal's width
     assert "threshold" in words and "at most 5.0% of real images are called fake" in words
     assert "left out of train and valid" in words
