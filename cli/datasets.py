@@ -23,7 +23,10 @@ def inspect(
     show: int = typer.Option(10, "--show", help="How many duplicate groups and unreadable files to list."),
     as_json: bool = typer.Option(False, "--json", help="Print the findings as JSON."),
 ) -> None:
-    """Counts per split and label, image sizes and modes, unreadable files and duplicates.
+    """Counts per split and label (and per source of fakes), image sizes and modes, unreadable files and duplicates.
+
+    Fakes in fake/<source>/ folders, or with a manifest's source column, are
+    counted per source (generator); plain fake/ folders count as one source.
 
     Duplicates are byte-identical images; those found in two splits (a leak
     from train into test) or under two labels are listed first.
@@ -38,6 +41,7 @@ def inspect(
         out = {
             "layout": report.layout, "root": report.root, "images": report.n_images,
             "counts": {s: report.counts[s].to_dict() for s in report.counts.columns},
+            "sources": {s: report.sources[s].to_dict() for s in report.sources.columns},
             "sizes": report.sizes.to_dict(orient="records"),
             "unreadable": report.unreadable.to_dict(orient="records"),
             "duplicate_groups": len(report.duplicates),
@@ -56,6 +60,9 @@ def inspect(
     counts.add_row("[bold]total", *(f"[bold]{int(v)}" for v in report.counts.sum().tolist()),
                    f"[bold]{report.n_images}")
     console.print(counts)
+    if not report.sources.empty:
+        console.print(_label_table("Images per source and split",
+                                   report.sources.assign(total=report.sources.sum(axis=1)), str, index="source"))
     if not report.subsets.empty:
         console.print(_label_table("FER-2013 subsets", report.subsets, str))
     if decode:
@@ -96,10 +103,10 @@ def inspect(
             console.print(t)
 
 
-def _label_table(title: str, frame, fmt) -> Table:
+def _label_table(title: str, frame, fmt, index: str = "label") -> Table:
     """A rich table of a label x column frame, values written with ``fmt``."""
     table = Table(title=title, title_justify="left")
-    table.add_column("label")
+    table.add_column(index)
     for col in frame.columns:
         table.add_column(str(col), justify="right")
     for label, row in frame.iterrows():

@@ -50,15 +50,28 @@ def fit(
     device: str = typer.Option("auto", "--device", help="Networks only: auto, cpu or cuda."),
     epochs: Optional[int] = typer.Option(None, "--epochs", help="Networks only: training epochs."),
     resume: bool = typer.Option(False, "--resume", help="Networks only: continue an interrupted run."),
+    target_fpr: float = typer.Option(
+        0.01, "--target-fpr",
+        help="Binary runs: choose the decision threshold on the validation set so that at most this share "
+        "of reals is called fake, e.g. --target-fpr 0.05; predict applies it."),
+    leave_out: Optional[str] = typer.Option(
+        None, "--leave-out",
+        help="A source of fakes (fake/<source>/ folder or manifest source column) kept out of train and "
+        "valid and scored on test: will the detector catch a generator it has not seen? "
+        "e.g. --leave-out sd"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Fit a model on DATA, score it on its test split (and --eval-on sets), and save the run.
 
     Prints accuracy with its bootstrap 95% interval, balanced accuracy, macro F1,
     ROC AUC and average precision (binary tasks), per-class tables and confusion
-    matrices; everything lands in results/runs/<name>/.
+    matrices; everything lands in results/runs/<name>/. A binary run also prints
+    its decision threshold (chosen on valid for --target-fpr on reals), the Brier
+    score, and per source of fakes: AUC against the reals and recall at the threshold.
 
     Example: [bold]embedlab fit data/sample/real-vs-fake --features encoding --model svm[/bold]
+
+    Leave one generator out: [bold]embedlab fit faces --model svm --leave-out sd[/bold]
 
     On a Dask cluster: [bold]embedlab fit /shared/faces --model xgboost --scheduler tcp://10.0.0.5:8786[/bold]
     """
@@ -71,5 +84,5 @@ def fit(
                       cache_dir=cache_dir, seed=seed, workers=workers, on_progress=update,
                       device=device, epochs=epochs, resume=resume, command=command,
                       eval_features=eval_features, missing=missing, per_class=per_class, layout=layout,
-                      scheduler=scheduler)
+                      scheduler=scheduler, target_fpr=target_fpr, leave_out=leave_out)
     print_run(run.params, run.metrics, run.path)

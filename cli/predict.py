@@ -11,6 +11,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from embedlab_cli.app import DEFAULT_CACHE, DEFAULT_RUNS, app, clean_errors, console, fail, progress_bar
+from embedlab_cli.runs import threshold_line
 
 FORMATS = ("table", "csv", "json")
 
@@ -30,13 +31,23 @@ def predict(
     runs_dir: Path = typer.Option(DEFAULT_RUNS, "--runs-dir", help="Where run folders live."),
     cache_dir: Path = typer.Option(DEFAULT_CACHE, "--cache-dir", help="Where the feature cache lives."),
     workers: Optional[int] = typer.Option(None, "--workers", "-w", help="Worker processes (default: all cores)."),
+    threshold: Optional[float] = typer.Option(
+        None, "--threshold",
+        help="Binary runs: call an image positive (fake) when its probability is at or above this, instead "
+        "of the threshold the run chose on validation, e.g. --threshold 0.9."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Predicted label and class probabilities for each image, with a fitted run.
 
     The features the run needs are computed (or read from the cache) first.
+    A binary (real/fake) run labels each image at its decision threshold,
+    chosen when it was fitted for a stated false-positive rate on reals (1%
+    unless `embedlab fit --target-fpr` said otherwise); the threshold applied
+    is printed.
 
     Example: [bold]embedlab predict data/sample/real-vs-fake/test --run results/runs/NAME[/bold]
+
+    The shipped detector: [bold]embedlab predict data/sample/real-vs-fake/test --task real-fake[/bold]
     """
     import pandas as pd
 
@@ -51,8 +62,10 @@ def predict(
     fitted = load_run(folder, runs_dir)
     with progress_bar("features", quiet=quiet or output != "table") as update:
         table = fitted.predict(images, features=features, cache_dir=cache_dir, workers=workers,
-                               on_progress=update)
-    show = [c for c in table.columns if c in ("image_id", "path", "pred", "reason") or c.startswith("proba_")]
+                               on_progress=update, threshold=threshold)
+    cut = fitted.decision_threshold(threshold)
+    show = [c for c in table.columns if c in ("image_id", "path", "pred", "decision", "threshold", "reason")
+            or c.startswith("proba_")]
     table = table[show]
     if output == "csv":
         typer.echo(table.to_csv(index=False), nl=False)
@@ -61,12 +74,16 @@ def predict(
         records = table.astype(object).where(table.notna(), None).to_dict(orient="records")
         typer.echo(json.dumps(records, default=str))
         return
-    out = Table(title=f"{len(table)} images, run {getattr(fitted, 'name', folder)}", title_justify="left")
+    if cut is not None:
+        console.print(threshold_line(cut), highlight=False)
+    at = "" if cut is None else f", labelled at threshold {cut['value']:.4f}"
+    out = Table(title=f"{len(table)} images, run {getattr(fitted, 'name', folder)}{at}", title_justify="left")
     probas = [c for c in table.columns if c.startswith("proba_")]
     for col in ("image", "prediction", *(c[len("proba_"):] for c in probas)):
         out.add_column(col, justify="right" if col not in ("image", "prediction") else "left")
     for _, r in table.iterrows():
-        pred = r["pred"] if pd.notna(r["pred"]) else f"[red]none: {escape(str(r['reason']))}[/red]"
+        made = r["pred"] if cut is None else r["decision"]
+        pred = made if pd.notna(made) else f"[red]none: {escape(str(r['reason']))}[/red]"
         out.add_row(escape(str(r["image_id"])), str(pred),
                     *("-" if r[c] != r[c] else f"{r[c]:.3f}" for c in probas))
     console.print(out)

@@ -31,6 +31,36 @@ def fmt_ci(value: Any, ci: Any) -> str:
     return f"{value:.3f}\n[{ci[0]:.3f}, {ci[1]:.3f}]" if ci else f"{value:.3f}"
 
 
+def threshold_line(cut: dict) -> str:
+    """One line saying which threshold labels images, and why that one."""
+    positive = cut.get("positive_class", "fake")
+    text = f"threshold {cut['value']:.4f} on P({positive}): {positive} at or above it"
+    if cut.get("source") == "given":
+        return text + " (given with --threshold)"
+    if cut.get("source") == "default":
+        return text + " (the run saved no threshold: the most probable class)"
+    negative = cut.get("negative_class") or "other"
+    text += (f"; chosen on {cut.get('chosen_on')} so that at most {cut.get('target_fpr', 0):.1%} of {negative} "
+             f"images are called {positive}")
+    if cut.get("fpr") is not None and cut.get("recall") is not None:
+        text += f" (there: {cut['fpr']:.1%} were, and {cut['recall']:.1%} of the {positive} images were caught)"
+    if cut.get("chosen_on") == "train":
+        text += ("; the data has no validation split, so new reals will pass it more often than on "
+                 "the training images")
+    return text
+
+
+def sources_table(name: str, m: dict) -> Table:
+    """Each source's fakes against all the reals of one set."""
+    cut = (m.get("at_threshold") or {}).get("threshold")
+    table = Table(title=f"{name}: each source's fakes vs all reals", title_justify="left")
+    for col in ("source", "fakes", "ROC AUC", "recall" + (f" at {cut:.3f}" if cut is not None else "")):
+        table.add_column(col, justify="left" if col == "source" else "right")
+    for source, s in m.get("per_source", {}).items():
+        table.add_row(escape(source), fmt(s.get("n")), fmt(s.get("roc_auc")), fmt(s.get("recall")))
+    return table
+
+
 def summary_table(metrics: dict, title: str = "Figures per set") -> Table:
     """One column per set, one row per figure, intervals under their value."""
     sets = metrics.get("sets", {})
@@ -47,7 +77,12 @@ def summary_table(metrics: dict, title: str = "Figures per set") -> Table:
     ]
     if any("roc_auc" in m for m in sets.values()):
         rows += [("ROC AUC", lambda m: fmt_ci(m.get("roc_auc"), m.get("roc_auc_ci"))),
-                 ("average precision", lambda m: fmt(m.get("average_precision")))]
+                 ("average precision", lambda m: fmt(m.get("average_precision"))),
+                 ("Brier score", lambda m: fmt(m.get("brier")))]
+    if any("at_threshold" in m for m in sets.values()):
+        rows += [("false-positive rate at threshold", lambda m: fmt((m.get("at_threshold") or {}).get("fpr"))),
+                 ("recall at threshold", lambda m: fmt((m.get("at_threshold") or {}).get("recall"))),
+                 ("accuracy at threshold", lambda m: fmt((m.get("at_threshold") or {}).get("accuracy")))]
     rows.append(("left out (no features)", lambda m: fmt(m.get("n_missing_features", 0))))
     for label, get in rows:
         table.add_row(label, *(get(m) for m in sets.values()))
@@ -107,12 +142,20 @@ def print_run(params: dict, metrics: dict, path: Path | str, sets: Iterable[str]
         s = params["search"]
         console.print(f"search: {s['candidates']} candidates, {s['folds']}-fold CV on train, {s['scoring']} "
                       f"{s['best_score']:.3f}, best {escape(str(s['best_params']))}", highlight=False)
+    if params.get("leave_out"):
+        console.print(f"left out of train and valid: the fakes of source [bold]{escape(params['leave_out'])}"
+                      "[/bold], scored on test as a generator never seen", highlight=False)
+    cut = params.get("threshold") or metrics.get("threshold")
+    if cut and cut.get("value") is not None:
+        console.print(threshold_line({**cut, "source": "run"}), highlight=False)
     console.print(summary_table(metrics))
     detail = list(sets) if sets is not None else [
         n for n, m in metrics.get("sets", {}).items() if m.get("role") in ("test", "eval")]
     for name in detail:
         if name in metrics.get("sets", {}):
             print_set(name, metrics["sets"][name])
+            if metrics["sets"][name].get("per_source"):
+                console.print(sources_table(name, metrics["sets"][name]))
     for w in params.get("warnings", []) or []:
         console.print(f"[yellow]warning while fitting:[/yellow] {w}", highlight=False)
     console.print(f"run folder: {path}", highlight=False)

@@ -28,6 +28,7 @@ from embedlab.core.defaults import DEFAULT_CACHE_DIR, DEFAULT_RUNS_DIR
 from embedlab.core.errors import ModelError, UnknownNameError
 from embedlab.nets import NETWORKS, NetworkRun, fit_network, load_network_run
 from embedlab.runs.folder import read_run
+from embedlab.runs.scoring import TARGET_FPR
 
 __all__ = ["encode", "feature_matrix", "fit", "load_run", "model_names", "nets"]
 
@@ -46,7 +47,8 @@ def fit(data: str | os.PathLike | pd.DataFrame, features: str | Sequence[str] = 
         runs_dir: str | os.PathLike = DEFAULT_RUNS_DIR, name: str | None = None,
         cache_dir: str | os.PathLike = DEFAULT_CACHE_DIR, seed: int = 0, workers: int | None = None,
         on_progress: ProgressCallback | None = None, *, device: str = "auto", epochs: int | None = None,
-        resume: bool = False, **options: Any) -> ClassifierRun | NetworkRun:
+        resume: bool = False, target_fpr: float = TARGET_FPR, leave_out: str | None = None,
+        **options: Any) -> ClassifierRun | NetworkRun:
     """Fit ``model`` on ``data``: a classifier on features, or a network on images.
 
     Classifiers go to :func:`embedlab.classifiers.fit.fit_classifier` (``options``
@@ -55,20 +57,25 @@ def fit(data: str | os.PathLike | pd.DataFrame, features: str | Sequence[str] = 
     and ``command`` (the classifiers' other options do not apply and are
     left aside, as the CLI passes them all). An unknown name lists both
     kinds; network options given to a classifier, or a scheduler given to a
-    network, are refused.
+    network, are refused. Both kinds take ``target_fpr`` (the false-positive
+    rate on reals a binary run's decision threshold is chosen for on
+    validation) and ``leave_out`` (a source of fakes kept out of training
+    and scored on test).
     """
     if model in CLASSIFIERS:
         if epochs is not None or resume or device != "auto":
             raise ModelError(f"device, epochs and resume apply to networks only; {model!r} is a classifier")
         return fit_classifier(data, features, model, params=params, search=search, class_weight=class_weight,
                               eval_on=eval_on, runs_dir=runs_dir, name=name, cache_dir=cache_dir, seed=seed,
-                              workers=workers, on_progress=on_progress, **options)
+                              workers=workers, on_progress=on_progress, target_fpr=target_fpr,
+                              leave_out=leave_out, **options)
     if model in NETWORKS:
         if options.get("scheduler") is not None:
             raise ModelError(f"--scheduler applies to the xgboost classifier only; {model!r} is a network")
         return fit_network(data, network=model, params=params, eval_on=eval_on, runs_dir=runs_dir,
                            name=name, cache_dir=cache_dir, seed=seed, device=device, epochs=epochs,
-                           resume=resume, on_progress=on_progress, command=options.get("command"))
+                           resume=resume, on_progress=on_progress, command=options.get("command"),
+                           target_fpr=target_fpr, leave_out=leave_out)
     raise UnknownNameError("model", model, model_names())
 
 

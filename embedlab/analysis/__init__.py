@@ -10,6 +10,7 @@ saves anything. :func:`embedlab.report.write_report` puts them on one page.
 (1.0, 1.0)
 """
 
+from embedlab.analysis.detection import plot_reliability, plot_source_matrix, source_matrix
 from embedlab.analysis.groups import (EMOTIONS, GENERATED, REAL, combine_tables, dataset_is_generated,
                                       origin_of_labels)
 from embedlab.analysis.norms import (compare_groups, dimension_effects, l2_norms, norm_tests,
@@ -26,4 +27,5 @@ __all__ = [
     "Projection", "knn_transfer", "plot_projection", "project", "separation",
     "RunRecord", "comparison_table", "confident_mistakes", "plot_confusion", "plot_history", "plot_pr",
     "plot_roc", "read_run_folder", "wilson_interval",
+    "plot_reliability", "plot_source_matrix", "source_matrix",
 ]

@@ -88,8 +88,9 @@ def comparison_table(records: Sequence[RunRecord], generated: Sequence[str] | No
     ``test_accuracy`` and ``test_accuracy_ci`` (the fitted dataset's test
     set), ``real_accuracy``/``generated_accuracy`` with ``_n`` and ``_ci``
     (accuracy on real and on generated faces over the test and evaluation
-    sets, Wilson intervals; from the predictions), ``test_auc`` and
-    ``test_auc_ci`` (binary tasks).
+    sets, Wilson intervals; from the predictions), ``test_auc``,
+    ``test_auc_ci``, ``test_brier`` and ``threshold`` (binary tasks; the
+    decision threshold the run chose on validation).
     """
     rows = []
     for rec in records:
@@ -102,6 +103,7 @@ def comparison_table(records: Sequence[RunRecord], generated: Sequence[str] | No
             "train_accuracy": (sets.get("train") or {}).get("accuracy"),
             "test_accuracy": test.get("accuracy"), "test_accuracy_ci": test.get("accuracy_ci"),
             "test_auc": test.get("roc_auc"), "test_auc_ci": test.get("roc_auc_ci"),
+            "test_brier": test.get("brier"), "threshold": (rec.params.get("threshold") or {}).get("value"),
             "eval_sets": ", ".join(n for n, s in sets.items() if s.get("role") == "eval"),
         }
         pred = rec.predictions

@@ -42,12 +42,13 @@ from embedlab.core.errors import DatasetError, ModelError
 from embedlab.core.specs import split_feature_list
 from embedlab.core.system import default_workers
 from embedlab.datasets import as_table, sample_per_class
+from embedlab.datasets.sources import fake_sources, leave_out_source
 from embedlab.datasets.splits import SPLITS, assign_splits
 from embedlab.features import FeatureExtractor
 from embedlab.runs.folder import check_run_name, default_run_name, write_run
 from embedlab.runs.model_files import save_model
 from embedlab.runs.provenance import command_line, data_fingerprint, library_versions, utc_now
-from embedlab.runs.scoring import score_set, task_of
+from embedlab.runs.scoring import TARGET_FPR, score_set, task_of, threshold_from
 
 ProgressCallback = Callable[[int, int], None]
 MISSING = ("drop", "error")
@@ -75,6 +76,8 @@ class FitConfig:
     layout: str = "auto"
     command: str | None = None
     scheduler: str | None = None
+    target_fpr: float = TARGET_FPR
+    leave_out: str | None = None
 
 
 @dataclass
@@ -125,7 +128,8 @@ def fit_classifier(data: str | os.PathLike | pd.DataFrame, features: str | Seque
                    workers: int | None = None, on_progress: ProgressCallback | None = None, *,
                    eval_features: str | Sequence[str] | None = None, missing: str = "drop",
                    per_class: int | None = None, layout: str = "auto", command: str | None = None,
-                   scheduler: str | None = None) -> ClassifierRun:
+                   scheduler: str | None = None, target_fpr: float = TARGET_FPR,
+                   leave_out: str | None = None) -> ClassifierRun:
     """Fit classifier ``model`` on ``features`` of ``data``; score it and write its run folder.
 
     The task follows from the labels: two classes make a binary task (the
@@ -143,11 +147,18 @@ def fit_classifier(data: str | os.PathLike | pd.DataFrame, features: str | Seque
     or ``local:N``) computes missing features on a Dask cluster and, for
     ``xgboost``, trains with ``xgboost.dask`` there from the feature cache
     (see :mod:`embedlab.classifiers.xgboost_dask`).
+
+    A binary run's decision threshold is chosen on ``valid`` (``train``
+    when the dataset has no validation split) for a false-positive rate of
+    ``target_fpr`` on the negative class (reals). ``leave_out`` names a
+    source of fakes (see :mod:`embedlab.datasets.sources`) kept out of
+    train and valid and scored on test: a generator the model never saw.
     """
     config = FitConfig(features=features, model=model, params=params, search=search, class_weight=class_weight,
                        eval_on=eval_on, runs_dir=runs_dir, name=name, cache_dir=cache_dir, seed=seed,
                        workers=workers, on_progress=on_progress, eval_features=eval_features, missing=missing,
-                       per_class=per_class, layout=layout, command=command, scheduler=scheduler)
+                       per_class=per_class, layout=layout, command=command, scheduler=scheduler,
+                       target_fpr=target_fpr, leave_out=leave_out)
     return fit_with(data, config)
 
 
@@ -158,8 +169,9 @@ def fit_with(data: str | os.PathLike | pd.DataFrame, config: FitConfig) -> Class
     loaded = load_data(data, config)
     feats = compute_features(plan, loaded, config)
     pipe, training = train(plan, loaded, feats, config)
-    sets, predictions = score(pipe, plan, loaded, feats, config)
+    sets, predictions, threshold = score(pipe, plan, loaded, feats, config)
     training["total_seconds"] = round(time.perf_counter() - started, 3)
+    training["threshold"] = threshold
     folder = write(data, config, plan, loaded, pipe, training, sets, predictions)
     return load_classifier_run(folder)
 
@@ -173,6 +185,8 @@ def check_options(config: FitConfig) -> Plan:
     """Resolve model and features; unknown names and contradicting options fail here, before any work."""
     if config.missing not in MISSING:
         raise ModelError(f"missing={config.missing!r}: choose {' or '.join(MISSING)}")
+    if not 0 <= config.target_fpr < 1:
+        raise ModelError(f"target_fpr={config.target_fpr}: a false-positive rate at least 0 and below 1")
     if config.class_weight not in (None, "none", "balanced"):
         raise ModelError(f"class_weight={config.class_weight!r}: choose 'balanced' or none")
     class_weight = None if config.class_weight == "none" else config.class_weight
@@ -215,6 +229,12 @@ def load_data(data: str | os.PathLike | pd.DataFrame, config: FitConfig) -> Data
         table = sample_per_class(table, config.per_class, seed=config.seed).reset_index(drop=True)
     classes = check_labels(table, where)
     roles, split_info = assign_splits(table, config.seed)
+    if config.leave_out is not None:
+        roles = leave_out_source(table, roles, config.leave_out)
+        kept = roles.notna().to_numpy()
+        attrs = dict(table.attrs)
+        table, roles = table[kept].reset_index(drop=True), roles[kept].reset_index(drop=True)
+        table.attrs.update(attrs)
     train_labels = set(table.loc[roles == "train", "label"].astype(str))
     absent = [c for c in classes if c not in train_labels]
     if absent:
@@ -332,22 +352,39 @@ def train(plan: Plan, loaded: Data, feats: Features, config: FitConfig) -> tuple
 # One set's rows and what scoring them needs; keyword-only where two values could be swapped.
 def score_rows(pipe, classes: list[str], positive: str | None, frame: pd.DataFrame, X: np.ndarray,
                ok: np.ndarray, reasons: dict, *, set_name: str, role: str, dataset: str,
-               seed: int) -> tuple[dict, pd.DataFrame]:
+               seed: int, threshold: float | None = None) -> tuple[dict, pd.DataFrame]:
     """Score the rows of ``frame`` that have features; the others are counted by reason."""
     proba = np.asarray(pipe.predict_proba(X[ok]), dtype=float)
     scored = frame.loc[ok].reset_index(drop=True)
     metrics, rows = score_set(proba, scored, classes, positive, set_name=set_name, role=role,
-                              dataset=dataset, seed=seed)
+                              dataset=dataset, seed=seed, threshold=threshold)
     rows["label"] = rows["label"].astype(str)
     metrics.update(n_missing_features=int((~ok).sum()), missing_features=reasons)
     return metrics, rows
 
 
-def score(pipe, plan: Plan, loaded: Data, feats: Features, config: FitConfig) -> tuple[dict, pd.DataFrame]:
-    """Figures and prediction rows for every split, then every eval set."""
+def decision_threshold(pipe, loaded: Data, feats: Features, positive: str | None,
+                       target_fpr: float) -> dict[str, Any] | None:
+    """The binary run's threshold, chosen on ``valid`` (or ``train`` when there is none)."""
+    if positive is None:
+        return None
+    candidates = []
+    for split in ("valid", "train"):
+        rows = (feats.role == split) & feats.ok
+        if rows.any():
+            labels = feats.df.loc[rows, "label"].tolist()
+            candidates.append((split, labels, np.asarray(pipe.predict_proba(feats.X[rows]), dtype=float)))
+    return threshold_from(candidates, loaded.classes, positive, target_fpr)
+
+
+def score(pipe, plan: Plan, loaded: Data, feats: Features,
+          config: FitConfig) -> tuple[dict, pd.DataFrame, dict[str, Any] | None]:
+    """Figures and prediction rows for every split, then every eval set, and the decision threshold."""
     names = [e.name for e in plan.extractors]
     classes = loaded.classes
     _, positive = task_of(classes)
+    threshold = decision_threshold(pipe, loaded, feats, positive, config.target_fpr)
+    cut = threshold["value"] if threshold else None
     sets: dict[str, dict] = {}
     frames = []
     for split in SPLITS:
@@ -357,7 +394,7 @@ def score(pipe, plan: Plan, loaded: Data, feats: Features, config: FitConfig) ->
             reasons = missing_report(sub, names, feats.ok[in_split])
             sets[split], rows = score_rows(pipe, classes, positive, sub, feats.X[in_split], feats.ok[in_split],
                                            reasons, set_name=split, role=split, dataset=str(loaded.where),
-                                           seed=config.seed)
+                                           seed=config.seed, threshold=cut)
             frames.append(rows)
     for path, et in loaded.eval_tables:
         edf = encode(et, plan.eval_extractors, cache_dir=config.cache_dir, workers=config.workers,
@@ -371,9 +408,10 @@ def score(pipe, plan: Plan, loaded: Data, feats: Features, config: FitConfig) ->
             raise ModelError(f"{path}: no image with features "
                              f"({', '.join(f'{r}: {c}' for r, c in reasons.items())})")
         sets[set_name], rows = score_rows(pipe, classes, positive, edf, EX, eok, reasons, set_name=set_name,
-                                          role="eval", dataset=et.attrs.get("root", str(path)), seed=config.seed)
+                                          role="eval", dataset=et.attrs.get("root", str(path)), seed=config.seed,
+                                          threshold=cut)
         frames.append(rows)
-    return sets, pd.concat(frames, ignore_index=True)
+    return sets, pd.concat(frames, ignore_index=True), threshold
 
 
 # -- stage 6: write the run ----------------------------------------------------------------
@@ -415,6 +453,9 @@ def write(data, config: FitConfig, plan: Plan, loaded: Data, pipe, training: dic
         "created": utc_now(), "command": config.command if config.command is not None else command_line(),
         "seed": config.seed, "fit_seconds": training["fit_seconds"], "total_seconds": training["total_seconds"],
         "warnings": training["warnings"],
+        "threshold": training["threshold"], "leave_out": config.leave_out,
+        "sources": {s: fake_sources(table[role == s]) for s in SPLITS if (role == s).any()},
     }
-    return write_run(config.runs_dir, name, run_params, {"sets": sets}, predictions,
+    metrics = {"sets": sets, "threshold": training["threshold"]}
+    return write_run(config.runs_dir, name, run_params, metrics, predictions,
                      lambda folder: save_model(pipe, folder))

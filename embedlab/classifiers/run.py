@@ -40,14 +40,16 @@ class ClassifierRun(Run):
     def predict(self, data: pd.DataFrame | str | os.PathLike | Iterable[str | os.PathLike], *,
                 features: str | Sequence[str] | None = None,
                 cache_dir: str | os.PathLike = DEFAULT_CACHE_DIR, workers: int | None = None,
-                on_progress: Callable[[int, int], None] | None = None) -> pd.DataFrame:
+                on_progress: Callable[[int, int], None] | None = None,
+                threshold: float | None = None) -> pd.DataFrame:
         """Predicted label and ``proba_<class>`` per image of ``data``.
 
         ``data`` is a table from :func:`embedlab.datasets.load` or image files
         and folders. ``features`` replaces the run's feature specs (e.g. the
         same descriptor with a face detector for medium shots); it must give
         the same feature names and sizes. Images whose features cannot be
-        computed get no prediction and their ``reason``.
+        computed get no prediction and their ``reason``. A binary run's
+        ``decision`` applies ``threshold``, by default the one saved by fit.
         """
         table = images_of(data)
         extractors = resolve_features(list(features) if isinstance(features, (list, tuple))
@@ -64,7 +66,7 @@ class ClassifierRun(Run):
             bad = ~df[f"{n}.ok"].to_numpy(bool)
             reason[bad] = df.loc[bad, f"{n}.reason"].astype(object).where(df.loc[bad, f"{n}.reason"].notna(),
                                                                           "missing features")
-        return self.prediction_table(df, proba, ok, reason.to_numpy())
+        return self.prediction_table(df, proba, ok, reason.to_numpy(), threshold=threshold)
 
     def check_features(self, extractors: list, replaced: bool) -> None:
         stored = self.params.get("feature_keys", {})

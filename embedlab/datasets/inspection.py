@@ -22,6 +22,7 @@ class DatasetReport:
     duplicates: pd.DataFrame        # hash, copies, splits, labels, cross_split, conflicting_labels, image_ids
     subsets: pd.DataFrame = field(default_factory=pd.DataFrame)  # FER-2013 PublicTest/PrivateTest counts
     sharpness: pd.DataFrame = field(default_factory=pd.DataFrame)  # median sharpness, label x split
+    sources: pd.DataFrame = field(default_factory=pd.DataFrame)  # images per source x split (datasets with fakes)
     warnings: list[str] = field(default_factory=list)
 
     @property
@@ -129,6 +130,11 @@ def inspect_dataset(df: pd.DataFrame, decode: bool = True) -> DatasetReport:
     if "subset" in df.columns and df["subset"].notna().any():
         subsets = pd.crosstab(df["label"], df["subset"].fillna("(none)"))
 
+    sources = pd.DataFrame()
+    if "source" in df.columns and df["source"].notna().any():
+        sources = pd.crosstab(df["source"].fillna("(none)"), split)
+        sources.columns.name, sources.index.name = "split", "source"
+
     sharp = pd.DataFrame()
     warnings: list[str] = []
     values = pd.to_numeric(info["sharpness"], errors="coerce")
@@ -142,4 +148,5 @@ def inspect_dataset(df: pd.DataFrame, decode: bool = True) -> DatasetReport:
                         "one split: test figures may be inflated")
     return DatasetReport(layout=df.attrs.get("layout", "?"), root=df.attrs.get("root", "?"),
                          counts=counts, sizes=sizes, unreadable=unreadable.reset_index(drop=True),
-                         duplicates=dup, subsets=subsets, sharpness=sharp, warnings=warnings)
+                         duplicates=dup, subsets=subsets, sharpness=sharp, sources=sources,
+                         warnings=warnings)

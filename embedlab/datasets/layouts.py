@@ -13,6 +13,7 @@ from embedlab.datasets.fer_csv import FER_EMOTIONS, USAGE_TO_SPLIT, is_fer_csv, 
 from embedlab.core.errors import DatasetError
 from embedlab.datasets.images import CSV_ROW_MARK, IMAGE_SUFFIXES
 from embedlab.core.registry import Registry
+from embedlab.datasets.sources import FAKE_LABEL, folder_source
 
 SPLIT_ALIASES = {
     "train": "train", "training": "train",
@@ -61,8 +62,10 @@ def _images_in(folder: Path) -> list[Path]:
     )
 
 
-def _rows(root: Path, files: list[Path], label: str, split: str | None) -> list[dict]:
-    return [
+def _rows(root: Path, files: list[Path], label: str, split: str | None,
+          label_dir: Path | None = None) -> list[dict]:
+    """One row per file; fakes under ``label_dir/<source>/`` also get that ``source``."""
+    rows = [
         {
             "image_id": f.relative_to(root).as_posix(),
             "path": str(f),
@@ -71,6 +74,10 @@ def _rows(root: Path, files: list[Path], label: str, split: str | None) -> list[
         }
         for f in files
     ]
+    if label_dir is not None and str(label).strip().lower() == FAKE_LABEL:
+        for row, f in zip(rows, files):
+            row["source"] = folder_source(label_dir, f)
+    return rows
 
 
 def _search(path: Path, is_root: Callable[[Path], bool], depth: int = 4) -> Path | None:
@@ -114,7 +121,8 @@ class FerCsv:
         )
 
 
-@layout("kaggle-140k", "Kaggle 140k Real and Fake Faces: {train,valid,test}/{real,fake}/")
+@layout("kaggle-140k", "Kaggle 140k Real and Fake Faces: {train,valid,test}/{real,fake}/ "
+                       "(fakes may sit in fake/<source>/ per generator)")
 class Kaggle140k:
     @staticmethod
     def _is_root(folder: Path) -> bool:
@@ -134,7 +142,7 @@ class Kaggle140k:
             for label in ("real", "fake"):
                 folder = root / split / label
                 if folder.is_dir():
-                    rows += _rows(root, _images_in(folder), label, split)
+                    rows += _rows(root, _images_in(folder), label, split, label_dir=folder)
         return pd.DataFrame(rows)
 
 
@@ -166,7 +174,7 @@ class FerFolders:
         return df
 
 
-@layout("class-folders", "class folders: <label>/ or <split>/<label>/")
+@layout("class-folders", "class folders: <label>/ or <split>/<label>/ (fake/<source>/ names a generator)")
 class ClassFolders:
     @staticmethod
     def detect(path: Path) -> Path | None:
@@ -184,14 +192,14 @@ class ClassFolders:
             for split_dir in split_named:
                 for label_dir in _subdirs(split_dir):
                     rows += _rows(root, _images_in(label_dir), label_dir.name,
-                                  SPLIT_ALIASES[split_dir.name.lower()])
+                                  SPLIT_ALIASES[split_dir.name.lower()], label_dir=label_dir)
         else:
             for label_dir in tops:
-                rows += _rows(root, _images_in(label_dir), label_dir.name, None)
+                rows += _rows(root, _images_in(label_dir), label_dir.name, None, label_dir=label_dir)
         return pd.DataFrame(rows)
 
 
-@layout("manifest", "a manifest CSV with columns path,label[,split]")
+@layout("manifest", "a manifest CSV with columns path,label[,split][,source]")
 class Manifest:
     @staticmethod
     def detect(path: Path) -> Path | None:
@@ -216,7 +224,7 @@ class Manifest:
             raise DatasetError(f"{root}: listed image not found: {absent[0]}{more}")
         split = table["split"].str.lower().map(lambda s: SPLIT_ALIASES.get(s, s or None)) \
             if "split" in table.columns else None
-        return pd.DataFrame(
+        out = pd.DataFrame(
             {
                 "image_id": table["path"].str.replace("\\", "/", regex=False),
                 "path": [str(p) for p in paths],
@@ -224,6 +232,9 @@ class Manifest:
                 "split": split,
             }
         )
+        if "source" in table.columns:  # the generator of each fake
+            out["source"] = table["source"].where(table["source"] != "", None)
+        return out
 
 
 @layout("images", "unlabelled images: a folder of image files, or one image file")

@@ -3,7 +3,9 @@
 The dataset's own splits are used: ``train``, ``valid`` and ``test``. A
 dataset without a test split gets a stratified 20% of its training images
 with a fixed seed; :func:`split_roles` also carves a validation share from
-``train`` when there is none.
+``train`` when there is none. Where the dataset names the source of its
+fakes, the strata are label and source, so every generator with a few
+images is held out in proportion (a source with fewer than two joins its label).
 
 >>> import pandas as pd
 >>> t = pd.DataFrame({"label": list("ababababab"), "split": [None] * 10})
@@ -42,6 +44,21 @@ def _empty_split_folders(table: pd.DataFrame) -> list[str]:
     return empty
 
 
+def strata(table: pd.DataFrame, rows: pd.Index) -> pd.Series:
+    """What a held-out share keeps the proportions of: the label, or label and source of fakes.
+
+    >>> t = pd.DataFrame({"label": ["fake"] * 5 + ["real"] * 2, "source": ["a", "a", "b", "b", "c", "real", "real"]})
+    >>> strata(t, t.index).tolist()
+    ['fake/a', 'fake/a', 'fake/b', 'fake/b', 'fake', 'real/real', 'real/real']
+    """
+    labels = table.loc[rows, "label"].astype(str)
+    if "source" not in table.columns:
+        return labels
+    keys = labels + "/" + table.loc[rows, "source"].astype(str)
+    counts = keys.map(keys.value_counts())
+    return keys.where(counts >= 2, labels)
+
+
 def assign_splits(table: pd.DataFrame, seed: int = 0) -> tuple[pd.Series, dict[str, Any]]:
     """The role of each image (train/valid/test) and how the roles were decided."""
     split = table["split"]
@@ -72,8 +89,11 @@ def assign_splits(table: pd.DataFrame, seed: int = 0) -> tuple[pd.Series, dict[s
                          "at least 2 per class are needed to hold out a stratified test set")
     from sklearn.model_selection import train_test_split
 
-    n_test = max(int(round(TEST_SIZE * len(pool))), len(counts))
-    _, test_idx = train_test_split(pool, test_size=n_test, stratify=labels, random_state=seed)
+    keys = strata(table, pool)
+    if keys.value_counts().min() < 2:  # a label of one image with others split by source: by label only
+        keys = labels
+    n_test = max(int(round(TEST_SIZE * len(pool))), keys.nunique())
+    _, test_idx = train_test_split(pool, test_size=n_test, stratify=keys, random_state=seed)
     roles[test_idx] = "test"
     return roles, {"source": "stratified", "test_size": TEST_SIZE, "seed": seed,
                    "from": "train" if has.any() else "all images"}
@@ -86,7 +106,7 @@ def split_roles(table: pd.DataFrame, valid_fraction: float, seed: int) -> tuple[
     roles = roles.astype(object).copy()
     if not (roles == "valid").any():
         pool = roles.index[roles == "train"]
-        labels = table.loc[pool, "label"].astype(str)
+        labels = strata(table, pool)
         n_valid = max(int(round(valid_fraction * len(pool))), labels.nunique())
         rng = np.random.default_rng(seed)
         picked = []

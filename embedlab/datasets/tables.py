@@ -18,6 +18,7 @@ import pandas as pd
 from embedlab.core.errors import DatasetError
 from embedlab.datasets.images import IMAGE_SUFFIXES, image_hash
 from embedlab.datasets.layouts import LAYOUTS, detect_layout
+from embedlab.datasets.sources import fill_sources
 
 #: Columns every loaded dataset has, in this order (``subset`` only for FER-2013).
 COLUMNS = ["image_id", "path", "label", "split", "hash"]
@@ -46,6 +47,7 @@ def load(path: str | os.PathLike, layout: str = "auto") -> pd.DataFrame:
         raise DatasetError(f"{root}: no images found (layout {layout})")
     df["hash"] = _hashes(df["path"].tolist())
     df["split"] = df["split"].astype(object).where(df["split"].notna(), None)
+    df = fill_sources(df, default=_dataset_name(root))
     extra = [c for c in df.columns if c not in COLUMNS]
     df = df[COLUMNS + extra].reset_index(drop=True)
     df.attrs.update(layout=layout, root=str(root.resolve()), name=_dataset_name(root))

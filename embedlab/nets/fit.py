@@ -24,6 +24,7 @@ import pandas as pd
 from embedlab.core.defaults import DEFAULT_CACHE_DIR, DEFAULT_RUNS_DIR
 from embedlab.core.errors import DatasetError, ModelError
 from embedlab.datasets import as_table
+from embedlab.datasets.sources import fake_sources, leave_out_source
 from embedlab.datasets.splits import SPLITS, split_roles
 from embedlab.features import create_extractor
 from embedlab.nets.inputs import input_metrics, prepare_inputs
@@ -32,7 +33,7 @@ from embedlab.nets.run import NetworkRun, load_network_run
 from embedlab.nets.training import MODEL_FILE, resolve_device, run_model, seed_everything, train_loop
 from embedlab.runs.folder import PARAMS_FILE, default_run_name, read_json, write_params, write_results
 from embedlab.runs.provenance import command_line, data_fingerprint, library_versions, utc_now
-from embedlab.runs.scoring import score_set, task_of
+from embedlab.runs.scoring import TARGET_FPR, score_set, task_of, threshold_from
 
 #: parameters a resumed run may change: how it computes, not what it learns (input_blur
 #: only touches inputs sharper than the training images, so a finished run can take it up)
@@ -106,13 +107,20 @@ def set_up_device(device: str, p: dict[str, Any]):
 # The run's record needs every input of fit_network; they come straight from its arguments.
 def start_run(data, spec: NetworkSpec, p: dict[str, Any], *, eval_on: list[str], runs_dir: Path,
               name: str | None, seed: int, dev, started: dict[str, Any] | None,
-              command: str | None) -> NetworkFit:
-    """Load and split ``data``, make the run folder and write its ``params.json``."""
+              command: str | None, leave_out: str | None = None) -> NetworkFit:
+    """Load and split ``data`` (without ``leave_out``'s fakes in train and valid), make the run
+    folder and write its ``params.json``."""
     table = as_table(data)
     where = table.attrs.get("root", "data")
     if table["label"].isna().any():
         raise DatasetError(f"{where}: {int(table['label'].isna().sum())} images have no label")
     roles, how = split_roles(table, float(p["valid_fraction"]), seed)
+    if leave_out is not None:
+        roles = leave_out_source(table, roles, leave_out)
+        kept = roles.notna().to_numpy()
+        attrs = dict(table.attrs)
+        table, roles = table[kept].reset_index(drop=True), roles[kept].reset_index(drop=True)
+        table.attrs.update(attrs)
     classes = sorted(table.loc[roles == "train", "label"].astype(str).unique())
     if len(classes) < 2:
         raise ModelError(f"{where}: a network needs at least two classes in train")
@@ -137,6 +145,8 @@ def start_run(data, spec: NetworkSpec, p: dict[str, Any], *, eval_on: list[str],
                  "layout": table.attrs.get("layout"), "name": table.attrs.get("name"),
                  "fingerprint": data_fingerprint(table), "n_images": int(len(table))},
         "splits": {**how, "counts": {r: int((roles == r).sum()) for r in SPLITS}},
+        "leave_out": leave_out,
+        "sources": {r: fake_sources(table[roles == r]) for r in SPLITS if (roles == r).any()},
         "eval_on": eval_on, "versions": library_versions(), "created": utc_now(),
         "command": command or command_line(), "seed": seed, "device": dev.type, "model_files": [MODEL_FILE],
     }
@@ -151,25 +161,39 @@ def start_run(data, spec: NetworkSpec, p: dict[str, Any], *, eval_on: list[str],
 
 
 # -- stage 5: score -----------------------------------------------------------------------
+def network_proba(run: NetworkFit, module, prepared: tuple):
+    inputs, _, _ = prepared
+    return run_model(module, inputs, run.device, int(run.p.get("channels", 1)), run.task,
+                     positive_index=run.positive_index, tta_flip=bool(run.p["tta_flip"]))
+
+
 def score_inputs(run: NetworkFit, module, frame: pd.DataFrame, prepared: tuple, *, set_name: str, role: str,
-                 dataset: str) -> tuple[dict, pd.DataFrame]:
-    inputs, usable, info = prepared
-    proba = run_model(module, inputs, run.device, int(run.p.get("channels", 1)), run.task,
-                      positive_index=run.positive_index, tta_flip=bool(run.p["tta_flip"]))
+                 dataset: str, threshold: float | None = None, proba=None) -> tuple[dict, pd.DataFrame]:
+    _, usable, info = prepared
+    if proba is None:
+        proba = network_proba(run, module, prepared)
     metrics, rows = score_set(proba, frame[usable], run.classes, run.positive if run.task == "binary" else None,
-                              set_name=set_name, role=role, dataset=dataset, seed=run.seed)
+                              set_name=set_name, role=role, dataset=dataset, seed=run.seed, threshold=threshold)
     metrics.update(input_metrics(info, usable))
     return metrics, rows
 
 
 def score_sets(run: NetworkFit, module, frames: dict[str, pd.DataFrame], prepared: dict[str, tuple],
-               eval_on: list[str], cache_dir) -> tuple[dict, pd.DataFrame]:
-    """Figures and prediction rows for every split, then every eval set."""
+               eval_on: list[str], cache_dir,
+               target_fpr: float = TARGET_FPR) -> tuple[dict, pd.DataFrame, dict[str, Any] | None]:
+    """Figures and prediction rows for every split, then every eval set, and the decision threshold
+    (binary tasks: chosen on ``valid``, or ``train`` when valid has no negatives)."""
     sets, predictions = {}, []
     dataset_path = run.params_json["data"]["path"]
+    probas = {role: network_proba(run, module, inputs) for role, inputs in prepared.items()}
+    candidates = [(role, frames[role][prepared[role][1]]["label"].tolist(), probas[role])
+                  for role in ("valid", "train") if role in probas]
+    threshold = threshold_from(candidates, run.classes, run.positive if run.task == "binary" else None,
+                               target_fpr)
+    cut = threshold["value"] if threshold else None
     for role, inputs in prepared.items():
         sets[role], rows = score_inputs(run, module, frames[role], inputs, set_name=role, role=role,
-                                        dataset=dataset_path)
+                                        dataset=dataset_path, threshold=cut, proba=probas[role])
         predictions.append(rows)
     for path in eval_on:
         frame = as_table(path)
@@ -177,9 +201,9 @@ def score_sets(run: NetworkFit, module, frames: dict[str, pd.DataFrame], prepare
         inputs = prepare_inputs(run.spec, run.p, frame, run.classes, cache_dir,
                                 crops_dir=run.folder / "crops" / set_name)
         sets[set_name], rows = score_inputs(run, module, frame, inputs, set_name=set_name, role="eval",
-                                            dataset=str(path))
+                                            dataset=str(path), threshold=cut)
         predictions.append(rows)
-    return sets, pd.concat(predictions, ignore_index=True)
+    return sets, pd.concat(predictions, ignore_index=True), threshold
 
 
 # -- the entry point ------------------------------------------------------------------------
@@ -188,12 +212,16 @@ def fit_network(data, network: str, params: dict[str, Any] | None = None,
                 eval_on: Iterable[str | os.PathLike] = (), runs_dir: str | os.PathLike = DEFAULT_RUNS_DIR,
                 name: str | None = None, cache_dir: str | os.PathLike = DEFAULT_CACHE_DIR, seed: int = 0,
                 device: str = "auto", epochs: int | None = None, resume: bool = False,
-                on_progress: Callable | None = None, command: str | None = None) -> NetworkRun:
+                on_progress: Callable | None = None, command: str | None = None,
+                target_fpr: float = TARGET_FPR, leave_out: str | None = None) -> NetworkRun:
     """Train ``network`` (a name in :data:`NETWORKS`) on ``data``; returns the loaded run.
 
     ``params`` overrides the network's defaults (``NETWORKS.create(network).resolve()``
     lists them); ``epochs`` overrides ``params["epochs"]``. With ``resume``, the
     run ``name`` continues from its ``last.pt`` with the parameters it was started with.
+    A binary run's decision threshold is chosen on ``valid`` for a false-positive
+    rate of ``target_fpr`` on reals; ``leave_out`` keeps one source of fakes out of
+    train and valid, to score it on test as a generator never seen.
     """
     import torch
 
@@ -205,8 +233,12 @@ def fit_network(data, network: str, params: dict[str, Any] | None = None,
     p = resolve_params(spec, params, epochs, started)
     dev = set_up_device(device, p)
     eval_on = [str(e) for e in eval_on]
+    if not 0 <= target_fpr < 1:
+        raise ModelError(f"target_fpr={target_fpr}: a false-positive rate at least 0 and below 1")
+    if started is not None:
+        leave_out = started.get("leave_out", leave_out)
     run = start_run(data, spec, p, eval_on=eval_on, runs_dir=runs_dir, name=name, seed=seed, dev=dev,
-                    started=started, command=command)
+                    started=started, command=command, leave_out=leave_out)
 
     seed_everything(seed)
     frames = {r: run.table[run.roles == r].reset_index(drop=True) for r in SPLITS}
@@ -221,7 +253,7 @@ def fit_network(data, network: str, params: dict[str, Any] | None = None,
     summary = train_loop(module, spec, p, run.task, len(run.classes), train_inputs, prepared["valid"][0],
                          run.folder, seed, dev, resume, on_progress, run.positive_index)
 
-    sets, predictions = score_sets(run, module, frames, prepared, eval_on, cache_dir)
-    write_results(run.folder, {"sets": sets, "training": summary}, predictions)
-    write_params(run.folder, {**run.params_json, "training": summary})
+    sets, predictions, threshold = score_sets(run, module, frames, prepared, eval_on, cache_dir, target_fpr)
+    write_results(run.folder, {"sets": sets, "training": summary, "threshold": threshold}, predictions)
+    write_params(run.folder, {**run.params_json, "training": summary, "threshold": threshold})
     return load_network_run(run.folder)

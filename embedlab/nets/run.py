@@ -89,14 +89,15 @@ class NetworkRun(Run):
                 cache_dir: str | os.PathLike | None = DEFAULT_CACHE_DIR,
                 crops_dir: str | os.PathLike | None = DEFAULT_CROPS_DIR, workers: int | None = None,
                 on_progress: Callable[[int, int], None] | None = None,
-                features: str | None = None) -> pd.DataFrame:
+                features: str | None = None, threshold: float | None = None) -> pd.DataFrame:
         """Predicted label and ``proba_<class>`` per image of ``data`` (a table, files or folders).
 
         Portraits given to a network that reads tight face crops are cropped
         around their face first; the crops are saved under ``crops_dir``
         (column ``crop_path``), ``face_found`` says whether a face was found.
         ``features`` exists for the interface classifier runs share: a network
-        prepares its own inputs, so giving it is an error.
+        prepares its own inputs, so giving it is an error. A binary run's
+        ``decision`` applies ``threshold``, by default the one saved by fit.
         """
         if features is not None:
             raise ModelError(f"run {self.name} is a network: it prepares its own inputs, so --features does not apply")
@@ -111,7 +112,8 @@ class NetworkRun(Run):
         proba = np.full((len(table), len(self.classes)), np.nan)
         if usable.any():
             proba[usable] = proba_ok
-        out = self.prediction_table(table, proba, usable, [None if ok else "no face found" for ok in usable])
+        out = self.prediction_table(table, proba, usable, [None if ok else "no face found" for ok in usable],
+                                    threshold=threshold)
         if self.spec.uses_images:
             out["face_cropped"] = [bool(r.get("face_cropped")) for r in info]
             out["face_found"] = [r.get("face_found") for r in info]

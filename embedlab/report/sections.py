@@ -62,6 +62,9 @@ def overview_section(ctx: Context) -> None:
             parts.append(f'<p class="note">{dropped:,} images of this dataset have no cached features yet '
                          "and are left out of this report.</p>")
         parts.append(frame_table(counts, caption="Images per label and split", index_name="label"))
+        if not report.sources.empty:
+            parts.append(frame_table(report.sources, caption="Images per source (generator of the fakes) and split",
+                                     index_name="source"))
         if not report.subsets.empty:
             parts.append(frame_table(report.subsets, caption="FER-2013 subsets", index_name="label"))
         dup = report.duplicates
@@ -292,6 +295,7 @@ def models_section(ctx: Context, mistakes_per_run: int = 8) -> None:
         ("train_accuracy", "train accuracy", "pct"), ("real", "test accuracy, real faces", ""),
         ("generated", "test accuracy, generated faces", ""), ("test_accuracy", "test accuracy", "pct"),
         ("test_accuracy_ci", "95% CI", "ci"), ("test_auc", "test AUC", "f"), ("test_auc_ci", "95% CI", "ci3"),
+        ("test_brier", "test Brier", "f"), ("threshold", "threshold", "f"),
         ("eval_sets", "evaluated on", "")], caption="Model comparison", numeric=["real", "generated"]))
     # confusion matrices
     cms = []
@@ -319,6 +323,8 @@ def models_section(ctx: Context, mistakes_per_run: int = 8) -> None:
             grid.append(page.figure(analysis.plot_pr(pr, title=f"Precision-recall · {set_name}")))
     if grid:
         parts.append("<h3>ROC and precision-recall curves</h3>" + f'<div class="grid">{"".join(grid)}</div>')
+    parts.append(_calibration(ctx))
+    parts.append(_sources(ctx))
     hist = [page.figure(analysis.plot_history(rec.history, title=f"Training curves: {rec.name}"))
             for rec in ctx.records if rec.history is not None and len(rec.history)]
     if hist:
@@ -340,6 +346,43 @@ def models_section(ctx: Context, mistakes_per_run: int = 8) -> None:
     if gallery:
         parts.append("<h3>Most confident mistakes</h3>" + "".join(gallery))
     page.add("models", "Models", "".join(parts))
+
+
+def _calibration(ctx: Context) -> str:
+    """Reliability curves per held-out set across binary runs, with their Brier scores."""
+    curves: dict[str, dict[str, dict]] = {}
+    for rec in ctx.records:
+        for set_name, s in rec.sets.items():
+            if s.get("role") in ("test", "eval") and (s.get("reliability") or {}).get("predicted"):
+                curves.setdefault(set_name, {})[rec.name] = s
+    if not curves:
+        return ""
+    figs = [ctx.page.figure(analysis.plot_reliability(per_run, title=f"Reliability · {set_name}"))
+            for set_name, per_run in curves.items()]
+    return ("<h3>Calibration</h3><p class=\"muted\">Can the probabilities be read as probabilities? Images are "
+            "binned by their predicted probability of fake; a calibrated model's bins lie on the diagonal. "
+            "The Brier score is the mean squared error of that probability (0 is perfect, 0.25 is a coin "
+            "at 0.5).</p>" + f'<div class="grid">{"".join(figs)}</div>')
+
+
+def _sources(ctx: Context) -> str:
+    """Per-source figures of held-out sets, and the trained-on x scored-on matrix."""
+    matrix = analysis.source_matrix(ctx.records)
+    if matrix.empty:
+        return ""
+    parts = ["<h3>Sources of fakes</h3><p class=\"muted\">Each source's fakes against all the reals of the test "
+             "set: ROC AUC, and recall at the run's decision threshold (chosen on validation for a stated "
+             "false-positive rate on reals). A run fitted with <code>--leave-out SOURCE</code> never saw that "
+             "source: its cell, marked <i>unseen</i>, says how the detector does on a generator it has not met."
+             "</p>"]
+    if matrix["scored_on"].nunique() > 1 or matrix["unseen"].any():
+        parts.append(ctx.page.figure(analysis.plot_source_matrix(matrix)))
+    rows = matrix.assign(unseen=matrix["unseen"].map({True: "yes", False: ""})).to_dict("records")
+    parts.append(html_table(rows, [("run", "run", ""), ("trained_on", "trained on", ""),
+                                   ("scored_on", "scored on", ""), ("n", "fakes", "int"), ("auc", "ROC AUC", "f"),
+                                   ("recall", "recall at threshold", "pct"), ("unseen", "unseen", "")],
+                            caption="Per source of fakes, test set"))
+    return "".join(parts)
 
 
 def _acc_cell(row: dict, origin: str) -> str:

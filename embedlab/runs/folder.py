@@ -187,6 +187,26 @@ class Run:
     def classes(self) -> list[str]:
         return list(self.params["classes"])
 
+    def decision_threshold(self, threshold: float | None = None) -> dict[str, Any] | None:
+        """A binary run's decision threshold on ``P(positive class)``, None for other runs.
+
+        ``threshold`` when given; else the one ``fit`` chose on validation for
+        a stated false-positive rate on reals; else 0.5 (runs saved before
+        thresholds were), where the label is the most probable class.
+        ``source`` says which of the three it is.
+        """
+        positive = self.params.get("positive_class")
+        if self.params.get("task") != "binary" or positive not in self.classes:
+            return None
+        if threshold is not None:
+            if not 0 <= threshold <= 1:
+                raise ModelError(f"threshold {threshold}: a probability between 0 and 1")
+            return {"value": float(threshold), "positive_class": positive, "source": "given"}
+        saved = self.params.get("threshold")
+        if isinstance(saved, dict) and saved.get("value") is not None:
+            return {**saved, "positive_class": positive, "source": "run"}
+        return {"value": 0.5, "positive_class": positive, "source": "default"}
+
     def predictions(self) -> pd.DataFrame:
         """The per-image predictions stored when the run was fitted."""
         path = self.path / PREDICTIONS_FILE
@@ -195,10 +215,13 @@ class Run:
         return pd.read_parquet(path)
 
     def prediction_table(self, table: pd.DataFrame, proba: np.ndarray, ok: np.ndarray,
-                         reason: Sequence[str | None]) -> pd.DataFrame:
+                         reason: Sequence[str | None], threshold: float | None = None) -> pd.DataFrame:
         """What ``predict`` returns: the image columns, ``pred``, ``proba_<class>``, ``ok``, ``reason``.
 
         ``proba`` has a row per image of ``table`` (NaN where ``ok`` is False).
+        ``pred`` is the most probable class; a binary run adds ``threshold``
+        (see :meth:`decision_threshold`) and ``decision``, the label at that
+        threshold: the positive class at or above it, the other below.
         """
         classes = self.classes
         out = table[[c for c in ID_COLUMNS if c in table]].copy()
@@ -206,6 +229,13 @@ class Run:
         out["pred"] = [classes[i] if good else None for i, good in zip(best, ok)]
         for i, c in enumerate(classes):
             out[f"proba_{c}"] = proba[:, i]
+        cut = self.decision_threshold(threshold)
+        if cut is not None:
+            pos = classes.index(cut["positive_class"])
+            other = classes[1 - pos]
+            out["threshold"] = cut["value"]
+            out["decision"] = [(classes[pos] if p >= cut["value"] else other) if good else None
+                               for p, good in zip(proba[:, pos], ok)]
         out["ok"] = ok
         out["reason"] = list(reason)
         return out

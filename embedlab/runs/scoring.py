@@ -3,7 +3,12 @@
 Accuracy alone hides a badly placed threshold, so every set gets a bootstrap
 95% interval for accuracy, balanced accuracy, macro F1, per-class precision
 and recall and the confusion matrix; binary tasks add ROC AUC (with its
-interval), average precision and both curves.
+interval), average precision, both curves, the Brier score and a reliability
+curve. A binary run also has a decision threshold chosen on its validation
+set for a stated false-positive rate on reals (:func:`choose_threshold`);
+each set then reports how that threshold does (``at_threshold``) and, when
+the images name the source of their fakes, each source's fakes against all
+the set's reals (``per_source``: ROC AUC and recall at the threshold).
 
 Labels are matched to the model's classes by name (case and surrounding
 spaces ignored). A class the model knows but the set lacks is reported in
@@ -26,12 +31,18 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import pandas as pd
 
+from embedlab.core.errors import ModelError
+
 #: In a two-class task, the class scored as positive when present (ROC, precision-recall).
 POSITIVE_CLASS = "fake"
 #: Bootstrap resamples for the 95% intervals.
 N_BOOT = 1000
 #: Curves are thinned to at most this many points, enough to draw them.
 CURVE_POINTS = 400
+#: The false-positive rate on reals a binary run's decision threshold is chosen for, by default.
+TARGET_FPR = 0.01
+#: Equal-width bins of the predicted probability in a reliability curve.
+RELIABILITY_BINS = 10
 
 
 def match_labels(labels: Sequence[Any], classes: Sequence[str]) -> tuple[np.ndarray, list[str]]:
@@ -101,12 +112,142 @@ def _roc_auc(is_pos: np.ndarray, score: np.ndarray) -> float:
     return float((ranks[is_pos == 1].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
+def threshold_at_fpr(negative_scores: np.ndarray, target_fpr: float) -> float:
+    """The lowest threshold that calls at most ``target_fpr`` of the negatives positive (score >= threshold).
+
+    >>> threshold_at_fpr(np.array([0.1, 0.2, 0.3, 0.9]), 0.25)   # one of four negatives may pass
+    0.30000000000000004
+    >>> threshold_at_fpr(np.array([0.1, 0.2, 0.3, 0.9]), 0.0) > 0.9
+    True
+    """
+    if not 0 <= target_fpr < 1:
+        raise ValueError(f"target false-positive rate must be in [0, 1), got {target_fpr}")
+    scores = np.sort(np.asarray(negative_scores, dtype=float))[::-1]
+    if len(scores) == 0:
+        raise ValueError("no negatives to choose a threshold on")
+    allowed = int(np.floor(target_fpr * len(scores) + 1e-9))
+    # just above the (allowed+1)-th highest negative: it and every lower one fall below
+    return float(np.nextafter(scores[allowed], np.inf)) if allowed < len(scores) else 0.0
+
+
+def choose_threshold(labels: Sequence[Any], proba: np.ndarray, classes: Sequence[str], positive_class: str,
+                     target_fpr: float = TARGET_FPR) -> dict[str, Any]:
+    """A decision threshold on ``P(positive_class)`` for ``target_fpr`` on the other class, with what it gives.
+
+    An image is called positive when its probability is at or above
+    ``value``; on these images at most ``target_fpr`` of the negatives are.
+
+    >>> t = choose_threshold(["real"] * 4 + ["fake"] * 2, np.array([[.1, .9], [.2, .8], [.3, .7], [.6, .4],
+    ...                      [.9, .1], [.5, .5]]), ["fake", "real"], "fake", target_fpr=0.25)
+    >>> t["fpr"], t["recall"]
+    (0.25, 1.0)
+    """
+    classes = list(classes)
+    matched, _ = match_labels(list(labels), classes)
+    known = np.array([m is not None for m in matched], dtype=bool)
+    is_pos = np.array([m == positive_class for m in matched[known]], dtype=bool)
+    score = np.asarray(proba, dtype=float)[known][:, classes.index(positive_class)]
+    if is_pos.all():
+        raise ValueError(f"no image of a class other than {positive_class!r} to choose a threshold on")
+    value = threshold_at_fpr(score[~is_pos], target_fpr)
+    negative = next(c for c in classes if c != positive_class)
+    return {"value": value, "target_fpr": float(target_fpr), "positive_class": positive_class,
+            "negative_class": negative, **_at_threshold(is_pos, score, value)}
+
+
+def threshold_from(candidates: Sequence[tuple[str, Sequence[Any], np.ndarray]], classes: Sequence[str],
+                   positive_class: str | None, target_fpr: float = TARGET_FPR) -> dict[str, Any] | None:
+    """The run's decision threshold, chosen on the first of ``(set_name, labels, proba)`` that has negatives.
+
+    Runs pass ``valid`` first, then ``train`` for datasets without a
+    validation split; ``chosen_on`` names the set used. None for tasks
+    without a positive class.
+    """
+    if positive_class is None or len(classes) != 2:
+        return None
+    if not 0 <= target_fpr < 1:
+        raise ModelError(f"target false-positive rate must be at least 0 and below 1, got {target_fpr}")
+    for set_name, labels, proba in candidates:
+        try:
+            return {**choose_threshold(labels, proba, classes, positive_class, target_fpr), "chosen_on": set_name}
+        except ValueError:  # no negatives in this set: try the next
+            continue
+    return None
+
+
+def _at_threshold(is_pos: np.ndarray, score: np.ndarray, threshold: float) -> dict[str, Any]:
+    called = score >= threshold
+    n_pos, n_neg = int(is_pos.sum()), int((~is_pos).sum())
+    return {"fpr": float(called[~is_pos].mean()) if n_neg else None,
+            "recall": float(called[is_pos].mean()) if n_pos else None,
+            "accuracy": float((called == is_pos).mean()) if len(is_pos) else None,
+            "n_positive": n_pos, "n_negative": n_neg}
+
+
+def brier_score(is_pos: np.ndarray, score: np.ndarray) -> float:
+    """Mean squared distance between the probability of the positive class and the truth (0 is perfect).
+
+    >>> brier_score(np.array([1, 0]), np.array([0.8, 0.4]))
+    0.1
+    """
+    return float(np.round(np.mean((np.asarray(score, float) - np.asarray(is_pos, float)) ** 2), 12))
+
+
+def reliability_curve(is_pos: np.ndarray, score: np.ndarray, bins: int = RELIABILITY_BINS) -> dict[str, list]:
+    """Per bin of predicted probability: its mean prediction, the share truly positive, and the count.
+
+    Empty bins are left out; the bins are scikit-learn's ``calibration_curve``'s. A
+    calibrated model's points lie on the diagonal.
+    """
+    score = np.asarray(score, float)
+    edges = np.linspace(0, 1, bins + 1)
+    which = np.searchsorted(edges[1:-1], score)  # a value on an edge joins the bin below, as in scikit-learn
+    predicted, observed, count = [], [], []
+    for b in range(bins):
+        sel = which == b
+        if sel.any():
+            predicted.append(round(float(score[sel].mean()), 6))
+            observed.append(round(float(np.asarray(is_pos)[sel].mean()), 6))
+            count.append(int(sel.sum()))
+    return {"predicted": predicted, "observed": observed, "count": count}
+
+
+def per_source(labels: Sequence[Any], proba: np.ndarray, classes: Sequence[str], positive_class: str,
+               sources: Sequence[Any], threshold: float | None = None) -> dict[str, dict[str, Any]]:
+    """Each source's positives against all the negatives of the set: ROC AUC and recall at ``threshold``.
+
+    >>> per_source(["real", "real", "fake", "fake"], np.array([[.2, .8], [.6, .4], [.9, .1], [.3, .7]]),
+    ...            ["fake", "real"], "fake", ["real", "real", "gan", "sd"], threshold=0.5)["sd"]
+    {'n': 1, 'roc_auc': 0.5, 'recall': 0.0}
+    """
+    from sklearn.metrics import roc_auc_score
+
+    classes = list(classes)
+    matched, _ = match_labels(list(labels), classes)
+    is_pos = np.array([m == positive_class for m in matched], dtype=bool)
+    is_neg = np.array([m is not None and m != positive_class for m in matched], dtype=bool)
+    score = np.asarray(proba, dtype=float)[:, classes.index(positive_class)]
+    sources = np.array([None if s is None or s != s else str(s) for s in sources], dtype=object)
+    out: dict[str, dict[str, Any]] = {}
+    for source in sorted({s for s in sources[is_pos] if s is not None}):
+        mine = is_pos & (sources == source)
+        entry: dict[str, Any] = {"n": int(mine.sum())}
+        sel = mine | is_neg
+        entry["roc_auc"] = float(roc_auc_score(mine[sel], score[sel])) if is_neg.any() else None
+        entry["recall"] = float((score[mine] >= threshold).mean()) if threshold is not None else None
+        out[source] = entry
+    return out
+
+
 def evaluate(labels: Sequence[Any], proba: np.ndarray, classes: Sequence[str],
-             positive_class: str | None = None, n_boot: int = N_BOOT, seed: int = 0) -> dict[str, Any]:
+             positive_class: str | None = None, n_boot: int = N_BOOT, seed: int = 0,
+             threshold: float | None = None) -> dict[str, Any]:
     """Figures for one set: true ``labels`` against ``proba`` (one column per class).
 
     The predicted class is the most probable one (for a binary task, the
-    positive class above 0.5).
+    positive class above 0.5). A binary task's ``threshold`` on the positive
+    class adds ``at_threshold``: the false-positive rate, recall and
+    accuracy of calling positive every image at or above it.
     """
     from sklearn.metrics import (average_precision_score, balanced_accuracy_score, confusion_matrix,
                                  f1_score, precision_recall_curve, precision_recall_fscore_support,
@@ -149,6 +290,11 @@ def evaluate(labels: Sequence[Any], proba: np.ndarray, classes: Sequence[str],
         pos = classes.index(positive_class)
         is_pos = (y_true == pos).astype(int)
         score = p[:, pos]
+        out["brier"] = brier_score(is_pos, score)
+        out["reliability"] = reliability_curve(is_pos, score)
+        if threshold is not None:
+            out["at_threshold"] = {"threshold": float(threshold), **_at_threshold(is_pos.astype(bool), score,
+                                                                                   threshold)}
         if 0 < is_pos.sum() < len(is_pos):
             out["roc_auc"] = float(roc_auc_score(is_pos, score))
             out["roc_auc_ci"] = bootstrap_ci(_roc_auc, [is_pos, score], n_boot=n_boot, seed=seed)
@@ -174,19 +320,28 @@ def task_of(classes: Sequence[str]) -> tuple[str, str | None]:
 
 
 def score_set(proba: np.ndarray, rows: pd.DataFrame, classes: list[str], positive: str | None, *,
-              set_name: str, role: str, dataset: str, seed: int) -> tuple[dict[str, Any], pd.DataFrame]:
+              set_name: str, role: str, dataset: str, seed: int,
+              threshold: float | None = None) -> tuple[dict[str, Any], pd.DataFrame]:
     """The ``metrics.json`` entry and the prediction rows of one scored set.
 
     ``rows`` are the images that were scored (one per row of ``proba``), with
-    ``image_id``, ``path``, ``hash`` and ``label``. Both model kinds score
-    every set through here, so their figures mean the same.
+    ``image_id``, ``path``, ``hash`` and ``label`` (and ``source`` when the
+    dataset names the source of its fakes). Both model kinds score every set
+    through here, so their figures mean the same. ``threshold`` is the run's
+    decision threshold on the positive class (binary tasks).
     """
     metrics = {"role": role, "dataset": dataset,
-               **evaluate(rows["label"].tolist(), proba, classes, positive_class=positive, seed=seed)}
+               **evaluate(rows["label"].tolist(), proba, classes, positive_class=positive, seed=seed,
+                          threshold=threshold)}
+    if positive is not None and len(classes) == 2 and "source" in rows.columns and len(proba):
+        metrics["per_source"] = per_source(rows["label"].tolist(), proba, classes, positive,
+                                           rows["source"].tolist(), threshold)
     pred = [classes[i] for i in proba.argmax(axis=1)] if len(proba) else []
     out = pd.DataFrame({"set": set_name, "image_id": rows["image_id"].astype(str).values,
                         "path": rows["path"].astype(str).values, "hash": rows["hash"].astype(str).values,
                         "label": rows["label"].values, "pred": pred})
+    if "source" in rows.columns:
+        out["source"] = rows["source"].astype(object).values
     matched, _ = match_labels(out["label"].tolist(), classes)
     out["correct"] = matched == out["pred"].to_numpy(object)
     for i, c in enumerate(classes):
