@@ -45,32 +45,46 @@ def training_summary(run) -> dict:
             "train_images_per_second": round(n_train * len(history) / seconds, 1) if seconds else None}
 
 
-def evaluate_run(path: str, fer: pd.DataFrame, synth: pd.DataFrame, tta: bool) -> dict:
+def score_sets(classes: list[str], fer_labels, fer_probas, subsets: pd.Series, synth_labels, synth_probas) -> dict:
+    """PrivateTest, PublicTest, both, and the portraits (7-way and over the five emotions they hold)."""
     from embedlab.runs.scoring import evaluate
+
+    sets = {}
+    for key, mask in (("fer_private", subsets == "PrivateTest"), ("fer_public", subsets == "PublicTest"),
+                      ("fer_public_private", subsets.isin(["PublicTest", "PrivateTest"]))):
+        mask = mask.to_numpy()
+        sets[key] = summary(evaluate(list(pd.Series(fer_labels)[mask]), fer_probas[mask], classes))
+    sets["synthetic"] = summary(evaluate(list(synth_labels), synth_probas, classes))
+    # the portraits hold five emotions: score them as a five-way choice (disgust/fear never predicted)
+    five = sorted(set(synth_labels))
+    sets["synthetic_5way"] = summary(evaluate(list(synth_labels), synth_probas[:, [classes.index(c) for c in five]],
+                                              five))
+    return sets
+
+
+def with_min_recall(sets: dict, **extra) -> dict:
+    rec = sets["fer_private"]["recall"]
+    return {"sets": sets, "fer_min_recall": min(rec.values()) if rec else None, **extra}
+
+
+def probas_of(frame: pd.DataFrame, classes: list[str]):
+    return frame[[f"proba_{c}" for c in classes]].to_numpy(float)
+
+
+def evaluate_run(path: str, fer: pd.DataFrame, synth: pd.DataFrame, tta: bool) -> dict:
     from embedlab.nets import load_network_run
 
     run = load_network_run(path)
     run.params["model_params"]["tta_flip"] = tta
     classes = run.classes
     pred = run.predict(fer, cache_dir=ROOT / "results" / "cache", crops_dir=None)
-    probas = pred[[f"proba_{c}" for c in classes]].to_numpy(float)
-    sets = {}
-    for key, mask in (("fer_private", fer["subset"] == "PrivateTest"),
-                      ("fer_public", fer["subset"] == "PublicTest"),
-                      ("fer_public_private", fer["subset"].isin(["PublicTest", "PrivateTest"]))):
-        sets[key] = summary(evaluate(fer.loc[mask, "label"].tolist(), probas[mask.to_numpy()], classes))
     spred = run.predict(synth, cache_dir=None, crops_dir=ROOT / "results" / "crops" / "eval-emotion")
-    sprob = spred[[f"proba_{c}" for c in classes]].to_numpy(float)
-    sets["synthetic"] = summary(evaluate(synth["label"].tolist(), sprob, classes))
-    # the portraits hold five emotions: score them as a five-way choice (disgust/fear never predicted)
-    five = sorted(synth["label"].unique())
-    idx = [classes.index(c) for c in five]
-    sets["synthetic_5way"] = summary(evaluate(synth["label"].tolist(), sprob[:, idx], five))
+    sets = score_sets(classes, fer["label"].tolist(), probas_of(pred, classes), fer["subset"],
+                      synth["label"].tolist(), probas_of(spred, classes))
     found = spred["face_found"].fillna(False).astype(bool)
     sets["synthetic_5way"]["faces_found"] = int(found.sum())
     sets["synthetic_5way"]["no_face_found"] = int((~found).sum())
-    rec = sets["fer_private"]["recall"]
-    return {"sets": sets, "fer_min_recall": min(rec.values()) if rec else None}
+    return with_min_recall(sets)
 
 
 def evaluate_stored(path: str, fer: pd.DataFrame) -> dict:
@@ -79,27 +93,15 @@ def evaluate_stored(path: str, fer: pd.DataFrame) -> dict:
     Its FER-2013 test rows are matched to PrivateTest/PublicTest by image id; its
     other evaluation set is taken as the portraits, face-cropped before training.
     """
-    from embedlab.runs.scoring import evaluate
     from embedlab.nets import load_network_run
 
-    run = load_network_run(path)
-    classes = run.classes
+    classes = load_network_run(path).classes
     pred = pd.read_parquet(Path(path) / "predictions.parquet")
     test = pred[pred["set"] == "test"].merge(fer[["image_id", "subset"]], on="image_id", how="left")
-    proba = test[[f"proba_{c}" for c in classes]].to_numpy(float)
-    sets = {}
-    for key, mask in (("fer_private", test["subset"] == "PrivateTest"),
-                      ("fer_public", test["subset"] == "PublicTest"),
-                      ("fer_public_private", test["subset"].isin(["PublicTest", "PrivateTest"]))):
-        sets[key] = summary(evaluate(test.loc[mask, "label"].tolist(), proba[mask.to_numpy()], classes))
     synth = pred[~pred["set"].isin(["train", "valid", "test"])]
-    sprob = synth[[f"proba_{c}" for c in classes]].to_numpy(float)
-    sets["synthetic"] = summary(evaluate(synth["label"].tolist(), sprob, classes))
-    five = sorted(synth["label"].unique())
-    sets["synthetic_5way"] = summary(evaluate(synth["label"].tolist(), sprob[:, [classes.index(c) for c in five]],
-                                              five))
-    rec = sets["fer_private"]["recall"]
-    return {"sets": sets, "fer_min_recall": min(rec.values()) if rec else None, "from_stored_predictions": True}
+    sets = score_sets(classes, test["label"].tolist(), probas_of(test, classes), test["subset"],
+                      synth["label"].tolist(), probas_of(synth, classes))
+    return with_min_recall(sets, from_stored_predictions=True)
 
 
 def main() -> None:

@@ -8,28 +8,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from typer.testing import CliRunner
 
 from embedlab.api import fit, load_run
 from embedlab.core.errors import DatasetError, ModelError
 from embedlab.runs.scoring import choose_threshold, evaluate, per_source, score_set, threshold_at_fpr
-from embedlab_cli.main import app
-from two_sources import write_two_sources
+from two_sources import cli, two_sources  # noqa: F401  (two_sources is a fixture)
 
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample"
 RVF = SAMPLE / "real-vs-fake"
 FAST = "pixels[size=8]"
-runner = CliRunner()
-
-
-def cli(*args):
-    result = runner.invoke(app, [str(a) for a in args])
-    return result, result.stdout + (result.stderr if result.stderr_bytes is not None else "")
-
-
-@pytest.fixture(scope="module")
-def two_sources(tmp_path_factory) -> Path:
-    return write_two_sources(tmp_path_factory.mktemp("two-sources") / "faces")
 
 
 @pytest.fixture(scope="module")

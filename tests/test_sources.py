@@ -7,25 +7,12 @@ import shutil
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
 from embedlab import datasets
-from embedlab_cli.main import app
-from two_sources import write_two_sources
+from two_sources import cli, two_sources  # noqa: F401  (two_sources is a fixture)
 
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample"
 RVF = SAMPLE / "real-vs-fake"
-runner = CliRunner()
-
-
-def cli(*args):
-    result = runner.invoke(app, [str(a) for a in args])
-    return result, result.stdout + (result.stderr if result.stderr_bytes is not None else "")
-
-
-@pytest.fixture(scope="module")
-def two_sources(tmp_path_factory) -> Path:
-    return write_two_sources(tmp_path_factory.mktemp("two-sources") / "faces")
 
 
 # -- sources in the image table ----------------------------------------------- -----------------------------------------------

@@ -11,6 +11,11 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import pytest
+from typer.testing import CliRunner
+
+from embedlab_cli.main import app
+
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample"
 SD_SPLITS = {"train": 9, "valid": 3, "test": 3}
 
@@ -31,3 +36,15 @@ def write_two_sources(root: Path) -> Path:
             shutil.copy(f, out / f.name)
         start += n_sd
     return root
+
+
+def cli(*args):
+    """Run an ``embedlab`` command; returns the result and everything it printed."""
+    result = CliRunner().invoke(app, [str(a) for a in args])
+    return result, result.stdout + (result.stderr if result.stderr_bytes is not None else "")
+
+
+@pytest.fixture(scope="module")
+def two_sources(tmp_path_factory) -> Path:
+    """The two-source dataset, written once per test module."""
+    return write_two_sources(tmp_path_factory.mktemp("two-sources") / "faces")
