@@ -11,6 +11,7 @@ from rich.console import Console
 
 from embedlab.core.defaults import DEFAULT_CACHE_DIR, DEFAULT_REPORT, DEFAULT_RUNS_DIR, RESULTS_DIR, SAMPLE_DATA_DIR
 from embedlab.core.errors import EmbedlabError
+from embedlab_cli.terminal import shown
 
 app = typer.Typer(
     name="embedlab",
@@ -33,7 +34,8 @@ __all__ = ["DEFAULT_CACHE", "DEFAULT_RUNS", "DEFAULT_REPORT", "RESULTS_DIR", "SA
 
 
 def fail(message: str, code: int = 2) -> None:
-    err_console.print(f"[bold red]error:[/bold red] {message}", highlight=False, soft_wrap=True)
+    """Print ``message`` (plain text: file names in it are shown literally) and exit with ``code``."""
+    err_console.print(f"[bold red]error:[/bold red] {shown(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 

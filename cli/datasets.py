@@ -9,6 +9,7 @@ import typer
 from rich.table import Table
 
 from embedlab_cli.app import app, clean_errors, console
+from embedlab_cli.terminal import shown
 
 datasets_app = typer.Typer(help="Inspect datasets and the layouts embedlab reads.", no_args_is_help=True)
 app.add_typer(datasets_app, name="datasets")
@@ -54,7 +55,7 @@ def inspect(
         console.print_json(json.dumps(out, default=str))
         return
 
-    console.print(f"[bold]{report.root}[/bold]  layout [cyan]{report.layout}[/cyan]  "
+    console.print(f"[bold]{shown(report.root)}[/bold]  layout [cyan]{report.layout}[/cyan]  "
                   f"{report.n_images} images", highlight=False)
     counts = _label_table("Images per label and split", report.counts.assign(total=report.counts.sum(axis=1)), str)
     counts.add_row("[bold]total", *(f"[bold]{int(v)}" for v in report.counts.sum().tolist()),
@@ -80,7 +81,7 @@ def inspect(
         n_bad = len(report.unreadable)
         console.print(f"Unreadable files: [{'red' if n_bad else 'green'}]{n_bad}[/]", highlight=False)
         for r in report.unreadable.head(show).itertuples():
-            console.print(f"  {r.error}", highlight=False, soft_wrap=True)
+            console.print(f"  {shown(r.error)}", highlight=False, soft_wrap=True)
     d = report.duplicates
     console.print(
         f"Exact duplicates: {len(d)} groups ({int(d['copies'].sum()) if len(d) else 0} images); "
@@ -88,7 +89,7 @@ def inspect(
         f"[{'red' if len(report.conflicting_labels) else 'green'}]{len(report.conflicting_labels)} "
         f"with conflicting labels[/]", highlight=False)
     for warning in report.warnings:
-        console.print(f"[bold yellow]warning:[/bold yellow] {warning}", highlight=False)
+        console.print(f"[bold yellow]warning:[/bold yellow] {shown(warning)}", highlight=False)
     for kind, table in (("across splits", report.cross_split), ("conflicting labels", report.conflicting_labels)):
         if len(table):
             t = Table(title=f"Duplicates {kind} (first {min(show, len(table))} of {len(table)})",
@@ -98,8 +99,8 @@ def inspect(
             t.add_column("images", overflow="fold")
             for r in table.head(show).itertuples():
                 more = f" (+{len(r.image_ids) - 3} more)" if len(r.image_ids) > 3 else ""
-                t.add_row(str(r.copies), ", ".join(r.splits), ", ".join(r.labels),
-                          "\n".join(r.image_ids[:3]) + more)
+                t.add_row(str(r.copies), shown(", ".join(r.splits)), shown(", ".join(r.labels)),
+                          "\n".join(map(shown, r.image_ids[:3])) + more)
             console.print(t)
 
 
@@ -108,9 +109,9 @@ def _label_table(title: str, frame, fmt, index: str = "label") -> Table:
     table = Table(title=title, title_justify="left")
     table.add_column(index)
     for col in frame.columns:
-        table.add_column(str(col), justify="right")
+        table.add_column(shown(col), justify="right")
     for label, row in frame.iterrows():
-        table.add_row(str(label), *(fmt(v) for v in row.tolist()))
+        table.add_row(shown(label), *(fmt(v) for v in row.tolist()))
     return table
 
 

@@ -9,6 +9,7 @@ import typer
 from rich.table import Table
 
 from embedlab_cli.app import DEFAULT_CACHE, app, clean_errors, console, progress_bar
+from embedlab_cli.terminal import shown
 
 
 @app.command()
@@ -52,7 +53,7 @@ def encode(
     if engine is not None or device is not None:
         features = encoding_options(features, engine=engine, device=device)
     table = datasets.load(data, layout=layout)
-    console.print(f"[bold]{data}[/bold]: {len(table)} images, layout [cyan]{table.attrs['layout']}[/cyan]",
+    console.print(f"[bold]{shown(data)}[/bold]: {len(table)} images, layout [cyan]{table.attrs['layout']}[/cyan]",
                   highlight=False)
     with progress_bar("encoding", quiet=quiet) as update:
         df = run_encode(table, features, cache_dir=cache_dir, workers=workers, per_class=per_class,
@@ -82,4 +83,4 @@ def print_summary(summary: dict, cache_dir: Path) -> None:
     rate = summary["images_per_second"]
     console.print(f"{summary['seconds']:.1f} s"
                   + (f", {rate:.1f} images/s computed" if summary["computed_images"] else ", nothing to compute")
-                  + f"; cache: {cache_dir}", highlight=False)
+                  + f"; cache: {shown(cache_dir)}", highlight=False)

@@ -7,11 +7,11 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.markup import escape
 from rich.table import Table
 
 from embedlab_cli.app import DEFAULT_CACHE, DEFAULT_RUNS, app, clean_errors, console, fail, progress_bar
 from embedlab_cli.runs import threshold_line
+from embedlab_cli.terminal import shown
 
 FORMATS = ("table", "csv", "json")
 
@@ -77,13 +77,13 @@ def predict(
     if cut is not None:
         console.print(threshold_line(cut), highlight=False)
     at = "" if cut is None else f", labelled at threshold {cut['value']:.4f}"
-    out = Table(title=f"{len(table)} images, run {getattr(fitted, 'name', folder)}{at}", title_justify="left")
+    out = Table(title=f"{len(table)} images, run {shown(getattr(fitted, 'name', folder))}{at}", title_justify="left")
     probas = [c for c in table.columns if c.startswith("proba_")]
     for col in ("image", "prediction", *(c[len("proba_"):] for c in probas)):
         out.add_column(col, justify="right" if col not in ("image", "prediction") else "left")
     for _, r in table.iterrows():
         made = r["pred"] if cut is None else r["decision"]
-        pred = made if pd.notna(made) else f"[red]none: {escape(str(r['reason']))}[/red]"
-        out.add_row(escape(str(r["image_id"])), str(pred),
+        pred = made if pd.notna(made) else f"[red]none: {shown(str(r['reason']))}[/red]"
+        out.add_row(shown(r["image_id"]), shown(pred) if pd.notna(made) else pred,
                     *("-" if r[c] != r[c] else f"{r[c]:.3f}" for c in probas))
     console.print(out)

@@ -1,0 +1,38 @@
+"""Showing user-controlled text (file names, labels, run names) on a terminal safely.
+
+Anything a user or a dataset controls goes through :func:`shown` before rich
+prints it: rich markup in it is escaped (a file named ``[blink red]x.jpg``
+prints as written, and ``photos [`` cannot break the line it is in), and
+control characters (terminal escape sequences, newlines, bidi overrides) are
+written as Python escapes, so a file name cannot move the cursor or recolour
+the terminal.
+
+>>> print(shown("[blink red]BLINK[reverse].jpg"))
+\\[blink red]BLINK\\[reverse].jpg
+>>> print(shown("a\\x1b[31mred\\nb.jpg"))
+a\\x1b[31mred\\nb.jpg
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from typing import Any
+
+from rich.markup import escape
+
+#: Unicode categories shown escaped: controls (C0, C1, DEL) and format characters (bidi overrides...)
+_HIDDEN = ("Cc", "Cf")
+
+
+def printable(value: Any) -> str:
+    """``str(value)`` with control and format characters written as ``\\xNN``/``\\uNNNN`` escapes."""
+    text = str(value)
+    if text.isprintable():
+        return text
+    return "".join(ch.encode("unicode_escape").decode("ascii")
+                   if unicodedata.category(ch) in _HIDDEN else ch for ch in text)
+
+
+def shown(value: Any) -> str:
+    """``value`` as text rich prints literally: control characters escaped, then markup escaped."""
+    return escape(printable(value))
