@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import typer
 from rich.table import Table
 
-from embedlab_cli.app import app, clean_errors, console
+from embedlab_cli.app import app, clean_errors, console, print_json
 from embedlab_cli.terminal import shown
 
 datasets_app = typer.Typer(help="Inspect datasets and the layouts embedlab reads.", no_args_is_help=True)
@@ -52,7 +51,7 @@ def inspect(
             "sharpness": {s: report.sharpness[s].round(2).to_dict() for s in report.sharpness.columns},
             "warnings": report.warnings,
         }
-        console.print_json(json.dumps(out, default=str))
+        print_json(out)
         return
 
     console.print(f"[bold]{shown(report.root)}[/bold]  layout [cyan]{report.layout}[/cyan]  "

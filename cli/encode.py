@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from embedlab_cli.app import DEFAULT_CACHE, app, clean_errors, console, progress_bar
+from embedlab_cli.app import app, cache_option, clean_errors, console, progress_bar
 from embedlab_cli.terminal import shown
 
 
@@ -19,10 +19,10 @@ def encode(
     features: str = typer.Option(
         "encoding", "--features", "-f",
         help="Comma-separated feature specs: encoding, spectrum, pixels, cnn:resnet18; "
-        "parameters in brackets, e.g. 'encoding[detector=none,jitters=2]'. See `embedlab features`."),
+        "parameters in brackets, e.g. 'encoding\\[detector=none,jitters=2]'. See `embedlab features`."),
     workers: Optional[int] = typer.Option(None, "--workers", "-w", help="Worker processes (default: all cores)."),
     per_class: Optional[int] = typer.Option(None, "--per-class", help="Use at most N images per split and label."),
-    cache_dir: Path = typer.Option(DEFAULT_CACHE, "--cache-dir", help="Where the feature cache lives."),
+    cache_dir: Path = cache_option(),
     layout: str = typer.Option("auto", "--layout", help="Dataset layout; 'auto' detects it."),
     seed: int = typer.Option(0, "--seed", help="Seed for --per-class sampling."),
     scheduler: Optional[str] = typer.Option(

@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from embedlab_cli.app import DEFAULT_CACHE, app, clean_errors, console
+from embedlab_cli.app import app, cache_option, clean_errors, console
 
 
 @app.command("features")
@@ -17,9 +17,9 @@ def features() -> None:
     """List the feature extractors, their parameters and defaults.
 
     Use them in --features as name, name:value (the first parameter) or
-    name[key=value,...]; join several with commas.
+    name\\[key=value,...]; join several with commas.
 
-    Example: [bold]embedlab encode DATA --features 'encoding[detector=none],spectrum'[/bold]
+    Example: [bold]embedlab encode DATA --features 'encoding\\[detector=none],spectrum'[/bold]
     """
     from embedlab.features import EXTRACTORS
 
@@ -41,7 +41,7 @@ app.add_typer(cache_app, name="cache")
 
 @cache_app.command("ls")
 @clean_errors
-def cache_ls(cache_dir: Path = typer.Option(DEFAULT_CACHE, "--cache-dir", help="Where the feature cache lives.")) -> None:
+def cache_ls(cache_dir: Path = cache_option()) -> None:
     """One line per cached feature set: key, extractor parameters, images, failures, size.
 
     Example: [bold]embedlab cache ls[/bold]

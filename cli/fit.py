@@ -10,7 +10,7 @@ from typing import Optional
 import typer
 
 from embedlab.classifiers import CLASSIFIERS, parse_params
-from embedlab_cli.app import DEFAULT_CACHE, DEFAULT_RUNS, app, clean_errors, progress_bar
+from embedlab_cli.app import app, cache_option, clean_errors, progress_bar, runs_option
 from embedlab_cli.runs import print_run
 
 
@@ -21,7 +21,7 @@ def fit(
     features: str = typer.Option(
         "encoding", "--features", "-f",
         help="Feature specs joined by '+' or ',': encoding, spectrum, pixels, cnn:resnet18, with parameters "
-        "in brackets, e.g. 'encoding[detector=none]+spectrum'. Computed and cached when missing."),
+        "in brackets, e.g. 'encoding\\[detector=none]+spectrum'. Computed and cached when missing."),
     model: str = typer.Option(
         "svm", "--model", "-m",
         help=f"Classifier: {', '.join(CLASSIFIERS.names())}; or a network from embedlab.nets."),
@@ -34,12 +34,12 @@ def fit(
     eval_features: Optional[str] = typer.Option(
         None, "--eval-features",
         help="Feature specs for the --eval-on sets (default: --features); same features and sizes, e.g. "
-        "'encoding' (face detector) for medium shots when training used 'encoding[detector=none]'."),
+        "'encoding' (face detector) for medium shots when training used 'encoding\\[detector=none]'."),
     missing: str = typer.Option("drop", "--missing", help="Images without features: 'drop' (counted) or 'error'."),
     per_class: Optional[int] = typer.Option(None, "--per-class", help="Use at most N images per split and label of DATA."),
     name: Optional[str] = typer.Option(None, "--name", help="Run name (default: data-features-model-time)."),
-    runs_dir: Path = typer.Option(DEFAULT_RUNS, "--runs-dir", help="Where run folders are written."),
-    cache_dir: Path = typer.Option(DEFAULT_CACHE, "--cache-dir", help="Where the feature cache lives."),
+    runs_dir: Path = runs_option("Where run folders are written."),
+    cache_dir: Path = cache_option(),
     layout: str = typer.Option("auto", "--layout", help="Dataset layout; 'auto' detects it."),
     seed: int = typer.Option(0, "--seed", help="Seed for splits, models and bootstrap intervals."),
     workers: Optional[int] = typer.Option(None, "--workers", "-w", help="Worker processes (default: all cores)."),

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Optional
 
 import typer
 from rich.table import Table
 
-from embedlab_cli.app import DEFAULT_CACHE, DEFAULT_RUNS, app, clean_errors, console, fail, progress_bar
+from embedlab_cli.app import app, cache_option, clean_errors, console, fail, print_json, progress_bar, runs_option
 from embedlab_cli.runs import threshold_line
 from embedlab_cli.terminal import shown
 
@@ -27,9 +26,9 @@ def predict(
     features: Optional[str] = typer.Option(
         None, "--features", "-f",
         help="Replace the run's feature specs (same features and sizes), e.g. 'encoding' to find the "
-        "face in medium shots for a run fitted on 'encoding[detector=none]'."),
-    runs_dir: Path = typer.Option(DEFAULT_RUNS, "--runs-dir", help="Where run folders live."),
-    cache_dir: Path = typer.Option(DEFAULT_CACHE, "--cache-dir", help="Where the feature cache lives."),
+        "face in medium shots for a run fitted on 'encoding\\[detector=none]'."),
+    runs_dir: Path = runs_option(),
+    cache_dir: Path = cache_option(),
     workers: Optional[int] = typer.Option(None, "--workers", "-w", help="Worker processes (default: all cores)."),
     threshold: Optional[float] = typer.Option(
         None, "--threshold",
@@ -71,8 +70,7 @@ def predict(
         typer.echo(table.to_csv(index=False), nl=False)
         return
     if output == "json":
-        records = table.astype(object).where(table.notna(), None).to_dict(orient="records")
-        typer.echo(json.dumps(records, default=str))
+        print_json(table.astype(object).where(table.notna(), None).to_dict(orient="records"))
         return
     if cut is not None:
         console.print(threshold_line(cut), highlight=False)

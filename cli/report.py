@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 from typing import List, Optional
 
 import typer
 
-from embedlab_cli.app import DEFAULT_CACHE, DEFAULT_REPORT, app, clean_errors, console, err_console
+from embedlab_cli.app import DEFAULT_REPORT, RUNS_ENV, app, cache_option, clean_errors, console, err_console
 
 
 @app.command()
@@ -21,14 +22,15 @@ def report(
         "already cached for most of its images, else its layout's default: encoding\\[detector=none] for the "
         "140k faces and FER-2013 (already tight crops), encoding (hog detector) otherwise."),
     runs: Optional[List[Path]] = typer.Option(
-        None, "--runs", "-r", help="Run folder, or a folder of them (repeatable). Default with no DATA: results/runs."),
+        None, "--runs", "-r", help="Run folder, or a folder of them (repeatable). Default with no DATA: "
+        "$EMBEDLAB_RUNS_DIR, else results/runs."),
     output: Path = typer.Option(DEFAULT_REPORT, "--output", "-o", help="HTML file to write."),
     features: Optional[str] = typer.Option(
         None, "--features", "-f", help="Feature specs for every DATA that names none (overrides the defaults)."),
     generated: Optional[List[str]] = typer.Option(
         None, "--generated", help="Dataset (name or path) whose faces are all generated (repeatable). "
         "Default: datasets named like synthetic-*/generated-*; real/fake labels always decide per face."),
-    cache_dir: Path = typer.Option(DEFAULT_CACHE, "--cache-dir", help="Where the feature cache lives."),
+    cache_dir: Path = cache_option(),
     compute: bool = typer.Option(True, "--compute/--cached-only",
                                  help="Compute missing features, or use only images already in the cache."),
     workers: Optional[int] = typer.Option(None, "--workers", "-w", help="Worker processes for missing features."),
@@ -52,6 +54,8 @@ def report(
     from embedlab.report import write_report
 
     started = time.perf_counter()
+    if not data and not runs and os.environ.get(RUNS_ENV):
+        runs = [Path(os.environ[RUNS_ENV])]
     with err_console.status("report") as status:
         path = write_report(output, datasets=data or [], runs=runs or [], cache_dir=cache_dir, features=features,
                             generated=generated or None, compute=compute, workers=workers,

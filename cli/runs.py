@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, Iterable, Optional
 
@@ -10,7 +9,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from embedlab_cli.app import DEFAULT_RUNS, app, clean_errors, console
+from embedlab_cli.app import app, clean_errors, console, print_json, runs_option
 
 
 runs_app = typer.Typer(help="List fitted runs and show their figures.", invoke_without_command=True)
@@ -165,7 +164,7 @@ def print_run(params: dict, metrics: dict, path: Path | str, sets: Iterable[str]
 @clean_errors
 def runs(
     ctx: typer.Context,
-    runs_dir: Path = typer.Option(DEFAULT_RUNS, "--runs-dir", help="Where run folders live."),
+    runs_dir: Path = runs_option(),
     as_json: bool = typer.Option(False, "--json", help="Print the list as JSON."),
 ) -> None:
     """List fitted runs with their key figures (test set when there is one).
@@ -178,7 +177,7 @@ def runs(
 
     table = list_runs(runs_dir)
     if as_json:
-        console.print_json(json.dumps(table.to_dict(orient="records"), default=str))
+        print_json(table.to_dict(orient="records"))
         return
     if table.empty:
         console.print(f"no runs in {runs_dir}; fit one with `embedlab fit DATA --model svm`", highlight=False)
@@ -199,7 +198,7 @@ def runs(
 @clean_errors
 def show(
     run: str = typer.Argument(..., help="Run folder, or run name under --runs-dir."),
-    runs_dir: Path = typer.Option(DEFAULT_RUNS, "--runs-dir", help="Where run folders live."),
+    runs_dir: Path = runs_option(),
     sets: Optional[list[str]] = typer.Option(None, "--set", help="Sets to detail (default: test and eval sets)."),
     as_json: bool = typer.Option(False, "--json", help="Print params and metrics as JSON."),
 ) -> None:
@@ -211,6 +210,6 @@ def show(
 
     r = load_run(run, runs_dir, load_model_files=False)
     if as_json:
-        console.print_json(json.dumps({"params": r.params, "metrics": r.metrics}, default=str))
+        print_json({"params": r.params, "metrics": r.metrics})
         return
     print_run(r.params, r.metrics, r.path, sets=sets or None)

@@ -25,7 +25,7 @@ from embedlab.classifiers.fit import fit_classifier
 from embedlab.classifiers.run import ClassifierRun, load_classifier_run
 from embedlab.compute.extraction import ProgressCallback, encode, feature_matrix
 from embedlab.core.defaults import DEFAULT_CACHE_DIR, DEFAULT_RUNS_DIR
-from embedlab.core.errors import ModelError, UnknownNameError
+from embedlab.core.errors import OptionError, UnknownNameError
 from embedlab.nets import NETWORKS, NetworkRun, fit_network, load_network_run
 from embedlab.runs.folder import read_run
 from embedlab.runs.scoring import TARGET_FPR
@@ -64,14 +64,14 @@ def fit(data: str | os.PathLike | pd.DataFrame, features: str | Sequence[str] = 
     """
     if model in CLASSIFIERS:
         if epochs is not None or resume or device != "auto":
-            raise ModelError(f"device, epochs and resume apply to networks only; {model!r} is a classifier")
+            raise OptionError(f"device, epochs and resume apply to networks only; {model!r} is a classifier")
         return fit_classifier(data, features, model, params=params, search=search, class_weight=class_weight,
                               eval_on=eval_on, runs_dir=runs_dir, name=name, cache_dir=cache_dir, seed=seed,
                               workers=workers, on_progress=on_progress, target_fpr=target_fpr,
                               leave_out=leave_out, **options)
     if model in NETWORKS:
         if options.get("scheduler") is not None:
-            raise ModelError(f"--scheduler applies to the xgboost classifier only; {model!r} is a network")
+            raise OptionError(f"--scheduler applies to the xgboost classifier only; {model!r} is a network")
         return fit_network(data, network=model, params=params, eval_on=eval_on, runs_dir=runs_dir,
                            name=name, cache_dir=cache_dir, seed=seed, device=device, epochs=epochs,
                            resume=resume, on_progress=on_progress, command=options.get("command"),

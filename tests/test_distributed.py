@@ -132,7 +132,7 @@ def test_bad_scheduler_addresses_are_clean_errors(sample, tmp_path, monkeypatch)
             embedlab.encode(sample / "face-photos", "spectrum", cache_dir=tmp_path, scheduler=bad)
     result = CliRunner().invoke(app, ["encode", str(sample / "face-photos"), "-f", "spectrum",
                                       "--cache-dir", str(tmp_path), "--scheduler", "tcp://127.0.0.1:1"])
-    assert result.exit_code == 2 and "cannot reach the Dask scheduler" in result.output
+    assert result.exit_code == 1 and "cannot reach the Dask scheduler" in result.output
     assert "Traceback" not in result.output
 
 

@@ -121,7 +121,7 @@ def test_cli_errors_are_clean(dirs, tmp_path):
     shutil.copytree(RVF / "train" / "real", one / "real")
     res, out = cli("fit", one, "-f", "pixels[size=8]", "-q", "--cache-dir", dirs["cache_dir"],
                    "--runs-dir", dirs["runs_dir"])
-    assert res.exit_code == 2 and "single class (real)" in out
+    assert res.exit_code == 1 and "single class (real)" in out
 
 
 def test_cli_predict_task_needs_the_shipped_run(monkeypatch, tmp_path):
@@ -129,7 +129,7 @@ def test_cli_predict_task_needs_the_shipped_run(monkeypatch, tmp_path):
 
     monkeypatch.setattr(runs, "__file__", str(tmp_path / "runs.py"))
     res, out = cli("predict", RVF / "test", "--task", "emotion")
-    assert res.exit_code == 2 and "no reference run for task 'emotion'" in out
+    assert res.exit_code == 1 and "no reference run for task 'emotion'" in out
 
 
 def test_cli_predict_with_the_shipped_emotion_model(tmp_path):

@@ -38,7 +38,7 @@ from embedlab.classifiers.run import ClassifierRun, load_classifier_run
 from embedlab.classifiers.xgboost_dask import fit_xgboost_dask
 from embedlab.compute.extraction import encode, feature_matrix, resolve_features
 from embedlab.core.defaults import DEFAULT_CACHE_DIR, DEFAULT_RUNS_DIR
-from embedlab.core.errors import DatasetError, ModelError
+from embedlab.core.errors import DatasetError, ModelError, OptionError
 from embedlab.core.specs import split_feature_list
 from embedlab.core.system import default_workers
 from embedlab.datasets import as_table, sample_per_class
@@ -184,28 +184,28 @@ def feature_specs(features: str | Sequence[str]) -> list[str]:
 def check_options(config: FitConfig) -> Plan:
     """Resolve model and features; unknown names and contradicting options fail here, before any work."""
     if config.missing not in MISSING:
-        raise ModelError(f"missing={config.missing!r}: choose {' or '.join(MISSING)}")
+        raise OptionError(f"missing={config.missing!r}: choose {' or '.join(MISSING)}")
     if not 0 <= config.target_fpr < 1:
-        raise ModelError(f"target_fpr={config.target_fpr}: a false-positive rate at least 0 and below 1")
+        raise OptionError(f"target_fpr={config.target_fpr}: a false-positive rate at least 0 and below 1")
     if config.class_weight not in (None, "none", "balanced"):
-        raise ModelError(f"class_weight={config.class_weight!r}: choose 'balanced' or none")
+        raise OptionError(f"class_weight={config.class_weight!r}: choose 'balanced' or none")
     class_weight = None if config.class_weight == "none" else config.class_weight
     n_jobs = config.workers or default_workers()
     user_params = dict(config.params or {})
     pipe = create_classifier(config.model, user_params, seed=config.seed, n_jobs=n_jobs)
     if config.scheduler is not None and (config.model != "xgboost" or config.search or class_weight):
-        raise ModelError("--scheduler trains the xgboost model only, without --search or --class-weight; "
+        raise OptionError("--scheduler trains the xgboost model only, without --search or --class-weight; "
                          f"got model {config.model!r}" + (" with --search" if config.search else "")
                          + (" with --class-weight" if class_weight else ""))
     if class_weight and not supports_sample_weight(pipe):
-        raise ModelError(f"model {config.model!r} cannot weight classes; drop --class-weight or pick another model")
+        raise OptionError(f"model {config.model!r} cannot weight classes; drop --class-weight or pick another model")
     specs = feature_specs(config.features)
     extractors = resolve_features(specs)
     eval_specs = feature_specs(config.eval_features) if config.eval_features else specs
     eval_extractors = resolve_features(eval_specs)
     if ([e.name for e in eval_extractors] != [e.name for e in extractors]
             or [e.dim for e in eval_extractors] != [e.dim for e in extractors]):
-        raise ModelError(f"eval features {'+'.join(eval_specs)} must give the same features and sizes as "
+        raise OptionError(f"eval features {'+'.join(eval_specs)} must give the same features and sizes as "
                          f"{'+'.join(specs)}")
     return Plan(pipe, user_params, class_weight, n_jobs, specs, extractors, eval_specs, eval_extractors)
 

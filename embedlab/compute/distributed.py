@@ -41,7 +41,7 @@ from typing import Any, Callable, Sequence
 
 import embedlab
 from embedlab.compute.workers import extract_chunk
-from embedlab.core.errors import EmbedlabError
+from embedlab.core.errors import EmbedlabError, UsageError
 from embedlab.core.system import default_workers
 from embedlab.datasets.images import is_csv_row, split_csv_row
 
@@ -84,15 +84,15 @@ def parse_scheduler(scheduler: str) -> tuple[str, Any]:
     if text == "local" or text.startswith("local:"):
         count = text.partition(":")[2] or str(default_workers())
         if not count.isdigit() or int(count) < 1:
-            raise EmbedlabError(f"--scheduler {text!r}: use local:N with N >= 1 worker processes")
+            raise UsageError(f"--scheduler {text!r}: use local:N with N >= 1 worker processes")
         return "local", int(count)
     if text.endswith(".json"):
         if not Path(text).is_file():
-            raise EmbedlabError(f"--scheduler {text!r}: no such scheduler file")
+            raise UsageError(f"--scheduler {text!r}: no such scheduler file")
         return "file", text
     if "://" in text or (":" in text and text.rpartition(":")[2].isdigit()):
         return "address", text
-    raise EmbedlabError(
+    raise UsageError(
         f"--scheduler {text!r} is not understood; use tcp://HOST:8786 for a running Dask "
         "scheduler, local:N for N worker processes on this machine, or a scheduler file (*.json)"
     )

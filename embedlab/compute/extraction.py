@@ -22,7 +22,7 @@ from embedlab.compute.cache import FeatureCache
 from embedlab.compute.distributed import ChunkDone, run_chunks
 from embedlab.compute.workers import Task, extract_chunk, init_worker
 from embedlab.core.defaults import DEFAULT_CACHE_DIR
-from embedlab.core.errors import EmbedlabError, FeatureError
+from embedlab.core.errors import FeatureError, UsageError
 from embedlab.core.system import default_workers
 from embedlab.datasets import as_table, sample_per_class
 from embedlab.features import FeatureExtractor, create_extractor, split_feature_list
@@ -80,7 +80,7 @@ def encode(
     extractors = resolve_features(features)
     workers = default_workers() if workers is None else int(workers)
     if workers < 1:
-        raise EmbedlabError(f"--workers must be at least 1, got {workers}")
+        raise UsageError(f"--workers must be at least 1, got {workers}")
     cache = FeatureCache(cache_dir)
     tasks, cached_counts = missing_tasks(df, extractors, cache)
     committer = Committer(cache, extractors, len(tasks), on_progress)

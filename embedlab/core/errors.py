@@ -12,7 +12,12 @@ class EmbedlabError(Exception):
     """Base class of every error embedlab raises on purpose."""
 
 
-class UnknownNameError(EmbedlabError, KeyError):
+class UsageError(EmbedlabError, ValueError):
+    """What was asked cannot be done as written: an unknown name, a bad option value or feature
+    spec, a path that does not exist. The command line exits with 2 on these, 1 on other errors."""
+
+
+class UnknownNameError(UsageError, KeyError):
     """A registry was asked for a name it does not hold."""
 
     def __init__(self, kind: str, name: str, available: list[str]):
@@ -29,12 +34,20 @@ class DatasetError(EmbedlabError):
     """A dataset path, layout or manifest cannot be read as asked."""
 
 
+class DatasetPathError(DatasetError, UsageError):
+    """A dataset path or option names nothing that can be read (no such folder, wrong layout)."""
+
+
 class ImageReadError(EmbedlabError):
     """One image cannot be decoded; the message says why."""
 
 
 class FeatureError(EmbedlabError):
     """A feature extractor is misconfigured or cannot run (missing weights...)."""
+
+
+class SpecError(FeatureError, UsageError):
+    """A feature spec cannot be parsed, or names a parameter or value its extractor does not take."""
 
 
 class NoFaceFound(FeatureError):
@@ -47,3 +60,7 @@ class CacheError(EmbedlabError):
 
 class ModelError(EmbedlabError):
     """A model, run folder or training request is invalid."""
+
+
+class OptionError(ModelError, UsageError):
+    """An option of fit, predict or a run does not apply, or its value is out of range."""

@@ -64,8 +64,26 @@ def json_default(value: Any) -> Any:
     return str(value)
 
 
+def finite(obj: Any) -> Any:
+    """``obj`` with every NaN or infinite float (numpy's too) replaced by None, as strict JSON has no NaN.
+
+    >>> finite({"auc": float("nan"), "n": [1.0, np.float32("inf")]})
+    {'auc': None, 'n': [1.0, None]}
+    """
+    if isinstance(obj, dict):
+        return {k: finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [finite(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return finite(obj.tolist())
+    if isinstance(obj, (float, np.floating)):
+        return float(obj) if np.isfinite(obj) else None
+    return obj
+
+
 def to_json(obj: Any, *, indent: int | None = 2, sort_keys: bool = False) -> str:
-    return json.dumps(obj, indent=indent, sort_keys=sort_keys, default=json_default)
+    """Strict JSON (``null`` for NaN and infinities) that any parser reads."""
+    return json.dumps(finite(obj), indent=indent, sort_keys=sort_keys, default=json_default, allow_nan=False)
 
 
 def write_json(path: str | os.PathLike, obj: Any, *, sort_keys: bool = False, fsync: bool = False) -> None:

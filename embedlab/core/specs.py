@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from embedlab.core.errors import FeatureError
+from embedlab.core.errors import SpecError
 
 SPEC = re.compile(r"^(?P<name>[A-Za-z0-9_\-]+)(?::(?P<primary>[^\[\]]+))?(?:\[(?P<params>.*)\])?$")
 
@@ -23,7 +23,7 @@ def parse_spec(spec: str) -> re.Match:
     """The parts of one feature spec: ``name``, ``primary`` and ``params`` (None where absent)."""
     m = SPEC.match(spec.strip())
     if not m:
-        raise FeatureError(f"cannot parse feature spec {spec!r}; use name, name:value or name[key=value,...]")
+        raise SpecError(f"cannot parse feature spec {spec!r}; use name, name:value or name[key=value,...]")
     return m
 
 

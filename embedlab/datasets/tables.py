@@ -15,7 +15,7 @@ from typing import Iterable
 import numpy as np
 import pandas as pd
 
-from embedlab.core.errors import DatasetError
+from embedlab.core.errors import DatasetError, DatasetPathError, UsageError
 from embedlab.datasets.images import IMAGE_SUFFIXES, image_hash
 from embedlab.datasets.layouts import LAYOUTS, detect_layout
 from embedlab.datasets.sources import fill_sources
@@ -34,14 +34,14 @@ def load(path: str | os.PathLike, layout: str = "auto") -> pd.DataFrame:
     """
     path = Path(path).expanduser()
     if not path.exists():
-        raise DatasetError(f"{path}: no such file or folder")
+        raise DatasetPathError(f"{path}: no such file or folder")
     if layout == "auto":
         layout, root = detect_layout(path)
     else:
         entry = LAYOUTS.create(layout)
         root = entry.detect(path)
         if root is None:
-            raise DatasetError(f"{path}: does not look like the {layout!r} layout ({entry.description})")
+            raise DatasetPathError(f"{path}: does not look like the {layout!r} layout ({entry.description})")
     df = LAYOUTS.create(layout).list(root)
     if df.empty:
         raise DatasetError(f"{root}: no images found (layout {layout})")
@@ -78,7 +78,7 @@ def sample_per_class(df: pd.DataFrame, n: int, seed: int = 0) -> pd.DataFrame:
     {'a': 2, 'b': 1}
     """
     if n < 1:
-        raise DatasetError(f"--per-class must be at least 1, got {n}")
+        raise UsageError(f"--per-class must be at least 1, got {n}")
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(df))
     shuffled = df.iloc[order]
@@ -117,7 +117,7 @@ def image_table(paths: str | os.PathLike | Iterable[str | os.PathLike]) -> pd.Da
         elif p.is_file():
             rows.append({"image_id": p.name, "path": str(p)})
         else:
-            raise DatasetError(f"{p}: no such file or folder")
+            raise DatasetPathError(f"{p}: no such file or folder")
     table = pd.DataFrame(rows, columns=["image_id", "path"])
     table["label"] = None
     table["split"] = None

@@ -9,7 +9,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from embedlab.core.errors import FeatureError
+from embedlab.core.errors import FeatureError, SpecError
 from embedlab.core.registry import Registry
 from embedlab.core.specs import parse_spec, parse_value
 
@@ -116,19 +116,19 @@ def create_extractor(spec: str | FeatureExtractor, **params: Any) -> FeatureExtr
     kwargs: dict[str, Any] = {}
     if m["primary"] is not None:
         if not cls.primary_param:
-            raise FeatureError(f"feature {cls.name!r} takes no ':value' part (in {spec!r})")
+            raise SpecError(f"feature {cls.name!r} takes no ':value' part (in {spec!r})")
         kwargs[cls.primary_param] = parse_value(m["primary"])
     if m["params"]:
         for item in m["params"].split(","):
             if "=" not in item:
-                raise FeatureError(f"feature parameter {item!r} in {spec!r} must look like key=value")
+                raise SpecError(f"feature parameter {item!r} in {spec!r} must look like key=value")
             k, v = item.split("=", 1)
             kwargs[k.strip()] = parse_value(v)
     kwargs.update(params)
     cls = cls.variant_for(kwargs)
     unknown = sorted(set(kwargs) - set(cls.param_names()))
     if unknown:
-        raise FeatureError(
+        raise SpecError(
             f"feature {cls.name!r} has no parameter {', '.join(unknown)}; "
             f"its parameters: {', '.join(cls.param_names()) or '(none)'}"
         )
@@ -140,6 +140,6 @@ def create_extractor(spec: str | FeatureExtractor, **params: Any) -> FeatureExtr
 def check_choice(extractor: FeatureExtractor, param: str, choices: tuple) -> None:
     value = getattr(extractor, param)
     if value not in choices:
-        raise FeatureError(
+        raise SpecError(
             f"feature {extractor.name!r}: {param}={value!r} is not one of {', '.join(map(str, choices))}"
         )

@@ -22,7 +22,7 @@ from typing import Any, Callable, Iterable
 import pandas as pd
 
 from embedlab.core.defaults import DEFAULT_CACHE_DIR, DEFAULT_RUNS_DIR
-from embedlab.core.errors import DatasetError, ModelError
+from embedlab.core.errors import DatasetError, ModelError, OptionError
 from embedlab.datasets import as_table
 from embedlab.datasets.sources import fake_sources, leave_out_source
 from embedlab.datasets.splits import SPLITS, split_roles
@@ -75,14 +75,14 @@ def resolve_params(spec: NetworkSpec, params: dict[str, Any] | None, epochs: int
     if epochs is not None:
         p["epochs"] = int(epochs)
     if int(p["epochs"]) < 1:
-        raise ModelError(f"epochs must be at least 1, got {p['epochs']}")
+        raise OptionError(f"epochs must be at least 1, got {p['epochs']}")
     return p
 
 
 def run_to_resume(runs_dir: Path, name: str | None, network: str) -> dict[str, Any]:
     """``params.json`` of the run to continue, checked to train ``network``."""
     if not name:
-        raise ModelError("resume needs the run name (--name) of the run to continue")
+        raise OptionError("resume needs the run name (--name) of the run to continue")
     folder = runs_dir / name
     if not (folder / PARAMS_FILE).is_file():
         raise ModelError(f"{folder}: no run to resume (params.json missing)")
@@ -234,7 +234,7 @@ def fit_network(data, network: str, params: dict[str, Any] | None = None,
     dev = set_up_device(device, p)
     eval_on = [str(e) for e in eval_on]
     if not 0 <= target_fpr < 1:
-        raise ModelError(f"target_fpr={target_fpr}: a false-positive rate at least 0 and below 1")
+        raise OptionError(f"target_fpr={target_fpr}: a false-positive rate at least 0 and below 1")
     if started is not None:
         leave_out = started.get("leave_out", leave_out)
     run = start_run(data, spec, p, eval_on=eval_on, runs_dir=runs_dir, name=name, seed=seed, dev=dev,

@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 from embedlab.core.defaults import DEFAULT_RUNS_DIR
-from embedlab.core.errors import ModelError, UnknownNameError
+from embedlab.core.errors import ModelError, OptionError, UnknownNameError
 from embedlab.core.io import atomic_write, to_json, write_json
 
 PARAMS_FILE = "params.json"
@@ -76,7 +76,7 @@ def resolve_run(run: str | os.PathLike, runs_dir: str | os.PathLike = DEFAULT_RU
     named = Path(runs_dir) / str(run)
     if (named / PARAMS_FILE).is_file():
         return named
-    raise ModelError(f"no run {str(run)!r}: neither a run folder nor a run name in {runs_dir} "
+    raise OptionError(f"no run {str(run)!r}: neither a run folder nor a run name in {runs_dir} "
                      "(see `embedlab runs`)")
 
 
@@ -126,7 +126,7 @@ def default_run_name(parts: Sequence[str], runs_dir: str | os.PathLike) -> str:
 
 def check_run_name(name: str) -> str:
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._+\-]*", name):
-        raise ModelError(f"run name {name!r}: use letters, digits, '.', '_', '+' and '-' only")
+        raise OptionError(f"run name {name!r}: use letters, digits, '.', '_', '+' and '-' only")
     return name
 
 
@@ -200,7 +200,7 @@ class Run:
             return None
         if threshold is not None:
             if not 0 <= threshold <= 1:
-                raise ModelError(f"threshold {threshold}: a probability between 0 and 1")
+                raise OptionError(f"threshold {threshold}: a probability between 0 and 1")
             return {"value": float(threshold), "positive_class": positive, "source": "given"}
         saved = self.params.get("threshold")
         if isinstance(saved, dict) and saved.get("value") is not None:
