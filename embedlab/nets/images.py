@@ -23,6 +23,7 @@ import numpy as np
 from embedlab.core.errors import ModelError
 from embedlab.core.io import atomic_write, atomic_write_text
 from embedlab.datasets.images import read_image
+from embedlab.features import dlib_resnet
 from embedlab.features.encoding import FaceEncoding
 
 #: FER-2013 framing of a face, measured by bench/measure_fer_framing.py: dlib HOG
@@ -88,14 +89,17 @@ class FaceCropper:
             self._encoder.prepare()
         return self._encoder.locate(image)
 
-    def crop(self, image: np.ndarray) -> tuple[np.ndarray, bool]:
-        """The FER-framed face crop, or the central square when no face is found."""
+    def crop(self, image: np.ndarray, chip: bool = False) -> tuple[np.ndarray, bool]:
+        """The FER-framed face crop (or, with ``chip``, dlib's aligned 150x150 face chip);
+        the central square when no face is found."""
         box, _ = self.locate(image)
         h, w = image.shape[:2]
         if box is None:
             side = min(h, w)
             top, left = (h - side) // 2, (w - side) // 2
             return image[top:top + side, left:left + side], False
+        if chip:
+            return dlib_resnet.face_chips(image, [box])[0], True
         return crop_square(image, fer_crop_box(box, h, w)), True
 
 
@@ -127,10 +131,16 @@ def match_blur(image: np.ndarray, sigma: float, above: float) -> tuple[np.ndarra
     return (out[:, :, None] if out.ndim == 2 else out), True
 
 
+#: ``face_crop`` choices: ``never`` (the whole image), ``auto`` (FER framing for images much
+#: larger than the input), ``always`` (FER framing), ``chip`` (dlib's aligned face chip: the
+#: eyes and nose where dlib's face network expects them, the framing of every source the same)
+FACE_CROPS = ("never", "auto", "always", "chip")
+
+
 def needs_face_crop(image: np.ndarray, size: int, face_crop: str) -> bool:
     if face_crop == "never":
         return False
-    if face_crop == "always":
+    if face_crop in ("always", "chip"):
         return True
     return max(image.shape[:2]) > CROP_RATIO * size
 
@@ -149,8 +159,8 @@ def prepare_images(uris: Sequence[str], size: int, channels: int, face_crop: str
     when ``crops_dir`` is given and the image was face-cropped) and
     ``blurred`` (see :func:`match_blur`; ``blur`` is its ``(sigma, above)``).
     """
-    if face_crop not in ("never", "auto", "always"):
-        raise ModelError(f"face_crop must be never, auto or always, got {face_crop!r}")
+    if face_crop not in FACE_CROPS:
+        raise ModelError(f"face_crop must be one of {', '.join(FACE_CROPS)}, got {face_crop!r}")
     cropper = FaceCropper()
     out = np.zeros((len(uris), size, size, channels), np.uint8)
     info: list[dict] = []
@@ -158,7 +168,7 @@ def prepare_images(uris: Sequence[str], size: int, channels: int, face_crop: str
         image = images[i] if images is not None else read_image(uri)
         row = {"face_cropped": False, "face_found": None, "crop_path": None, "blurred": False}
         if needs_face_crop(image, size, face_crop):
-            image, found = cropper.crop(image)
+            image, found = cropper.crop(image, chip=face_crop == "chip")
             row.update(face_cropped=True, face_found=found)
         out[i], row["blurred"] = match_blur(to_input(image, size, channels), *blur)
         if row["face_cropped"] and crops_dir is not None:
@@ -195,7 +205,8 @@ def cached_inputs(hashes: Sequence[str], uris: Sequence[str], size: int, channel
     if cache_dir is None:
         return prepare_images(uris, size, channels, face_crop, crops_dir, names, on_progress=on_progress,
                               blur=blur)
-    framing = {"scale": FER_SCALE, "shift": FER_SHIFT, "ratio": CROP_RATIO} if face_crop != "never" else {}
+    framing = ({"scale": FER_SCALE, "shift": FER_SHIFT, "ratio": CROP_RATIO} if face_crop in ("auto", "always")
+               else {"chip": [dlib_resnet.CHIP_SIZE, dlib_resnet.CHIP_PADDING]} if face_crop == "chip" else {})
     if blur[0] > 0:
         framing["blur"] = list(blur)
     ident = json.dumps({"v": 1, "hashes": list(hashes), "size": size, "channels": channels,

@@ -8,7 +8,7 @@ feature) and ``forward(image, encoding)`` (the logits).
 
 >>> from embedlab.nets import NETWORKS
 >>> NETWORKS.names()
-['cnn', 'dlib-resnet', 'emotion-cnn', 'encoding-mlp', 'fusion-cnn', 'fusion-resnet', 'resnet18', 'resnet50', 'vgg16-emotion']
+['cnn', 'dlib-resnet', 'emotion-cnn', 'encoding-mlp', 'fusion-cnn', 'fusion-dlib-resnet', 'fusion-resnet', 'resnet18', 'resnet50', 'vgg16-emotion']
 >>> NETWORKS.create("emotion-cnn").defaults["size"]
 48
 """
@@ -200,15 +200,15 @@ def _gray_to_rgb(channels: int):
 
 # -- the networks -----------------------------------------------------------
 @network("cnn", "image", "custom CNN on images (the study's detector Model 1)",
-         size=64, channels=3, widths=(32, 64, 128), dense=128, dropout=0.3)
-def build_cnn(n_out, size, channels, widths, dense, dropout):
+         size=64, channels=3, widths=(32, 64, 128), dense=128, dropout=0.3, face_crop="never")
+def build_cnn(n_out, size, channels, widths, dense, dropout, face_crop):
     Net = network_class()
     return Net(image_branch=small_cnn(channels, tuple(widths), dense, dropout),
                head=classifier_head(dense, n_out, dropout))
 
 
 def _resnet(arch):
-    def build(n_out, size, channels, weights, dropout):
+    def build(n_out, size, channels, weights, dropout, face_crop):
         Net = network_class()
         body, dim = torchvision_resnet(arch, weights)
         return Net(image_branch=body, image_stem=_gray_to_rgb(channels), head=classifier_head(dim, n_out, dropout))
@@ -216,9 +216,9 @@ def _resnet(arch):
 
 
 network("resnet18", "image", "torchvision ResNet-18 (the study's Model 2), random or local ImageNet weights",
-        size=224, channels=3, weights="random", dropout=0.2)(_resnet("resnet18"))
+        size=224, channels=3, weights="random", dropout=0.2, face_crop="never")(_resnet("resnet18"))
 network("resnet50", "image", "torchvision ResNet-50 (the study's Model 2), random or local ImageNet weights",
-        size=224, channels=3, weights="random", dropout=0.2)(_resnet("resnet50"))
+        size=224, channels=3, weights="random", dropout=0.2, face_crop="never")(_resnet("resnet50"))
 
 
 @network("encoding-mlp", "encoding", "fully connected layers on the 128-d face encoding (the study's Model 3)",
@@ -230,8 +230,8 @@ def build_mlp(n_out, encoding, hidden, dense, dropout):
 
 @network("fusion-cnn", "image+encoding", "custom CNN branch + encoding branch joined before the head "
          "(the study's Model 4)", size=64, channels=3, encoding="encoding", widths=(32, 64, 128),
-         dense=128, dropout=0.3)
-def build_fusion_cnn(n_out, size, channels, encoding, widths, dense, dropout):
+         dense=128, dropout=0.3, face_crop="never")
+def build_fusion_cnn(n_out, size, channels, encoding, widths, dense, dropout, face_crop):
     nn = _nn()
     Net = network_class()
     return Net(image_branch=small_cnn(channels, tuple(widths), dense, dropout),
@@ -242,8 +242,8 @@ def build_fusion_cnn(n_out, size, channels, encoding, widths, dense, dropout):
 
 @network("fusion-resnet", "image+encoding", "ResNet branch + encoding branch joined before the head "
          "(the study's Model 5)", size=224, channels=3, encoding="encoding", backbone="resnet18",
-         weights="random", dense=256, dropout=0.3)
-def build_fusion_resnet(n_out, size, channels, encoding, backbone, weights, dense, dropout):
+         weights="random", dense=256, dropout=0.3, face_crop="never")
+def build_fusion_resnet(n_out, size, channels, encoding, backbone, weights, dense, dropout, face_crop):
     nn = _nn()
     Net = network_class()
     if backbone not in ("resnet18", "resnet50"):
@@ -362,13 +362,9 @@ def _dlib_backbone_modules():
     return DlibInput, DlibTrunk
 
 
-@network("dlib-resnet", "image", "dlib's face descriptor ResNet (29 layers, trained on about 3 million faces, read "
-         "from face_recognition_models' model file) with a new head; freeze up to a stage, pick the layer that "
-         "feeds the head", size=150, input_size=150, channels=3, weights="dlib", freeze="none", layer="stage5",
-         dropout=0.2, face_crop="auto", epochs=15, batch_size=64, optimizer="adamw", lr=1e-3,
-         weight_decay=0.01, schedule="onecycle", label_smoothing=0.1, patience=6)
-# A registered network builder takes the network's own settings, one keyword each.
-def build_dlib_resnet(n_out, size, input_size, channels, weights, freeze, layer, dropout, face_crop):
+# The backbone's own settings, one keyword each, as the registered builders take them.
+def dlib_branch(input_size, channels, weights, freeze, layer):
+    """(input stem, trunk, feature width) of dlib's face ResNet, checked and loaded."""
     if layer not in dlib_resnet.LAYER_DIMS:
         raise ModelError(f"dlib-resnet: layer must be one of {', '.join(dlib_resnet.LAYER_DIMS)}, got {layer!r}")
     if freeze not in DLIB_FREEZE:
@@ -392,7 +388,32 @@ def build_dlib_resnet(n_out, size, input_size, channels, weights, freeze, layer,
     if freeze != "none":
         net.freeze(freeze)
     DlibInput, DlibTrunk = _dlib_backbone_modules()
+    return (DlibInput(channels, input_size, net.channel_means.tolist()), DlibTrunk(net.train(), layer),
+            dlib_resnet.LAYER_DIMS[layer])
+
+
+@network("dlib-resnet", "image", "dlib's face descriptor ResNet (29 layers, trained on about 3 million faces, read "
+         "from face_recognition_models' model file) with a new head; freeze up to a stage, pick the layer that "
+         "feeds the head", size=150, input_size=150, channels=3, weights="dlib", freeze="none", layer="stage5",
+         dropout=0.2, face_crop="auto", epochs=15, batch_size=64, optimizer="adamw", lr=1e-3,
+         weight_decay=0.01, schedule="onecycle", label_smoothing=0.1, patience=6)
+# A registered network builder takes the network's own settings, one keyword each.
+def build_dlib_resnet(n_out, size, input_size, channels, weights, freeze, layer, dropout, face_crop):
+    stem, trunk, dim = dlib_branch(input_size, channels, weights, freeze, layer)
     Net = network_class()
-    return Net(image_stem=DlibInput(channels, input_size, net.channel_means.tolist()),
-               image_branch=DlibTrunk(net.train(), layer),
-               head=classifier_head(dlib_resnet.LAYER_DIMS[layer], n_out, dropout))
+    return Net(image_stem=stem, image_branch=trunk, head=classifier_head(dim, n_out, dropout))
+
+
+@network("fusion-dlib-resnet", "image+encoding", "dlib's face ResNet (as dlib-resnet) + encoding branch joined "
+         "before the head (the study's Model 5 on a face backbone)", size=150, input_size=150, channels=3,
+         encoding="encoding", weights="dlib", freeze="stage3", layer="stage5", dense=256, dropout=0.3,
+         face_crop="chip", epochs=10, batch_size=64, optimizer="adamw", lr=3e-4, weight_decay=0.01,
+         schedule="onecycle", patience=4, rotate=0.0, shift=0.0, zoom=0.0, jitter=0.0)
+def build_fusion_dlib_resnet(n_out, size, input_size, channels, encoding, weights, freeze, layer, dense, dropout,
+                             face_crop):
+    nn = _nn()
+    stem, trunk, dim = dlib_branch(input_size, channels, weights, freeze, layer)
+    Net = network_class()
+    return Net(image_stem=stem, image_branch=trunk, encoding_branch=encoding_mlp(128, 256, dense, dropout),
+               joint=nn.Sequential(nn.Linear(dim + dense, dense), nn.ReLU(inplace=True)),
+               head=classifier_head(dense, n_out, dropout))
