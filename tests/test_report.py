@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html as html_module
 import json
 import re
 import shutil
@@ -60,7 +61,12 @@ def _metrics(y_true, pred, proba, classes, role, dataset):
 
 
 def _fake_run(folder: Path, table: pd.DataFrame, kind: str, eval_table: pd.DataFrame | None = None) -> Path:
-    """A run folder in the documented format, fitted by scikit-learn on the real encodings."""
+    """A run folder in the documented format, fitted by scikit-learn on the real encodings.
+
+    A binary run trains on ``train``, is tested on ``test`` and evaluated on the fakes of ``valid``
+    (a set of fakes only, as ``--eval-on`` a folder of generated faces gives); ``eval_table`` adds
+    another evaluation set (the generated emotion portraits for an emotion model).
+    """
     from sklearn.linear_model import LogisticRegression
     from sklearn.neural_network import MLPClassifier
 
@@ -68,7 +74,8 @@ def _fake_run(folder: Path, table: pd.DataFrame, kind: str, eval_table: pd.DataF
     X, ok = embedlab.feature_matrix(table, ["encoding"])
     t = table[ok].reset_index(drop=True)
     X = X[ok]
-    train = (t["split"] != "test").to_numpy()
+    binary = set(t["label"]) == {"real", "fake"}
+    train = (t["split"] == "train").to_numpy() if binary else (t["split"] != "test").to_numpy()
     model = (LogisticRegression(C=0.5, max_iter=500) if kind == "classifier"
              else MLPClassifier(hidden_layer_sizes=(16,), max_iter=30, random_state=0))
     with warnings.catch_warnings():
@@ -76,18 +83,28 @@ def _fake_run(folder: Path, table: pd.DataFrame, kind: str, eval_table: pd.DataF
         model.fit(X[train], t.loc[train, "label"])
     classes = list(model.classes_)
     sets, preds = {}, []
-    parts = [("train", "train", t[train], X[train]), ("test", "test", t[~train], X[~train])]
-    for name, role, rows, Xs in parts:
+    test = (t["split"] == "test").to_numpy()
+    parts = [("train", "train", t[train], X[train], table.attrs["root"]),
+             ("test", "test", t[test], X[test], table.attrs["root"])]
+    if binary:
+        fakes = ((t["split"] == "valid") & (t["label"] == "fake")).to_numpy()
+        parts.append(("valid-fakes", "eval", t[fakes], X[fakes], "valid-fakes"))
+    if eval_table is not None:
+        Xe, oke = embedlab.feature_matrix(eval_table, ["encoding"])
+        parts.append((eval_table.attrs["name"], "eval", eval_table[oke].reset_index(drop=True), Xe[oke],
+                      eval_table.attrs["root"]))
+    for name, role, rows, Xs, dataset in parts:
         proba = model.predict_proba(Xs)
         pred = np.asarray(classes)[proba.argmax(1)]
         y = rows["label"].to_numpy()
-        sets[name] = _metrics(y, pred, proba, classes, role, table.attrs["root"])
+        sets[name] = _metrics(y, pred, proba, classes, role, dataset)
         preds.append(pd.DataFrame({"set": name, "image_id": rows["image_id"], "path": rows["path"],
                                    "hash": rows["hash"], "label": y, "pred": pred, "correct": pred == y,
                                    **{f"proba_{c}": proba[:, i] for i, c in enumerate(classes)}}))
-    params = {"name": folder.name, "kind": kind, "task": "binary", "classes": classes, "positive_class": "fake",
+    params = {"name": folder.name, "kind": kind, "task": "binary" if binary else "multiclass", "classes": classes,
+              "positive_class": "fake" if binary else None,
               "model": "logistic" if kind == "classifier" else "mlp", "model_params": {}, "features": [FEATURES],
-              "data": {"path": table.attrs["root"], "layout": "kaggle-140k", "name": "real-vs-fake",
+              "data": {"path": table.attrs["root"], "layout": table.attrs["layout"], "name": table.attrs["name"],
                        "n_images": len(table)}, "eval_on": [], "seed": 0, "model_files": []}
     (folder / "params.json").write_text(json.dumps(params))
     (folder / "metrics.json").write_text(json.dumps({"sets": sets}))
@@ -106,14 +123,17 @@ def built(tmp_path_factory):
     rvf, syn = _copy_with_hostile_names(tmp)
     cache = tmp / "cache"
     rvf_table = embedlab.encode(rvf, FEATURES, cache_dir=cache, workers=1)
+    fer_table = embedlab.encode(SAMPLE / "fer2013", FEATURES, cache_dir=cache, workers=1)
+    syn_table = embedlab.encode(syn, FEATURES, cache_dir=cache, workers=1)
     runs = tmp / "runs"
     _fake_run(runs / "logistic", rvf_table, "classifier")
     _fake_run(runs / "mlp", rvf_table, "network")
+    _fake_run(runs / "emotions", fer_table, "classifier", eval_table=syn_table)
     out = tmp / "report.html"
     started = time.perf_counter()
-    # one dataset as an encode() table, one as PATH::SPEC; every point gets a hover thumbnail
-    write_report(out, datasets=[rvf_table, f"{syn}::{FEATURES}"], runs=[runs], cache_dir=cache,
-                 max_thumbnails=10_000, thumbs_per_class=100, workers=1)
+    # one dataset as an encode() table, one as PATH::SPEC, one as a path; every point gets a hover thumbnail
+    write_report(out, datasets=[rvf_table, f"{syn}::{FEATURES}", str(SAMPLE / "fer2013")], runs=[runs],
+                 cache_dir=cache, max_thumbnails=10_000, thumbs_per_class=100, workers=1)
     return {"tmp": tmp, "out": out, "html": out.read_text(encoding="utf-8"), "runs": runs, "cache": cache,
             "rvf": rvf, "syn": syn, "rvf_table": rvf_table, "seconds": time.perf_counter() - started}
 
@@ -166,6 +186,80 @@ def test_model_comparison_matches_the_runs(built):
     titles = [b["layout"]["title"]["text"] for k, b in _data_blocks(html).items() if k.startswith("fig-")]
     assert "ROC · test" in titles and "Precision-recall · test" in titles
     assert "Most confident mistakes" in html
+
+
+def _figure_titles(html: str) -> list[str]:
+    return [b["layout"]["title"]["text"] for k, b in _data_blocks(html).items() if k.startswith("fig-")]
+
+
+def _figure(html: str, title_start: str) -> dict:
+    found = [b for k, b in _data_blocks(html).items()
+             if k.startswith("fig-") and b["layout"]["title"]["text"].startswith(title_start)]
+    assert found, f"no figure titled {title_start!r}"
+    return found[0]
+
+
+def test_results_come_first_with_contents(built):
+    html = built["html"]
+    starts = {a: html.index(f'<section id="{a}">') for a in ("models", "norms", "projections", "datasets", "about")}
+    assert starts["models"] < starts["norms"] < starts["projections"] < starts["datasets"] < starts["about"]
+    contents = re.search(r'<nav id="contents">(.*?)</nav>', html, re.S)
+    assert contents and html.index('<nav id="contents">') < starts["models"]
+    links = re.findall(r'href="#([^"]+)"', contents.group(1))
+    for anchor in starts:
+        assert anchor in links
+    subsections = [a for a in links if a not in starts]
+    assert len(subsections) >= 8  # comparison, per emotion, ROC, ..., one per projection
+    for a in links:
+        assert f'id="{a}"' in html, f"contents link #{a} leads nowhere"
+
+
+def _values(array) -> list:
+    """A figure's array as a list: Plotly writes numpy arrays as base64 typed arrays."""
+    if isinstance(array, dict) and "bdata" in array:
+        import base64
+
+        return np.frombuffer(base64.b64decode(array["bdata"]), dtype=np.dtype(array["dtype"])).tolist()
+    return list(array)
+
+
+def _held_out(run: Path) -> pd.DataFrame:
+    pred = pd.read_parquet(run / "predictions.parquet")
+    return pred[pred["set"] != "train"]
+
+
+def test_per_emotion_accuracy_real_and_generated(built):
+    fig = _figure(built["html"], "Accuracy per class, real and generated faces: emotions")
+    held = _held_out(built["runs"] / "emotions")
+    origin = np.where(held["set"] == "test", "real", "generated")  # FER-2013 is real, the eval set generated
+    expected = held.assign(origin=origin).groupby(["origin", "label"])["correct"].mean()
+    bars = {t["name"]: t for t in fig["data"]}
+    assert set(bars) == {"real", "generated"}
+    seen = 0
+    for name, trace in bars.items():
+        for label, acc in zip(trace["x"], _values(trace["y"])):
+            if acc == acc:  # NaN: no face of that label and origin
+                assert acc == pytest.approx(expected[(name, html_module.unescape(label))]), (name, label)
+                seen += 1
+    assert seen == len(expected)
+    assert "Accuracy per emotion, real and generated faces" in built["html"]
+
+
+def test_roc_covers_eval_sets_with_tpr_at_one_percent_fpr(built):
+    html = built["html"]
+    titles = _figure_titles(html)
+    assert "ROC · valid-fakes (reals of test)" in titles, titles
+    assert "Precision-recall · valid-fakes (reals of test)" in titles
+    held = _held_out(built["runs"] / "logistic")
+    reals = held.loc[(held["set"] == "test") & (held["label"] == "real"), "proba_fake"].to_numpy()
+    fakes = held.loc[held["set"] == "valid-fakes", "proba_fake"].to_numpy()
+    allowed = int(np.floor(0.01 * len(reals)))  # reals that may score above the threshold
+    threshold = np.sort(reals)[::-1][allowed] if allowed < len(reals) else -np.inf
+    tpr = float((fakes > threshold).mean())
+    row = re.search(r"<tr><td[^>]*>logistic</td><td[^>]*>valid-fakes</td>(.*?)</tr>", html)
+    assert row, "no detection row for the eval set"
+    assert f">{tpr:.1%}<" in row.group(1) and ">test<" in row.group(1)
+    assert "TPR at 1% FPR" in html and "Fakes caught when at most 1% of reals are called fake" in html
 
 
 def test_dataset_args_and_default_features(built):

@@ -10,7 +10,8 @@ saves anything. :func:`embedlab.report.write_report` puts them on one page.
 (1.0, 1.0)
 """
 
-from embedlab.analysis.detection import plot_reliability, plot_source_matrix, source_matrix
+from embedlab.analysis.detection import (detection_curves, detection_table, plot_reliability, plot_source_matrix,
+                                        source_matrix)
 from embedlab.analysis.groups import (EMOTIONS, GENERATED, REAL, combine_tables, dataset_is_generated,
                                       origin_of_labels)
 from embedlab.analysis.norms import (compare_groups, dimension_effects, l2_norms, norm_tests,
@@ -18,7 +19,9 @@ from embedlab.analysis.norms import (compare_groups, dimension_effects, l2_norms
                                      summarize_groups)
 from embedlab.analysis.projection import Projection, knn_transfer, plot_projection, project, separation
 from embedlab.analysis.results import (RunRecord, comparison_table, confident_mistakes, plot_confusion,
-                                      plot_history, plot_pr, plot_roc, read_run_folder, wilson_interval)
+                                      per_class_accuracy, plot_history, plot_per_class_accuracy, plot_pr, plot_roc,
+                                      read_run_folder, wilson_interval)
+from embedlab.runs.scoring import TARGET_FPR
 
 __all__ = [
     "EMOTIONS", "GENERATED", "REAL", "combine_tables", "dataset_is_generated", "origin_of_labels",
@@ -27,5 +30,6 @@ __all__ = [
     "Projection", "knn_transfer", "plot_projection", "project", "separation",
     "RunRecord", "comparison_table", "confident_mistakes", "plot_confusion", "plot_history", "plot_pr",
     "plot_roc", "read_run_folder", "wilson_interval",
-    "plot_reliability", "plot_source_matrix", "source_matrix",
+    "plot_reliability", "plot_source_matrix", "source_matrix", "detection_curves", "detection_table",
+    "per_class_accuracy", "plot_per_class_accuracy", "TARGET_FPR",
 ]

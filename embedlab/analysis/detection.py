@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from embedlab.analysis.figures import base_layout, colours_for, plain
+from embedlab.runs.scoring import TARGET_FPR, match_labels, threshold_at_fpr
 
 
 def source_matrix(records: Sequence[Any], set_name: str = "test") -> pd.DataFrame:
@@ -114,3 +115,84 @@ def plot_reliability(curves: Mapping[str, Mapping[str, Any]], *, title: str = "R
                                     height=440 + 20 * len(curves),
                                     legend={"orientation": "h", "x": 0, "y": -0.18, "yanchor": "top"}))
     return fig
+
+
+def _held_out_sets(record: Any) -> list[str]:
+    return [n for n, s in record.sets.items() if s.get("role") in ("test", "eval")]
+
+
+def detection_curves(record: Any, target_fpr: float = TARGET_FPR) -> dict[str, dict[str, Any]]:
+    """ROC and precision-recall of a binary run on each held-out set, with the TPR at ``target_fpr``.
+
+    Read from the run's predictions (``proba_<positive class>``). An
+    ``--eval-on`` set that holds only fakes has no reals to rank them
+    against, so its fakes are scored against the test set's reals
+    (``negatives`` says which set the reals came from). ``tpr_at_fpr`` is the
+    share of fakes caught at the threshold that lets at most ``target_fpr``
+    of the reals through. Without predictions the curves of ``metrics.json``
+    are used and the TPR is read off the ROC curve.
+    """
+    from sklearn.metrics import average_precision_score, precision_recall_curve, roc_auc_score, roc_curve
+
+    classes = list(record.params.get("classes") or [])
+    positive = record.params.get("positive_class")
+    if len(classes) != 2 or positive not in classes:
+        return {}
+    pred = record.predictions
+    column = f"proba_{positive}"
+    if pred is None or pred.empty or column not in pred:
+        return _curves_from_metrics(record, target_fpr)
+    matched = match_labels(pred["label"].tolist(), classes)[0]
+    known = np.array([m is not None for m in matched], dtype=bool)
+    is_pos = matched == positive
+    score = pred[column].to_numpy(float)
+    test = next((n for n in _held_out_sets(record) if record.sets[n].get("role") == "test"), None)
+    out: dict[str, dict[str, Any]] = {}
+    for name in _held_out_sets(record):
+        in_set = (pred["set"] == name).to_numpy() & known
+        pos = in_set & is_pos
+        neg, negatives = in_set & ~is_pos, name
+        if not neg.any() and test is not None and name != test:
+            neg, negatives = (pred["set"] == test).to_numpy() & known & ~is_pos, test
+        if not pos.any() or not neg.any():
+            continue
+        y = np.r_[np.ones(pos.sum()), np.zeros(neg.sum())]
+        s = np.r_[score[pos], score[neg]]
+        fpr, tpr, _ = roc_curve(y, s)
+        precision, recall, _ = precision_recall_curve(y, s)
+        threshold = threshold_at_fpr(score[neg], target_fpr)
+        out[name] = {"fpr": fpr, "tpr": tpr, "precision": precision, "recall": recall,
+                     "auc": float(roc_auc_score(y, s)), "ap": float(average_precision_score(y, s)),
+                     "n_pos": int(pos.sum()), "n_neg": int(neg.sum()), "negatives": negatives,
+                     "target_fpr": target_fpr, "threshold": float(threshold),
+                     "tpr_at_fpr": float((score[pos] >= threshold).mean())}
+    return out
+
+
+def _curves_from_metrics(record: Any, target_fpr: float) -> dict[str, dict[str, Any]]:
+    out = {}
+    for name in _held_out_sets(record):
+        s = record.sets[name]
+        roc = s.get("roc") or {}
+        if not roc.get("fpr"):
+            continue
+        fpr, tpr = np.asarray(roc["fpr"], float), np.asarray(roc["tpr"], float)
+        pr = s.get("pr") or {}
+        out[name] = {"fpr": fpr, "tpr": tpr, "precision": np.asarray(pr.get("precision", []), float),
+                     "recall": np.asarray(pr.get("recall", []), float), "auc": s.get("roc_auc"),
+                     "ap": s.get("average_precision"), "n_pos": None, "n_neg": None, "negatives": name,
+                     "target_fpr": target_fpr, "threshold": None,
+                     "tpr_at_fpr": float(tpr[fpr <= target_fpr + 1e-12].max(initial=0.0))}
+    return out
+
+
+def detection_table(records: Sequence[Any], target_fpr: float = TARGET_FPR) -> pd.DataFrame:
+    """One row per (binary run, held-out set): AUC, AP and the TPR at ``target_fpr`` (see :func:`detection_curves`)."""
+    rows = []
+    for rec in records:
+        for name, c in detection_curves(rec, target_fpr).items():
+            rows.append({"run": rec.name, "set": name, "role": rec.sets[name].get("role"),
+                         "negatives": c["negatives"], "n_pos": c["n_pos"], "n_neg": c["n_neg"], "auc": c["auc"],
+                         "ap": c["ap"], "tpr_at_fpr": c["tpr_at_fpr"], "threshold": c["threshold"]})
+    return pd.DataFrame(rows, columns=["run", "set", "role", "negatives", "n_pos", "n_neg", "auc", "ap",
+                                       "tpr_at_fpr", "threshold"])

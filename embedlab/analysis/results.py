@@ -222,3 +222,60 @@ def confident_mistakes(predictions: pd.DataFrame, n: int = 12, sets: Sequence[st
             conf[i] = wrong[col].iloc[i]
     out = wrong.assign(confidence=conf)
     return out.sort_values("confidence", ascending=False, na_position="last").head(n)
+
+
+def per_class_accuracy(records: Sequence[RunRecord], generated: Sequence[str] | None = None) -> pd.DataFrame:
+    """Accuracy per true label and origin (real/generated) over each run's test and evaluation sets.
+
+    One row per (run, origin, label) with ``n``, ``correct``, ``accuracy``
+    and its Wilson interval ``ci_low``/``ci_high``; for an emotion model
+    evaluated on generated portraits (``--eval-on``), it says which emotions
+    carry over from real faces to generated ones. Binary real/fake runs are
+    left out: there the label is the origin.
+    """
+    rows = []
+    for rec in records:
+        pred = rec.predictions
+        if pred is None or pred.empty or rec.params.get("task") == "binary":
+            continue
+        roles = {n: s.get("role", n) for n, s in rec.sets.items()}
+        held = pred[pred["set"].map(lambda s: roles.get(s, "eval")).isin(["test", "eval"]).to_numpy()]
+        if held.empty:
+            continue
+        origin_of = set_origins(rec, generated)
+        origins = np.concatenate([origin_of(s, g["label"].astype(str)) for s, g in held.groupby("set", sort=False)])
+        held = pd.concat([g for _, g in held.groupby("set", sort=False)]).assign(origin=origins)
+        for (origin, label), g in held.groupby(["origin", held["label"].astype(str)], sort=True):
+            correct = int(g["correct"].astype(bool).sum())
+            low, high = wilson_interval(correct, len(g))
+            rows.append({"run": rec.name, "origin": origin, "label": label, "n": int(len(g)), "correct": correct,
+                         "accuracy": correct / len(g), "ci_low": low, "ci_high": high})
+    return pd.DataFrame(rows, columns=["run", "origin", "label", "n", "correct", "accuracy", "ci_low", "ci_high"])
+
+
+def plot_per_class_accuracy(frame: pd.DataFrame, *, order: Sequence[str] = (),
+                            title: str = "Accuracy per class, real and generated faces"):
+    """Grouped bars of :func:`per_class_accuracy` for one run: a bar per origin and label, with its interval."""
+    import plotly.graph_objects as go
+
+    labels = list(dict.fromkeys([str(o) for o in order if str(o) in set(frame["label"])] + sorted(set(frame["label"]))))
+    origins = [o for o in (REAL, GENERATED) if o in set(frame["origin"])] + sorted(
+        set(frame["origin"]) - {REAL, GENERATED})
+    colours = colours_for(origins)
+    fig = go.Figure()
+    for origin in origins:
+        part = frame[frame["origin"] == origin].set_index("label").reindex(labels)
+        acc = part["accuracy"].to_numpy(float)
+        fig.add_trace(go.Bar(
+            x=[plain(label) for label in labels], y=acc, name=plain(origin), marker_color=colours[origin],
+            error_y={"type": "data", "symmetric": False, "array": part["ci_high"].to_numpy(float) - acc,
+                     "arrayminus": acc - part["ci_low"].to_numpy(float), "thickness": 1},
+            text=[f"n={int(n)}" if n == n else "" for n in part["n"].to_numpy(float)], textposition="outside",
+            customdata=np.c_[part["correct"].to_numpy(float), part["n"].to_numpy(float)],
+            hovertemplate=f"{plain(origin)} · %{{x}}<br>accuracy %{{y:.1%}}<br>%{{customdata[0]:.0f}} of "
+                          "%{customdata[1]:.0f} correct<extra></extra>"))
+    fig.update_layout(**base_layout(plain(title), barmode="group", height=420,
+                                    xaxis={"title": "true label", "type": "category"},
+                                    yaxis={"title": "accuracy (95% Wilson interval)", "range": [0, 1.1],
+                                           "tickformat": ".0%"}))
+    return fig

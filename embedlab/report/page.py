@@ -19,6 +19,7 @@ import base64
 import hashlib
 import html
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Sequence
 
@@ -121,7 +122,15 @@ class Page:
 
     def render(self, *, plotly_js: str, points: dict[str, Any], header: str) -> str:
         nav = "".join(f'<a href="#{esc(a)}">{esc(t)}</a>' for a, t, _ in self.sections)
-        body = "".join(f'<section id="{esc(a)}"><h2>{esc(t)}</h2>{h}</section>' for a, t, h in self.sections)
+        bodies, entries = [], []
+        for anchor, title, html_text in self.sections:
+            html_text, subs = _number_subsections(anchor, html_text)
+            bodies.append(f'<section id="{esc(anchor)}"><h2>{esc(title)}</h2>{html_text}</section>')
+            inner = "".join(f'<li><a href="#{sub}">{text}</a></li>' for sub, text in subs)
+            entries.append(f'<li><a href="#{esc(anchor)}">{esc(title)}</a>' + (f"<ol>{inner}</ol>" if inner else "")
+                           + "</li>")
+        body = "".join(bodies)
+        header = header + f'<nav id="contents"><h2>Contents</h2><ol>{"".join(entries)}</ol></nav>'
         data_blocks = [f'<script type="application/json" id="fig-{i}-spec">{script_json(s)}</script>'
                        for i, s in enumerate(self.figures)]
         data_blocks.append(f'<script type="application/json" id="embedlab-points">{script_json(points)}</script>')
@@ -134,6 +143,21 @@ class Page:
         return PAGE_TEMPLATE.format(
             csp=esc(csp), title=esc(self.title), css=PAGE_CSS, nav=nav, header=header, body=body,
             data="\n".join(data_blocks), plotly_js=plotly_js, script=PAGE_SCRIPT)
+
+
+def _number_subsections(anchor: str, html_text: str) -> tuple[str, list[tuple[str, str]]]:
+    """Give each ``<h3>`` of a section an id; returns the new HTML and (id, heading HTML) pairs.
+
+    The headings are the page's own markup, their data already escaped.
+    """
+    subs: list[tuple[str, str]] = []
+
+    def number(match: re.Match) -> str:
+        sub = f"{esc(anchor)}-{len(subs) + 1}"
+        subs.append((sub, match.group(1)))
+        return f'<h3 id="{sub}">{match.group(1)}</h3>'
+
+    return re.sub(r"<h3>(.*?)</h3>", number, html_text, flags=re.S), subs
 
 
 def _sha256(text: str) -> str:
@@ -188,6 +212,9 @@ figure.thumb img { width:64px; height:64px; object-fit:contain; background:#eee;
 figure.mistake { width:150px; }
 .label { font-weight:600; margin-top:6px; }
 .note { background:#fff8e1; border-left:3px solid #f0b400; padding:6px 10px; margin:8px 0; }
+nav#contents { margin:8px 0 4px; } nav#contents h2 { font-size:16px; margin:8px 0 4px; }
+nav#contents ol { margin:0; padding-left:22px; } nav#contents > ol > li { margin:2px 0; font-weight:600; }
+nav#contents ol ol { columns:2; font-weight:400; } nav#contents a { color:var(--accent); text-decoration:none; }
 #tip { position:fixed; z-index:20; pointer-events:none; background:#fff; border:1px solid #aab;
   border-radius:6px; padding:6px; box-shadow:0 2px 8px rgba(0,0,0,.2); max-width:360px; font-size:12px; }
 #tip img { width:96px; height:96px; object-fit:contain; display:block; background:#eee; }

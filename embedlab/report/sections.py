@@ -163,13 +163,14 @@ def norms_section(ctx: Context) -> None:
                                        x_order=analysis.EMOTIONS, colour_order=[REAL, GENERATED],
                                        title="L2 norm per emotion, real and generated faces", x_title="emotion")
         grid.append(ctx.page.figure(fig))
-    parts.append(f'<div class="grid">{"".join(grid)}</div>')
+    parts.append(f'<h3>Distributions</h3><div class="grid">{"".join(grid)}</div>')
     if stat_rows:
-        parts.append(html_table(stat_rows, _STATS_COLUMNS, caption="Real (A) against generated (B) faces"))
+        parts.append("<h3>Tests: real against generated</h3>"
+                     + html_table(stat_rows, _STATS_COLUMNS, caption="Real (A) against generated (B) faces"))
     summary = analysis.summarize_groups(norms[ctx.ok], (t.loc[ctx.ok, "dataset"] + " / " + t.loc[ctx.ok, "label"]
                                                         .astype(str)).to_numpy())
     rows = [{"group": g, **r} for g, r in summary.iterrows()]
-    parts.append(html_table(rows, [("group", "dataset / label", ""), ("n", "n", "int")] + [
+    parts.append("<h3>Per dataset and label</h3>" + html_table(rows, [("group", "dataset / label", ""), ("n", "n", "int")] + [
         (c, c, "f") for c in ("mean", "std", "min", "q25", "median", "q75", "max")],
         caption="L2 norm per dataset and label"))
     # which dimensions separate real from generated
@@ -178,14 +179,14 @@ def norms_section(ctx: Context) -> None:
         if positive.sum() < 2 or (~positive).sum() < 2:
             continue
         effects = analysis.dimension_effects(ctx.X[mask], positive)
-        parts.append(ctx.page.figure(analysis.plot_dimension_effects(
+        parts.append(f"<h3>Dimensions: {esc(title)}</h3>" + ctx.page.figure(analysis.plot_dimension_effects(
             effects, title=f"Per-dimension effect size, generated vs real: {title}")))
         top = effects.reindex(effects["cohens_d"].abs().sort_values(ascending=False).index).head(10)
         parts.append(html_table(top.to_dict("records"), [
             ("dimension", "dimension", "int"), ("mean_negative", "mean real", "f"),
             ("mean_positive", "mean generated", "f"), ("cohens_d", "Cohen's d", "f"), ("auc", "AUC", "f"),
             ("pvalue_bh", "p (BH-adjusted)", "p")], caption=f"The 10 most separating dimensions: {title}"))
-    ctx.page.add("norms", "L2 norms", "".join(parts))
+    ctx.page.add("norms", "Analysis: L2 norms", "".join(parts))
 
 
 # -- projections ------------------------------------------------------------------
@@ -262,7 +263,7 @@ def projections_section(ctx: Context) -> None:
                 ("chance", "chance", "pct")], caption="How well the groups separate in the original space"))
         if symbol_col == "origin":
             parts.append(_cross_domain(ctx, rows))
-    ctx.page.add("projections", "Projections", "".join(parts))
+    ctx.page.add("projections", "Analysis: projections", "".join(parts))
 
 
 def _cross_domain(ctx: Context, rows: np.ndarray) -> str:
@@ -290,13 +291,17 @@ def models_section(ctx: Context, mistakes_per_run: int = 8) -> None:
     rows = []
     for r in comp.to_dict("records"):
         rows.append({**r, "real": _acc_cell(r, REAL), "generated": _acc_cell(r, GENERATED)})
-    parts.append(html_table(rows, [
+    parts.append("<h3>Model comparison</h3>" + html_table(rows, [
         ("run", "run", ""), ("model", "model", ""), ("features", "features", ""), ("task", "task", ""),
         ("train_accuracy", "train accuracy", "pct"), ("real", "test accuracy, real faces", ""),
         ("generated", "test accuracy, generated faces", ""), ("test_accuracy", "test accuracy", "pct"),
         ("test_accuracy_ci", "95% CI", "ci"), ("test_auc", "test AUC", "f"), ("test_auc_ci", "95% CI", "ci3"),
         ("test_brier", "test Brier", "f"), ("threshold", "threshold", "f"),
         ("eval_sets", "evaluated on", "")], caption="Model comparison", numeric=["real", "generated"]))
+    parts.append(_per_class(ctx))
+    parts.append(_detection(ctx))
+    parts.append(_calibration(ctx))
+    parts.append(_sources(ctx))
     # confusion matrices
     cms = []
     for rec in ctx.records:
@@ -307,24 +312,6 @@ def models_section(ctx: Context, mistakes_per_run: int = 8) -> None:
     if cms:
         parts.append("<h3>Confusion matrices</h3><p class=\"muted\">Rows are true labels, normalised to 100%; "
                      "hover for counts.</p>" + f'<div class="grid">{"".join(cms)}</div>')
-    # ROC and PR per held-out set across binary runs
-    curves: dict[str, dict[str, dict]] = {}
-    for rec in ctx.records:
-        for set_name, s in rec.sets.items():
-            if s.get("role") in ("test", "eval") and s.get("roc"):
-                curves.setdefault(set_name, {})[rec.name] = s
-    grid = []
-    for set_name, per_run in curves.items():
-        roc = {n: (s["roc"]["fpr"], s["roc"]["tpr"], f"(AUC {fmt(s.get('roc_auc'))})") for n, s in per_run.items()}
-        grid.append(page.figure(analysis.plot_roc(roc, title=f"ROC · {set_name}")))
-        pr = {n: (s["pr"]["recall"], s["pr"]["precision"], f"(AP {fmt(s.get('average_precision'))})")
-              for n, s in per_run.items() if s.get("pr")}
-        if pr:
-            grid.append(page.figure(analysis.plot_pr(pr, title=f"Precision-recall · {set_name}")))
-    if grid:
-        parts.append("<h3>ROC and precision-recall curves</h3>" + f'<div class="grid">{"".join(grid)}</div>')
-    parts.append(_calibration(ctx))
-    parts.append(_sources(ctx))
     hist = [page.figure(analysis.plot_history(rec.history, title=f"Training curves: {rec.name}"))
             for rec in ctx.records if rec.history is not None and len(rec.history)]
     if hist:
@@ -345,7 +332,56 @@ def models_section(ctx: Context, mistakes_per_run: int = 8) -> None:
         gallery.append(f'<div class="label">{esc(rec.name)}</div><div class="thumbs">{figs}</div>')
     if gallery:
         parts.append("<h3>Most confident mistakes</h3>" + "".join(gallery))
-    page.add("models", "Models", "".join(parts))
+    page.add("models", "Results: models", "".join(parts))
+
+
+def _per_class(ctx: Context) -> str:
+    """Per-class accuracy, real against generated faces, for each multiclass run."""
+    frame = analysis.per_class_accuracy(ctx.records, ctx.generated)
+    figs = [ctx.page.figure(analysis.plot_per_class_accuracy(
+        part, order=analysis.EMOTIONS, title=f"Accuracy per class, real and generated faces: {run}"))
+        for run, part in frame.groupby("run", sort=False) if part["origin"].nunique() > 1]
+    if not figs:
+        return ""
+    return ("<h3>Accuracy per emotion, real and generated faces</h3><p class=\"muted\">Over the test and "
+            "evaluation sets: which classes a model trained on real faces still recognises on generated ones "
+            "(bars show 95% Wilson intervals; n is the number of faces).</p>" + f'<div class="grid">{"".join(figs)}</div>')
+
+
+def _detection(ctx: Context) -> str:
+    """ROC and precision-recall per held-out set (``--eval-on`` sets included), and the TPR at 1% FPR."""
+    curves: dict[str, dict[str, dict]] = {}
+    for rec in ctx.records:
+        for set_name, c in analysis.detection_curves(rec).items():
+            curves.setdefault(set_name, {})[rec.name] = c
+    if not curves:
+        return ""
+    grid = []
+    for set_name, per_run in curves.items():
+        roc = {n: (c["fpr"], c["tpr"], f"(AUC {fmt(c['auc'])}, TPR {fmt(c['tpr_at_fpr'], 'pct')} at "
+                                       f"{c['target_fpr']:.0%} FPR)") for n, c in per_run.items()}
+        against = {c["negatives"] for c in per_run.values()} - {set_name}
+        suffix = f" (reals of {', '.join(sorted(against))})" if against else ""
+        fig = analysis.plot_roc(roc, title=f"ROC · {set_name}{suffix}")
+        target = next(iter(per_run.values()))["target_fpr"]
+        fig.add_vline(x=target, line={"dash": "dot", "color": "#888", "width": 1})
+        grid.append(ctx.page.figure(fig))
+        pr = {n: (c["recall"], c["precision"], f"(AP {fmt(c['ap'])})") for n, c in per_run.items() if len(c["recall"])}
+        if pr:
+            grid.append(ctx.page.figure(analysis.plot_pr(pr, title=f"Precision-recall · {set_name}{suffix}")))
+    table = analysis.detection_table(ctx.records)
+    rows = table.assign(negatives=[n if n != s else "same set" for n, s in zip(table["negatives"], table["set"])])
+    target = f"{analysis.TARGET_FPR:.0%}"
+    return ("<h3>ROC and precision-recall curves</h3><p class=\"muted\">Every held-out set, the "
+            "<code>--eval-on</code> sets included; a set that holds only fakes is ranked against the reals of "
+            f"the test set. The dotted line marks {target} of reals called fake.</p>"
+            + f'<div class="grid">{"".join(grid)}</div>'
+            + html_table(rows.to_dict("records"), [
+                ("run", "run", ""), ("set", "set", ""), ("negatives", "reals from", ""),
+                ("n_pos", "fakes", "int"), ("n_neg", "reals", "int"), ("auc", "ROC AUC", "f"),
+                ("ap", "average precision", "f"), ("tpr_at_fpr", f"TPR at {target} FPR", "pct"),
+                ("threshold", "threshold for it", "f")],
+                caption=f"Fakes caught when at most {target} of reals are called fake"))
 
 
 def _calibration(ctx: Context) -> str:

@@ -123,8 +123,9 @@ def build_context(page: Page, tables: list[pd.DataFrame], records: list, notes: 
 
 def build_sections(ctx: sections.Context, max_thumbnails: int, step: Callable[[str], None]) -> dict[str, Any]:
     """Add every section to the page, timing each; returns the hover thumbnails' data."""
-    for name, build in (("datasets", sections.overview_section), ("norms", sections.norms_section),
-                        ("projections", sections.projections_section), ("models", sections.models_section)):
+    # results first, then the analysis of the features, then the datasets they come from
+    for name, build in (("models", sections.models_section), ("norms", sections.norms_section),
+                        ("projections", sections.projections_section), ("datasets", sections.overview_section)):
         if name != "models" and not len(ctx.table):
             continue
         step(name)
