@@ -123,6 +123,14 @@ def table(results: dict) -> str:
     return "\n".join(lines)
 
 
+def parse_value(text: str):
+    """A JSON value where ``text`` is one (numbers, booleans, lists), else the text itself."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--detectors", default=",".join(DETECTORS))
@@ -136,7 +144,8 @@ def main() -> None:
     ap.add_argument("--cache-dir", default=str(ROOT / "results" / "cache"))
     ap.add_argument("--resume", action="store_true")
     ap.add_argument("--suffix", default="", help="appended to the run names")
-    ap.add_argument("--ship", default=None, help="detector whose run is copied to embedlab/pretrained/real-fake")
+    ap.add_argument("--ship", default=None, help="copy a run to embedlab/pretrained/real-fake: a detector's name, "
+                    "or 'best', the network with the highest ROC AUC on the validation split")
     args = ap.parse_args()
 
     import torch
@@ -147,8 +156,7 @@ def main() -> None:
     command = shlex.join(["python", "bench/train_realfake.py", *sys.argv[1:]])
     manifest_path = OUT / "realfake-sources.csv"
     manifest = write_manifest(manifest_path, Path(args.cache_dir))
-    overrides = {k: json.loads(v) if v[:1] in "[{0123456789-tfn" else v
-                 for k, v in (p.split("=", 1) for p in args.param)}
+    overrides = {k: parse_value(v) for k, v in (p.split("=", 1) for p in args.param)}
     suffix = args.suffix + (f"-without-{args.leave_out}" if args.leave_out else "")
     results = {}
     for name in [d.strip() for d in args.detectors.split(",") if d.strip()]:
@@ -171,14 +179,16 @@ def main() -> None:
                                name=run_name, cache_dir=args.cache_dir, seed=args.seed, device=args.device,
                                epochs=args.epochs or recipe["epochs"], resume=args.resume, on_progress=progress,
                                leave_out=args.leave_out, command=command)
-        results[name + suffix] = {"run": str(run.path), **score(run, manifest),
+        valid = run.metrics["sets"].get("valid", {})
+        results[name + suffix] = {"run": str(run.path), "kind": run.params["kind"],
+                                  "valid_roc_auc": valid.get("roc_auc"), **score(run, manifest),
                                   "train_seconds": round(time.time() - started, 1), "command": command}
         r = results[name + suffix]
         print(f"{name}: " + ", ".join(f"{s} AUC {r[s]['roc_auc']:.3f} acc {r[s]['accuracy']:.3f}"
                                        for s in SCORED if s in r), flush=True)
         out = OUT / "realfake.json"
         previous = json.loads(out.read_text()) if out.is_file() else {}
-        previous.pop("targets", None)
+        previous = {k: v for k, v in previous.items() if isinstance(v, dict) and "stylegan" in v}
         out.write_text(json.dumps({**previous, **results, "targets": TARGETS}, indent=2))
     done = {k: v for k, v in json.loads((OUT / "realfake.json").read_text()).items() if k != "targets"}
     (OUT / "realfake.md").write_text(table(done) + "\n")
@@ -187,8 +197,14 @@ def main() -> None:
         sys.path.insert(0, str(ROOT / "bench"))
         from train_emotion import ship
 
-        dest = ship(Path(args.runs_dir) / f"realfake-{args.ship}{suffix}", ROOT / "embedlab" / "pretrained" / "real-fake")
-        print(f"shipped {dest}")
+        chosen = args.ship + suffix
+        if args.ship == "best":
+            networks = {k: v for k, v in results.items() if v["kind"] == "network"}
+            chosen = max(networks, key=lambda k: networks[k]["valid_roc_auc"] or 0.0)
+            print("chosen on validation ROC AUC: " + ", ".join(f"{k} {v['valid_roc_auc']:.4f}"
+                                                               for k, v in networks.items()))
+        dest = ship(Path(results[chosen]["run"]), ROOT / "embedlab" / "pretrained" / "real-fake")
+        print(f"shipped {chosen} to {dest}")
 
 
 if __name__ == "__main__":
