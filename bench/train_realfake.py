@@ -112,19 +112,26 @@ def score(run, manifest: pd.DataFrame) -> dict:
         out[source] = {"n_fake": int(y.sum()), "n_real": int(len(y) - y.sum()),
                        "roc_auc": float(roc_auc_score(y, s)), "roc_auc_ci": bootstrap_ci(roc_auc_score, [y, s]),
                        "accuracy": float(correct.mean()), "accuracy_ci": bootstrap_ci(np.mean, [correct]),
-                       "recall_fake": float(correct[y == 1].mean()), "fpr": float(1 - correct[y == 0].mean())}
+                       "recall_fake": float(correct[y == 1].mean()), "fpr": float(1 - correct[y == 0].mean()),
+                       "accuracy_at_half": float((((s >= 0.5).astype(int)) == y).mean())}
     return out
 
 
 def table(results: dict) -> str:
-    lines = ["| detector | StyleGAN AUC | StyleGAN acc [95% CI] | StyleGAN2 AUC | SD 1.5 AUC | SD recall | "
-             "threshold | train time |", "|---|---|---|---|---|---|---|---|"]
+    lines = ["| detector | StyleGAN AUC [95% CI] | StyleGAN acc at threshold [95% CI] | StyleGAN acc at 0.5 | "
+             "StyleGAN2 AUC | SD 1.5 AUC [95% CI] | SD recall | threshold | train time |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for name, r in results.items():
         sg, sg2, sd = r.get("stylegan", {}), r.get("stylegan2", {}), r.get("sd15", {})
-        ci = sg.get("accuracy_ci") or [float("nan")] * 2
-        lines.append(f"| {name} | {sg.get('roc_auc', float('nan')):.3f} | {sg.get('accuracy', float('nan')):.3f} "
-                     f"[{ci[0]:.3f}, {ci[1]:.3f}] | {sg2.get('roc_auc', float('nan')):.3f} | "
-                     f"{sd.get('roc_auc', float('nan')):.3f} | {sd.get('recall_fake', float('nan')):.2f} | "
+        nan = float("nan")
+
+        def ci(d, key):
+            lo, hi = d.get(key) or [nan, nan]
+            return f"[{lo:.3f}, {hi:.3f}]"
+
+        lines.append(f"| {name} | {sg.get('roc_auc', nan):.3f} {ci(sg, 'roc_auc_ci')} | {sg.get('accuracy', nan):.3f} "
+                     f"{ci(sg, 'accuracy_ci')} | {sg.get('accuracy_at_half', nan):.3f} | {sg2.get('roc_auc', nan):.3f} | "
+                     f"{sd.get('roc_auc', nan):.3f} {ci(sd, 'roc_auc_ci')} | {sd.get('recall_fake', nan):.2f} | "
                      f"{r['threshold']:.3f} | {r['train_seconds'] / 60:.1f} min |")
     return "\n".join(lines)
 
@@ -135,6 +142,21 @@ def parse_value(text: str):
         return json.loads(text)
     except ValueError:
         return text
+
+
+def loso_table(results: dict) -> str:
+    """Trained on every source, or without one, against each source's test ROC AUC."""
+    lines = ["| detector | trained on | " + " | ".join(f"{s} AUC" for s in SCORED) + " |",
+             "|---|---|" + "---|" * len(SCORED)]
+    for name, r in results.items():
+        base, _, left_out = name.partition("-without-")
+        if not left_out and not any(k.startswith(name + "-without-") for k in results):
+            continue
+        trained = "every source" if not left_out else f"all but **{left_out}**"
+        cells = [(f"**{r[s]['roc_auc']:.3f}**" if s == left_out else f"{r[s]['roc_auc']:.3f}") if s in r else "-"
+                 for s in SCORED]
+        lines.append(f"| {base} | {trained} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 def main() -> None:
@@ -150,6 +172,7 @@ def main() -> None:
     ap.add_argument("--cache-dir", default=str(ROOT / "results" / "cache"))
     ap.add_argument("--resume", action="store_true")
     ap.add_argument("--suffix", default="", help="appended to the run names")
+    ap.add_argument("--score-only", action="store_true", help="score the runs already trained, train nothing")
     ap.add_argument("--ship", default=None, help="copy a run to embedlab/pretrained/real-fake: a detector's name, "
                     "or 'best', the network with the highest ROC AUC on the validation split")
     args = ap.parse_args()
@@ -165,11 +188,14 @@ def main() -> None:
     overrides = {k: parse_value(v) for k, v in (p.split("=", 1) for p in args.param)}
     suffix = args.suffix + (f"-without-{args.leave_out}" if args.leave_out else "")
     results = {}
+    previous_results = json.loads((OUT / "realfake.json").read_text()) if (OUT / "realfake.json").is_file() else {}
     for name in [d.strip() for d in args.detectors.split(",") if d.strip()]:
         recipe = DETECTORS[name]
         run_name = f"realfake-{name}{suffix}"
         started = time.time()
-        if recipe["model"] == "svm":
+        if args.score_only:
+            run = embedlab.load_run(Path(args.runs_dir) / run_name)
+        elif recipe["model"] == "svm":
             run = embedlab.fit(manifest_path, recipe["features"], "svm", runs_dir=args.runs_dir, name=run_name,
                                cache_dir=args.cache_dir, seed=args.seed, leave_out=args.leave_out, command=command)
         else:
@@ -186,9 +212,12 @@ def main() -> None:
                                epochs=args.epochs or recipe["epochs"], resume=args.resume, on_progress=progress,
                                leave_out=args.leave_out, command=command)
         valid = run.metrics["sets"].get("valid", {})
-        results[name + suffix] = {"run": str(run.path), "kind": run.params["kind"],
+        seconds = (previous_results.get(name + suffix, {}).get("train_seconds") if args.score_only
+                   else round(time.time() - started, 1))
+        where = run.path.relative_to(ROOT) if run.path.is_relative_to(ROOT) else run.path
+        results[name + suffix] = {"run": str(where), "kind": run.params["kind"],
                                   "valid_roc_auc": valid.get("roc_auc"), **score(run, manifest),
-                                  "train_seconds": round(time.time() - started, 1), "command": command}
+                                  "train_seconds": seconds, "command": run.params.get("command", command)}
         r = results[name + suffix]
         print(f"{name}: " + ", ".join(f"{s} AUC {r[s]['roc_auc']:.3f} acc {r[s]['accuracy']:.3f}"
                                        for s in SCORED if s in r), flush=True)
@@ -197,7 +226,8 @@ def main() -> None:
         previous = {k: v for k, v in previous.items() if isinstance(v, dict) and "stylegan" in v}
         out.write_text(json.dumps({**previous, **results, "targets": TARGETS}, indent=2))
     done = {k: v for k, v in json.loads((OUT / "realfake.json").read_text()).items() if k != "targets"}
-    (OUT / "realfake.md").write_text(table(done) + "\n")
+    everything = {k: v for k, v in done.items() if "-without-" not in k}
+    (OUT / "realfake.md").write_text(table(everything) + "\n\n" + loso_table(dict(sorted(done.items()))) + "\n")
     print(table(results))
     if args.ship:
         sys.path.insert(0, str(ROOT / "bench"))
@@ -209,7 +239,7 @@ def main() -> None:
             chosen = max(networks, key=lambda k: networks[k]["valid_roc_auc"] or 0.0)
             print("chosen on validation ROC AUC: " + ", ".join(f"{k} {v['valid_roc_auc']:.4f}"
                                                                for k, v in networks.items()))
-        dest = ship(Path(results[chosen]["run"]), ROOT / "embedlab" / "pretrained" / "real-fake")
+        dest = ship(ROOT / results[chosen]["run"], ROOT / "embedlab" / "pretrained" / "real-fake")
         print(f"shipped {chosen} to {dest}")
 
 
