@@ -61,3 +61,25 @@ def test_detector_trains_an_epoch_and_reloads_exactly(network, two_sources, tmp_
     got = again.set_index("path")["proba_fake"]
     assert np.allclose(got.loc[stored.index].to_numpy(), stored.to_numpy(), atol=1e-6)
     assert set(again["decision"]) <= {"real", "fake"}
+
+
+def test_balancing_by_source_draws_a_rare_generator_as_often_as_a_common_one(two_sources, tmp_path):
+    import torch
+
+    from embedlab.nets.inputs import prepare_inputs
+    from embedlab.nets.training import source_weights
+    from embedlab.datasets import load
+
+    table = load(two_sources).query("split == 'train'").reset_index(drop=True)
+    spec = NETWORKS.create("encoding-mlp")
+    inputs, usable, _ = prepare_inputs(spec, spec.resolve({}), table, ["real", "fake"], tmp_path / "cache")
+    kept = table[usable].reset_index(drop=True)
+    w = source_weights(inputs.labels.numpy(), inputs.groups, 2, 1.0)
+    draws = torch.multinomial(torch.tensor(w / w.sum()), 20000, replacement=True).numpy()
+    drawn = kept.loc[draws].groupby(["label", "source"]).size() / len(draws)
+    assert kept.query("label == 'fake'")["source"].value_counts().nunique() > 1  # the sources differ in size
+    assert abs(drawn["fake", "sd"] - drawn["fake", "stylegan"]) < 0.02
+    assert abs(drawn["real", "real"] - 0.5) < 0.02
+    run = fit(two_sources, model="encoding-mlp", params={"hidden": 16, "dense": 8, "balance": "sources"}, epochs=1,
+              device="cpu", name="by-source", runs_dir=tmp_path / "runs", cache_dir=tmp_path / "cache")
+    assert run.model_params["balance"] == "sources"

@@ -47,8 +47,10 @@ def prepare_inputs(spec: NetworkSpec, p: dict[str, Any], frame: pd.DataFrame, cl
     index = {c: i for i, c in enumerate(classes)}
     labels = torch.tensor([index.get(str(v), -1) for v in frame["label"]], dtype=torch.long)
     keep = torch.from_numpy(np.flatnonzero(usable))
+    sources = frame["source"] if "source" in frame.columns else pd.Series([None] * n, index=frame.index)
+    groups = pd.factorize(frame["label"].astype(str) + "/" + sources.fillna("").astype(str))[0]
     inputs = Inputs(images[keep] if images is not None else None,
-                    encodings[keep] if encodings is not None else None, labels[keep])
+                    encodings[keep] if encodings is not None else None, labels[keep], groups[keep.numpy()])
     return inputs, usable, info
 
 

@@ -36,7 +36,7 @@ TRAINING_DEFAULTS: dict[str, Any] = {
     "schedule": "cosine",      # constant | cosine | onecycle
     "warmup_epochs": 0.0,
     "label_smoothing": 0.0,
-    "balance": "weights",      # weights | sampler | none
+    "balance": "weights",      # weights | sampler | sources (each source of fakes drawn equally) | none
     "balance_power": 0.5,      # class weight = (n / count) ** power, normalised
     "augment": True,
     "flip": True,

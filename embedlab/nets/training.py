@@ -119,10 +119,11 @@ def augment(x, p: dict[str, Any], gen):
 class Inputs:
     """What a network reads for a set of rows: uint8 images and/or encodings, labels."""
 
-    def __init__(self, images=None, encodings=None, labels=None):
+    def __init__(self, images=None, encodings=None, labels=None, groups=None):
         self.images = images        # uint8 tensor (N, H, W, C) or None
         self.encodings = encodings  # float32 tensor (N, 128) or None
         self.labels = labels        # int64 tensor (N,) or None
+        self.groups = groups        # int array (N,): label and source of each row, or None
 
     def __len__(self):
         return len(self.images) if self.images is not None else len(self.encodings)
@@ -176,6 +177,11 @@ def _notify(callback, done: int, total: int, info: dict) -> None:
 
 
 # -- losses and schedules ---------------------------------------------------
+#: how training evens out classes: loss weights, a class-balanced sampler, a sampler that also
+#: draws each source of fakes equally often, or nothing
+BALANCE = ("weights", "sampler", "sources", "none")
+
+
 def class_weights(labels: np.ndarray, n_classes: int, power: float) -> np.ndarray:
     """Per-class weights ``(N / (K * count)) ** power``, rescaled to average 1 over the images.
 
@@ -185,6 +191,25 @@ def class_weights(labels: np.ndarray, n_classes: int, power: float) -> np.ndarra
     counts = np.bincount(labels, minlength=n_classes).astype(float)
     w = np.where(counts > 0, (len(labels) / (n_classes * np.maximum(counts, 1))) ** power, 0.0)
     return w * len(labels) / max((w * counts).sum(), 1e-12)
+
+
+def source_weights(labels: np.ndarray, groups: np.ndarray, n_classes: int, power: float) -> np.ndarray:
+    """Per-row sampling weights: each class its ``class_weights`` share, split evenly among its sources.
+
+    ``groups`` numbers each row's (label, source); a rare generator is drawn as often as a common one.
+
+    >>> w = source_weights(np.array([0, 0, 1, 1, 1, 1]), np.array([0, 0, 1, 1, 1, 2]), 2, 1.0)
+    >>> (w / w.sum()).round(3).tolist()
+    [0.25, 0.25, 0.083, 0.083, 0.083, 0.25]
+    """
+    per_class = class_weights(labels, n_classes, power)[labels]
+    w = np.empty(len(labels))
+    for c in np.unique(labels):
+        rows = labels == c
+        kinds, counts = np.unique(groups[rows], return_counts=True)
+        share = dict(zip(kinds, rows.sum() / (len(kinds) * counts)))
+        w[rows] = per_class[rows] * np.array([share[g] for g in groups[rows]])
+    return w
 
 
 def learning_rate(p: dict[str, Any], step: int, total: int, steps_per_epoch: int) -> float:
@@ -354,11 +379,15 @@ def train_loop(module, spec: NetworkSpec, p: dict[str, Any], task: str, n_classe
     channels = int(p.get("channels", 1))
     y = train.labels.numpy()
     weights = class_weights(y, n_classes, float(p["balance_power"])) if p["balance"] == "weights" else None
-    if p["balance"] not in ("weights", "sampler", "none"):
-        raise ModelError(f"balance must be weights, sampler or none, got {p['balance']!r}")
+    if p["balance"] not in BALANCE:
+        raise ModelError(f"balance must be one of {', '.join(BALANCE)}, got {p['balance']!r}")
     sample_p = None
     if p["balance"] == "sampler":
         w = class_weights(y, n_classes, float(p["balance_power"]))[y]
+        sample_p = torch.tensor(w / w.sum(), dtype=torch.float64)
+    elif p["balance"] == "sources":
+        groups = train.groups if train.groups is not None else y
+        w = source_weights(y, groups, n_classes, float(p["balance_power"]))
         sample_p = torch.tensor(w / w.sum(), dtype=torch.float64)
     loss_fn = loss_function(task, weights, float(p["label_smoothing"]), device, positive_index)
     val_loss_fn = loss_function(task, None, 0.0, device, positive_index)
