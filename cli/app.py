@@ -50,7 +50,7 @@ err_console = Console(stderr=True)
 DEFAULT_CACHE = DEFAULT_CACHE_DIR
 DEFAULT_RUNS = DEFAULT_RUNS_DIR
 __all__ = ["CACHE_ENV", "DEFAULT_CACHE", "DEFAULT_RUNS", "DEFAULT_REPORT", "RESULTS_DIR", "RUNS_ENV", "SAMPLE_DATA_DIR", "app", "cache_option",
-           "clean_errors", "console", "err_console", "fail", "note", "print_json", "progress_bar", "runs_option",
+           "clean_errors", "clock", "console", "err_console", "fail", "note", "print_json", "progress_bar", "runs_option",
            "verbosity"]
 
 _state = {"verbosity": 0}
@@ -134,7 +134,7 @@ def clean_errors(func: Callable) -> Callable:
     return wrapper
 
 
-def _clock(seconds: float | None) -> str:
+def clock(seconds: float | None) -> str:
     if seconds is None or seconds != seconds:
         return "?"
     seconds = int(round(seconds))
@@ -177,19 +177,23 @@ def progress_bar(description: str, quiet: bool = False, unit: str = "images") ->
 def _plain_progress(description: str, unit: str) -> Iterator[Callable[..., None]]:
     every = float(os.environ.get(PROGRESS_ENV) or 30)
     started = time.monotonic()
-    seen = {"last": None, "done": 0, "total": 0, "shown": None}
+    seen = {"last": None, "done": 0, "total": 0, "shown": None, "first": None}
 
     def line() -> str:
         done, total = seen["done"], seen["total"]
-        elapsed = time.monotonic() - started
-        rate = done / elapsed if elapsed > 0 else 0.0
+        now = time.monotonic()
+        elapsed = now - started
+        first_done, first_time = seen["first"]
+        rate = (done - first_done) / (now - first_time) if now > first_time else 0.0  # since counting began
         remaining = (total - done) / rate if rate > 0 and total else None
         return (f"{description}: {done}/{total} {unit}, {rate:.1f} {unit}/s, "
-                f"elapsed {_clock(elapsed)} / remaining {_clock(remaining)}")
+                f"elapsed {clock(elapsed)} / remaining {clock(remaining)}")
 
     def update(done: int, total: int, *info: Any) -> None:
         seen.update(done=done, total=total)
         now = time.monotonic()
+        if seen["first"] is None:
+            seen["first"] = (done, now)
         if seen["last"] is None or now - seen["last"] >= every:
             seen.update(last=now, shown=(done, total))
             err_console.print(line(), highlight=False, markup=False, soft_wrap=True)

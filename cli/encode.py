@@ -19,7 +19,9 @@ def encode(
     features: str = typer.Option(
         "encoding", "--features", "-f",
         help="Comma-separated feature specs: encoding, spectrum, pixels, cnn:resnet18; "
-        "parameters in brackets, e.g. 'encoding\\[detector=none,jitters=2]'. See `embedlab features`."),
+        "parameters in brackets, e.g. 'encoding\\[detector=none,jitters=2]'. See `embedlab features`. "
+        "On aligned face crops (the fer2013-folders, fer2013-csv and kaggle-140k layouts) an encoding that names "
+        "no detector runs none, as if written encoding\\[detector=none]; name one to run it."),
     workers: Optional[int] = typer.Option(None, "--workers", "-w", help="Worker processes (default: all cores)."),
     per_class: Optional[int] = typer.Option(None, "--per-class", help="Use at most N images per split and label."),
     cache_dir: Path = cache_option(),
@@ -58,6 +60,8 @@ def encode(
     with progress_bar("encoding", quiet=quiet) as update:
         df = run_encode(table, features, cache_dir=cache_dir, workers=workers, per_class=per_class,
                         seed=seed, scheduler=scheduler, on_progress=update)
+    for n in df.attrs.get("notes", []):
+        console.print(f"[cyan]note:[/cyan] {shown(n)}", highlight=False)
     print_summary(df.attrs["summary"], cache_dir)
 
 

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import shlex
 import sys
+import time
 from pathlib import Path
-from typing import Optional
+from typing import Any, Callable, Optional
 
 import typer
 
 from embedlab.classifiers import CLASSIFIERS, parse_params
-from embedlab_cli.app import app, cache_option, clean_errors, progress_bar, runs_option
+from embedlab_cli.app import app, cache_option, clean_errors, clock, note, progress_bar, runs_option, verbosity
 from embedlab_cli.runs import print_run
 
 
@@ -21,7 +22,9 @@ def fit(
     features: str = typer.Option(
         "encoding", "--features", "-f",
         help="Feature specs joined by '+' or ',': encoding, spectrum, pixels, cnn:resnet18, with parameters "
-        "in brackets, e.g. 'encoding\\[detector=none]+spectrum'. Computed and cached when missing."),
+        "in brackets, e.g. 'encoding\\[detector=none]+spectrum'. Computed and cached when missing. On aligned "
+        "face crops (the fer2013-folders, fer2013-csv and kaggle-140k layouts) an encoding that names no detector "
+        "runs none, as if written encoding\\[detector=none]; name one to run it."),
     model: str = typer.Option(
         "svm", "--model", "-m",
         help=f"Classifier: {', '.join(CLASSIFIERS.names())}; or a network from embedlab.nets."),
@@ -59,7 +62,7 @@ def fit(
         help="A source of fakes (fake/<source>/ folder or manifest source column) kept out of train and "
         "valid and scored on test: will the detector catch a generator it has not seen? "
         "e.g. --leave-out sd"),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar and no per-epoch lines."),
 ) -> None:
     """Fit a model on DATA, score it on its test split (and --eval-on sets), and save the run.
 
@@ -74,15 +77,63 @@ def fit(
     Leave one generator out: [bold]embedlab fit faces --model svm --leave-out sd[/bold]
 
     On a Dask cluster: [bold]embedlab fit /shared/faces --model xgboost --scheduler tcp://10.0.0.5:8786[/bold]
+
+    A network prints its plan and, after its first batches, an estimate of the training time, then
+    one line per epoch: training loss and accuracy, validation loss and accuracy, learning rate,
+    seconds, and the time still to go. Options that do not apply to the kind of model chosen
+    (--search for a network, --epochs for a classifier...) are refused with the reason.
     """
     from embedlab.api import fit as run_fit
+    from embedlab.classifiers import CLASSIFIERS as classifiers
 
     command = shlex.join(["embedlab", *sys.argv[1:]])
-    with progress_bar("features", quiet=quiet) as update:
+    network = model not in classifiers
+    with progress_bar("training" if network else "features", quiet=quiet,
+                      unit="batches" if network else "images") as update:
+        on_progress = TrainingLog(update, quiet=quiet) if network else update
         run = run_fit(data, features, model, params=parse_params(param or []), search=search,
                       class_weight=class_weight, eval_on=eval_on or [], runs_dir=runs_dir, name=name,
-                      cache_dir=cache_dir, seed=seed, workers=workers, on_progress=update,
+                      cache_dir=cache_dir, seed=seed, workers=workers, on_progress=on_progress,
                       device=device, epochs=epochs, resume=resume, command=command,
                       eval_features=eval_features, missing=missing, per_class=per_class, layout=layout,
                       scheduler=scheduler, target_fpr=target_fpr, leave_out=leave_out)
     print_run(run.params, run.metrics, run.path)
+
+
+#: batches timed before the training time is estimated
+ESTIMATE_AFTER = 5
+
+
+class TrainingLog:
+    """A network's training as lines: its plan, an estimate of its time, then one line per epoch.
+
+    Called as ``(done, total, info)`` by :func:`embedlab.nets.fit_network` (batches), it also moves
+    the progress bar.
+    """
+
+    def __init__(self, update: Callable[..., None], quiet: bool = False):
+        self.update, self.quiet = update, quiet or verbosity() < 0
+        self.started, self.first, self.estimated = time.monotonic(), 0, False
+
+    def __call__(self, done: int, total: int, info: dict[str, Any] | None = None) -> None:
+        self.update(done, total)
+        if info is None or self.quiet:
+            return
+        if info.get("start"):
+            self.started, self.first = time.monotonic(), done
+            epochs, batches = info["epochs"] - info["epoch"], info["batches_per_epoch"]
+            note(f"training: {epochs} epoch{'s' * (epochs != 1)} of {batches} batch{'es' * (batches != 1)} "
+                 f"({info['train_images']} training images, batch {info['batch_size']}; "
+                 f"{info['valid_images']} validation images) on {info['device']}")
+            return
+        elapsed, did = time.monotonic() - self.started, done - self.first
+        if not self.estimated and did and (did >= ESTIMATE_AFTER or info.get("end_of_epoch")):
+            self.estimated = True
+            note(f"estimated training time: {clock(elapsed / did * (total - self.first))} for "
+                 f"{total - self.first} batches (from the first {did}; each epoch's validation adds to it)")
+        if info.get("end_of_epoch"):
+            remaining = elapsed / did * (total - done) if did else None
+            note(f"epoch {info['epoch']}/{info['epochs']}  loss {info['train_loss']:.4f}  "
+                 f"acc {info['train_acc']:.3f}  valid loss {info['val_loss']:.4f}  acc {info['val_acc']:.3f}  "
+                 f"lr {info['lr']:.2e}  {info['seconds']:.1f} s  elapsed {clock(elapsed)} / "
+                 f"remaining {clock(remaining)}")

@@ -155,6 +155,8 @@ def print_run(params: dict, metrics: dict, path: Path | str, sets: Iterable[str]
             print_set(name, metrics["sets"][name])
             if metrics["sets"][name].get("per_source"):
                 console.print(sources_table(name, metrics["sets"][name]))
+    for n in params.get("notes", []) or []:
+        console.print(f"[cyan]note:[/cyan] {escape(n)}", highlight=False)
     for w in params.get("warnings", []) or []:
         console.print(f"[yellow]warning while fitting:[/yellow] {w}", highlight=False)
     console.print(f"run folder: {path}", highlight=False)

@@ -70,13 +70,32 @@ def fit(data: str | os.PathLike | pd.DataFrame, features: str | Sequence[str] = 
                               workers=workers, on_progress=on_progress, target_fpr=target_fpr,
                               leave_out=leave_out, **options)
     if model in NETWORKS:
-        if options.get("scheduler") is not None:
-            raise OptionError(f"--scheduler applies to the xgboost classifier only; {model!r} is a network")
+        refuse_for_networks(model, search=search, class_weight=class_weight, **options)
         return fit_network(data, network=model, params=params, eval_on=eval_on, runs_dir=runs_dir,
                            name=name, cache_dir=cache_dir, seed=seed, device=device, epochs=epochs,
                            resume=resume, on_progress=on_progress, command=options.get("command"),
-                           target_fpr=target_fpr, leave_out=leave_out)
+                           target_fpr=target_fpr, leave_out=leave_out, per_class=options.get("per_class"),
+                           layout=options.get("layout", "auto"), missing=options.get("missing", "drop"))
     raise UnknownNameError("model", model, model_names())
+
+
+def refuse_for_networks(model: str, *, search: bool, class_weight: str | None, **options: Any) -> None:
+    """The classifier options a network cannot honour, refused with the reason rather than ignored."""
+    reasons = {
+        "scheduler": "--scheduler trains the xgboost classifier on a Dask cluster; networks train here "
+                     "(--device cuda for a GPU)",
+        "eval_features": "--eval-features chooses the features of the --eval-on sets for a classifier; a "
+                         "network reads the images of those sets itself (encoding-mlp and the fusion networks "
+                         "take their encoding from -p encoding=SPEC)",
+        "search": "--search is a grid search over a classifier's parameters; for a network set them with -p",
+        "class_weight": "--class-weight is a classifier option; networks weight classes by default "
+                         "(-p balance=weights|sampler|none)",
+    }
+    given = {**options, "search": search or None,
+             "class_weight": None if class_weight in (None, "none") else class_weight}
+    for key, reason in reasons.items():
+        if given.get(key) is not None:
+            raise OptionError(f"{reason}; {model!r} is a network")
 
 
 def load_run(path: str | os.PathLike, runs_dir: str | os.PathLike = DEFAULT_RUNS_DIR, *,

@@ -25,7 +25,7 @@ from __future__ import annotations
 import os
 import time
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
@@ -36,7 +36,7 @@ from embedlab.classifiers.pipelines import (adapt_to_data, create_classifier, se
                                             supports_sample_weight, target_prefix)
 from embedlab.classifiers.run import ClassifierRun, load_classifier_run
 from embedlab.classifiers.xgboost_dask import fit_xgboost_dask
-from embedlab.compute.extraction import encode, feature_matrix, resolve_features
+from embedlab.compute.extraction import encode, feature_matrix, resolve_features, with_layout_defaults
 from embedlab.core.defaults import DEFAULT_CACHE_DIR, DEFAULT_RUNS_DIR
 from embedlab.core.errors import DatasetError, ModelError, OptionError
 from embedlab.core.specs import split_feature_list
@@ -104,6 +104,7 @@ class Data:
     roles: pd.Series
     split_info: dict[str, Any]
     eval_tables: list[tuple[Path, pd.DataFrame]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # defaults chosen from the data, said to the user
 
 
 @dataclass
@@ -167,6 +168,7 @@ def fit_with(data: str | os.PathLike | pd.DataFrame, config: FitConfig) -> Class
     started = time.perf_counter()
     plan = check_options(config)
     loaded = load_data(data, config)
+    plan = layout_defaults(plan, loaded, config)
     feats = compute_features(plan, loaded, config)
     pipe, training = train(plan, loaded, feats, config)
     sets, predictions, threshold = score(pipe, plan, loaded, feats, config)
@@ -249,6 +251,32 @@ def load_data(data: str | os.PathLike | pd.DataFrame, config: FitConfig) -> Data
 
 
 # -- stage 3: features -----------------------------------------------------------------
+def layout_defaults(plan: Plan, loaded: Data, config: FitConfig) -> Plan:
+    """The plan with ``encoding[detector=none]`` for an ``encoding`` naming no detector, on aligned
+    face crops (see :func:`embedlab.compute.extraction.with_layout_defaults`); eval sets follow
+    the training features unless ``eval_features`` was given."""
+    specs, notes = with_layout_defaults(plan.specs, loaded.table.attrs.get("layout"))
+    if not notes:
+        return plan
+    loaded.notes.extend(notes)
+    extractors = resolve_features(specs)
+    if config.eval_features:
+        return replace(plan, specs=specs, extractors=extractors)
+    return replace(plan, specs=specs, extractors=extractors, eval_specs=specs, eval_extractors=extractors)
+
+
+def lost_features_hint(specs: list[str], reasons: dict[str, int]) -> str:
+    """What to try when the face detector left classes without features."""
+    if "no face found" not in reasons:
+        return "try other features (embedlab features lists them)"
+    tried = [s for s in specs if s.startswith("encoding") and "detector=none" not in s]
+    instead = ", ".join(f"'{s.split('[')[0].split(':')[0]}[detector=none]'" for s in tried[:1]) or \
+        "'encoding[detector=none]'"
+    return (f"the face detector found no face in {reasons['no face found']} images: for aligned face crops "
+            f"(such as FER-2013's 48x48 faces) try --features {instead}, which takes the whole image as "
+            "the face, or a feature that needs no face (spectrum, pixels)")
+
+
 def missing_report(df: pd.DataFrame, names: list[str], ok: np.ndarray) -> dict[str, int]:
     """How many images lack features, by the first failing feature's reason."""
     reasons: dict[str, int] = {}
@@ -287,7 +315,10 @@ def compute_features(plan: Plan, loaded: Data, config: FitConfig) -> Features:
                              f"({', '.join(f'{r}: {n}' for r, n in reasons.items())})")
     lost = [c for i, c in enumerate(loaded.classes) if not (y[(role == "train") & ok] == i).any()]
     if lost:
-        raise ModelError(f"{loaded.where}: no training image of class(es) {', '.join(lost)} has features")
+        reasons = missing_report(df, names, ok)
+        raise ModelError(f"{loaded.where}: no training image of class(es) {', '.join(lost)} has features "
+                         f"({', '.join(f'{r}: {n}' for r, n in reasons.items())}); "
+                         + lost_features_hint(plan.specs, reasons))
     return Features(df, X, ok, y, role)
 
 
@@ -453,6 +484,7 @@ def write(data, config: FitConfig, plan: Plan, loaded: Data, pipe, training: dic
         "created": utc_now(), "command": config.command if config.command is not None else command_line(),
         "seed": config.seed, "fit_seconds": training["fit_seconds"], "total_seconds": training["total_seconds"],
         "warnings": training["warnings"],
+        "notes": loaded.notes,
         "threshold": training["threshold"], "leave_out": config.leave_out,
         "sources": {s: fake_sources(table[role == s]) for s in SPLITS if (role == s).any()},
     }

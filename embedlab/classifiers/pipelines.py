@@ -12,7 +12,7 @@ from typing import Any, Callable, Iterable
 
 import numpy as np
 
-from embedlab.core.errors import ModelError
+from embedlab.core.errors import ModelError, OptionError
 from embedlab.core.registry import Registry
 from embedlab.core.specs import parse_value
 
@@ -194,10 +194,10 @@ def parse_params(items: Iterable[str]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for item in items:
         if "=" not in item:
-            raise ModelError(f"--param {item!r} must look like key=value")
+            raise OptionError(f"--param {item!r} must look like key=value")
         key, value = (s.strip() for s in item.split("=", 1))
         if not key:
-            raise ModelError(f"--param {item!r} has no key")
+            raise OptionError(f"--param {item!r} has no key")
         if value.lower() in ("none", "null"):  # scikit-learn's "no value", e.g. max_depth=None
             out[key] = None
         elif value.startswith("(") and value.endswith(")"):

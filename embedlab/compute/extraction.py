@@ -11,23 +11,60 @@ from __future__ import annotations
 
 import os
 import time
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from multiprocessing import get_context
+from concurrent.futures import FIRST_COMPLETED, Future, wait
 from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 import pandas as pd
+from joblib.externals.loky import ProcessPoolExecutor
+from joblib.externals.loky.backend import get_context
 
 from embedlab.compute.cache import FeatureCache
 from embedlab.compute.distributed import ChunkDone, run_chunks
 from embedlab.compute.workers import Task, extract_chunk, init_worker
 from embedlab.core.defaults import DEFAULT_CACHE_DIR
 from embedlab.core.errors import FeatureError, UsageError
+from embedlab.core.specs import parse_spec
 from embedlab.core.system import default_workers
 from embedlab.datasets import as_table, sample_per_class
 from embedlab.features import FeatureExtractor, create_extractor, split_feature_list
 
 ProgressCallback = Callable[[int, int], None]
+
+#: dataset layouts whose images are tight, aligned face crops (FER-2013's 48x48 faces, the 140k
+#: faces): a face detector misses most faces in them, so there a bare ``encoding`` (no detector
+#: named) means ``encoding[detector=none]``, the whole image as the face
+ALIGNED_FACE_LAYOUTS = ("fer2013-folders", "fer2013-csv", "kaggle-140k")
+
+
+def with_layout_defaults(features: Any, layout: str | None) -> tuple[Any, list[str]]:
+    """``features`` with ``detector=none`` added to each ``encoding`` spec that names no detector,
+    when ``layout`` is in :data:`ALIGNED_FACE_LAYOUTS`; and a note per spec changed.
+
+    >>> with_layout_defaults("encoding[jitters=2],spectrum", "fer2013-folders")[0]
+    ['encoding[jitters=2,detector=none]', 'spectrum']
+    >>> with_layout_defaults("encoding:hog", "fer2013-folders")[0]
+    ['encoding:hog']
+    """
+    if layout not in ALIGNED_FACE_LAYOUTS:
+        return features, []
+    specs = split_feature_list(features) if isinstance(features, str) else list(features)
+    out, notes = [], []
+    for spec in specs:
+        if isinstance(spec, str) and _names_no_detector(spec):
+            m = parse_spec(spec)
+            given = f"{m['params']}," if m["params"] else ""
+            spec = f"{m['name']}[{given}detector=none]"
+            notes.append(f"{spec}: {layout} images are aligned face crops, so no face detector runs on them "
+                         "(name one, e.g. encoding[detector=hog], to run it)")
+        out.append(spec)
+    return out, notes
+
+
+def _names_no_detector(spec: str) -> bool:
+    m = parse_spec(spec)
+    given = {item.split("=", 1)[0].strip() for item in (m["params"] or "").split(",") if "=" in item}
+    return m["name"] == "encoding" and m["primary"] is None and "detector" not in given
 
 
 def resolve_features(features: str | FeatureExtractor | Sequence[str | FeatureExtractor]) -> list[FeatureExtractor]:
@@ -62,7 +99,9 @@ def encode(
     """Features for every image of ``data``, computed once and cached.
 
     ``data`` is a dataset path (any layout :func:`embedlab.datasets.load`
-    reads) or a table it returned. Returns that table with, per feature
+    reads), a table it returned, or images (paths, numpy arrays, PIL images). On a layout of
+    aligned face crops (:data:`ALIGNED_FACE_LAYOUTS`) an ``encoding`` spec naming no detector runs
+    none (``df.attrs["notes"]`` says so). Returns that table with, per feature
     ``f``, a column ``f`` (a ``float32`` vector, or None where extraction
     failed), ``f.ok``, ``f.reason`` and ``f.error``, and the extractor's
     extra columns as ``f.<name>``. ``df.attrs["summary"]`` counts what was
@@ -77,6 +116,7 @@ def encode(
     df = as_table(data, layout=layout)
     if per_class is not None:
         df = sample_per_class(df, per_class, seed=seed)
+    features, notes = with_layout_defaults(features, df.attrs.get("layout"))
     extractors = resolve_features(features)
     workers = default_workers() if workers is None else int(workers)
     if workers < 1:
@@ -97,6 +137,7 @@ def encode(
     seconds = time.perf_counter() - started
     result.attrs["features"] = {ex.name: ex.describe() for ex in extractors}
     result.attrs["summary"] = _summary(result, extractors, committer.computed, cached_counts, seconds, len(tasks))
+    result.attrs["notes"] = notes
     return result
 
 
@@ -153,7 +194,9 @@ def run_in_pool(chunks: list[list[Task]], extractors: list[FeatureExtractor], wo
                 chunk_done: ChunkDone) -> None:
     """Extract the chunks in a pool of spawned processes; ``chunk_done`` runs here as each finishes."""
     threads = 1 if workers > 1 else None
-    with ProcessPoolExecutor(max_workers=min(workers, len(chunks)), mp_context=get_context("spawn"),
+    # loky (joblib's process pool) starts clean interpreters like spawn, but never re-runs the
+    # caller's script in them: a plain script without `if __name__ == "__main__":` works.
+    with ProcessPoolExecutor(max_workers=min(workers, len(chunks)), context=get_context("loky"),
                              initializer=init_worker, initargs=(extractors, threads, os.getpid())) as pool:
         queue = iter(chunks)
         running: dict[Future, list[Task]] = {}
@@ -172,7 +215,9 @@ def run_in_pool(chunks: list[list[Task]], extractors: list[FeatureExtractor], wo
                     if nxt is not None:
                         running[pool.submit(extract_chunk, nxt)] = nxt
         except BaseException:
-            pool.shutdown(wait=False, cancel_futures=True)
+            for fut in running:
+                fut.cancel()
+            pool.shutdown(wait=False, kill_workers=True)
             raise
 
 

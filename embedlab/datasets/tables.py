@@ -8,14 +8,18 @@
 
 from __future__ import annotations
 
+import hashlib
+import io
 import os
+import tempfile
 from pathlib import Path
-from typing import Iterable
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from embedlab.core.errors import DatasetError, DatasetPathError, UsageError
+from embedlab.core.io import atomic_write_bytes
 from embedlab.datasets.images import IMAGE_SUFFIXES, image_hash
 from embedlab.datasets.layouts import LAYOUTS, detect_layout
 from embedlab.datasets.sources import fill_sources
@@ -89,26 +93,67 @@ def sample_per_class(df: pd.DataFrame, n: int, seed: int = 0) -> pd.DataFrame:
     return out
 
 
-def as_table(data: str | os.PathLike | pd.DataFrame, layout: str = "auto") -> pd.DataFrame:
-    """``data`` as a table: a dataset path is loaded, a table (from :func:`load`) is used as it is.
+def as_table(data: Any, layout: str = "auto") -> pd.DataFrame:
+    """``data`` as a table: a dataset path is loaded, a table (from :func:`load`) is used as it is,
+    and images given one by one (paths, numpy arrays, PIL images, or a list of them) make an
+    unlabelled table (:func:`image_table`).
 
     >>> as_table(load("data/sample/fer2013")).index[0]
     0
+    >>> import numpy as np
+    >>> as_table(np.zeros((48, 48), np.uint8))["image_id"].tolist()
+    ['array-0']
     """
     if isinstance(data, pd.DataFrame):
         return data.reset_index(drop=True)
+    if is_in_memory_image(data) or isinstance(data, (list, tuple)):
+        return image_table(data)
     return load(data, layout=layout)
 
 
-def image_table(paths: str | os.PathLike | Iterable[str | os.PathLike]) -> pd.DataFrame:
-    """A table of images (``image_id``, ``path``, ``label``, ``split``, ``hash``) from files and folders.
+def is_in_memory_image(value: Any) -> bool:
+    """A numpy array or a PIL image (checked without importing PIL)."""
+    return isinstance(value, np.ndarray) or any(c.__module__.startswith("PIL.") for c in type(value).__mro__)
 
-    Folders are searched recursively for images; ``label`` is unknown (None).
+
+def stored_image(image: Any, index: int) -> dict[str, str]:
+    """An in-memory image written once as a PNG named by its content (in the system's temporary
+    folder), so that it is read, hashed and cached like any file; returns its table row."""
+    from PIL import Image
+
+    kind = "array" if isinstance(image, np.ndarray) else "image"
+    array = np.asarray(image if kind == "array" else image.convert("RGB"))
+    if array.dtype != np.uint8 or array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] not in (1, 3, 4)):
+        raise UsageError(f"image {index}: expected a uint8 array of shape HxW, HxWx3 or HxWx4, got "
+                         f"{array.dtype} {array.shape}")
+    buffer = io.BytesIO()
+    Image.fromarray(array[:, :, 0] if array.ndim == 3 and array.shape[2] == 1 else array).save(buffer, "PNG")
+    data = buffer.getvalue()
+    folder = Path(tempfile.gettempdir()) / "embedlab-images"
+    folder.mkdir(exist_ok=True)
+    path = folder / f"{hashlib.sha256(data).hexdigest()[:32]}.png"
+    if not path.is_file():
+        atomic_write_bytes(path, data, fsync=False)
+    return {"image_id": f"{kind}-{index}", "path": str(path)}
+
+
+def image_table(paths: Any) -> pd.DataFrame:
+    """A table of images (``image_id``, ``path``, ``label``, ``split``, ``hash``) from files, folders,
+    numpy arrays (``HxW`` or ``HxWxC`` uint8) and PIL images, one or a list of them.
+
+    Folders are searched recursively for images; ``label`` is unknown (None). In-memory images
+    get the ids ``array-N`` or ``image-N`` (their place in the list).
     """
-    if isinstance(paths, (str, os.PathLike)):
+    if isinstance(paths, (str, os.PathLike)) or is_in_memory_image(paths):
         paths = [paths]
     rows = []
-    for p in map(Path, paths):
+    for i, item in enumerate(paths):
+        if is_in_memory_image(item):
+            rows.append(stored_image(item, i))
+            continue
+        if not isinstance(item, (str, os.PathLike)):
+            raise UsageError(f"image {i}: expected a path, a numpy array or a PIL image, got {type(item).__name__}")
+        p = Path(item)
         if p.is_dir():
             found = sorted(f for f in p.rglob("*") if f.suffix.lower() in IMAGE_SUFFIXES and f.is_file())
             if not found:
@@ -125,6 +170,6 @@ def image_table(paths: str | os.PathLike | Iterable[str | os.PathLike]) -> pd.Da
     return table
 
 
-def images_of(data: pd.DataFrame | str | os.PathLike | Iterable[str | os.PathLike]) -> pd.DataFrame:
-    """The images to predict on: a table as it is, or image files and folders."""
+def images_of(data: Any) -> pd.DataFrame:
+    """The images to predict on: a table as it is, or image files, folders, arrays and PIL images."""
     return data.reset_index(drop=True) if isinstance(data, pd.DataFrame) else image_table(data)

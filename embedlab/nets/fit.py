@@ -23,7 +23,7 @@ import pandas as pd
 
 from embedlab.core.defaults import DEFAULT_CACHE_DIR, DEFAULT_RUNS_DIR
 from embedlab.core.errors import DatasetError, ModelError, OptionError
-from embedlab.datasets import as_table
+from embedlab.datasets import as_table, sample_per_class
 from embedlab.datasets.sources import fake_sources, leave_out_source
 from embedlab.datasets.splits import SPLITS, split_roles
 from embedlab.features import create_extractor
@@ -92,6 +92,14 @@ def run_to_resume(runs_dir: Path, name: str | None, network: str) -> dict[str, A
     return started
 
 
+def check_no_missing(prepared: dict[str, tuple], p: dict[str, Any]) -> None:
+    """``missing="error"``: stop when any image of a split has no input the network reads."""
+    lost = {role: int((~usable).sum()) for role, (_, usable, _) in prepared.items() if not usable.all()}
+    if lost:
+        raise ModelError(f"{', '.join(f'{r}: {n}' for r, n in lost.items())} images have no "
+                         f"{p.get('encoding', 'input')} features; --missing drop leaves them out")
+
+
 def set_up_device(device: str, p: dict[str, Any]):
     import torch
 
@@ -107,10 +115,16 @@ def set_up_device(device: str, p: dict[str, Any]):
 # The run's record needs every input of fit_network; they come straight from its arguments.
 def start_run(data, spec: NetworkSpec, p: dict[str, Any], *, eval_on: list[str], runs_dir: Path,
               name: str | None, seed: int, dev, started: dict[str, Any] | None,
-              command: str | None, leave_out: str | None = None) -> NetworkFit:
-    """Load and split ``data`` (without ``leave_out``'s fakes in train and valid), make the run
-    folder and write its ``params.json``."""
-    table = as_table(data)
+              command: str | None, leave_out: str | None = None, per_class: int | None = None,
+              layout: str = "auto") -> NetworkFit:
+    """Load ``data`` (read as ``layout``, at most ``per_class`` images per split and label) and split
+    it (without ``leave_out``'s fakes in train and valid), make the run folder and write its
+    ``params.json``."""
+    table = as_table(data, layout)
+    if per_class:
+        attrs = dict(table.attrs)
+        table = sample_per_class(table, per_class, seed=seed).reset_index(drop=True)
+        table.attrs.update(attrs)
     where = table.attrs.get("root", "data")
     if table["label"].isna().any():
         raise DatasetError(f"{where}: {int(table['label'].isna().sum())} images have no label")
@@ -143,7 +157,7 @@ def start_run(data, spec: NetworkSpec, p: dict[str, Any], *, eval_on: list[str],
         "model": spec.name, "model_params": p, "features": features, "feature_keys": feature_keys,
         "data": {"path": str(table.attrs.get("root", data if not isinstance(data, pd.DataFrame) else "")),
                  "layout": table.attrs.get("layout"), "name": table.attrs.get("name"),
-                 "fingerprint": data_fingerprint(table), "n_images": int(len(table))},
+                 "fingerprint": data_fingerprint(table), "n_images": int(len(table)), "per_class": per_class},
         "splits": {**how, "counts": {r: int((roles == r).sum()) for r in SPLITS}},
         "leave_out": leave_out,
         "sources": {r: fake_sources(table[roles == r]) for r in SPLITS if (roles == r).any()},
@@ -213,7 +227,8 @@ def fit_network(data, network: str, params: dict[str, Any] | None = None,
                 name: str | None = None, cache_dir: str | os.PathLike = DEFAULT_CACHE_DIR, seed: int = 0,
                 device: str = "auto", epochs: int | None = None, resume: bool = False,
                 on_progress: Callable | None = None, command: str | None = None,
-                target_fpr: float = TARGET_FPR, leave_out: str | None = None) -> NetworkRun:
+                target_fpr: float = TARGET_FPR, leave_out: str | None = None, per_class: int | None = None,
+                layout: str = "auto", missing: str = "drop") -> NetworkRun:
     """Train ``network`` (a name in :data:`NETWORKS`) on ``data``; returns the loaded run.
 
     ``params`` overrides the network's defaults (``NETWORKS.create(network).resolve()``
@@ -221,7 +236,10 @@ def fit_network(data, network: str, params: dict[str, Any] | None = None,
     run ``name`` continues from its ``last.pt`` with the parameters it was started with.
     A binary run's decision threshold is chosen on ``valid`` for a false-positive
     rate of ``target_fpr`` on reals; ``leave_out`` keeps one source of fakes out of
-    train and valid, to score it on test as a generator never seen.
+    train and valid, to score it on test as a generator never seen. ``layout`` and ``per_class``
+    read ``data`` as :func:`embedlab.datasets.load` and :func:`embedlab.datasets.sample_per_class` do.
+    Images without the encoding a network reads (``encoding-mlp``, the fusion networks) are left out
+    and counted (``missing="drop"``) or stop the fit (``missing="error"``).
     """
     import torch
 
@@ -235,14 +253,19 @@ def fit_network(data, network: str, params: dict[str, Any] | None = None,
     eval_on = [str(e) for e in eval_on]
     if not 0 <= target_fpr < 1:
         raise OptionError(f"target_fpr={target_fpr}: a false-positive rate at least 0 and below 1")
+    if missing not in ("drop", "error"):
+        raise OptionError(f"missing={missing!r}: choose drop or error")
     if started is not None:
         leave_out = started.get("leave_out", leave_out)
+        per_class = (started.get("data") or {}).get("per_class", per_class)
     run = start_run(data, spec, p, eval_on=eval_on, runs_dir=runs_dir, name=name, seed=seed, dev=dev,
-                    started=started, command=command, leave_out=leave_out)
+                    started=started, command=command, leave_out=leave_out, per_class=per_class, layout=layout)
 
     seed_everything(seed)
     frames = {r: run.table[run.roles == r].reset_index(drop=True) for r in SPLITS}
     prepared = {r: prepare_inputs(spec, p, f, run.classes, cache_dir) for r, f in frames.items() if len(f)}
+    if missing == "error":
+        check_no_missing(prepared, p)
     train_inputs = prepared["train"][0]
     if len(train_inputs) == 0:
         raise ModelError(f"{run.params_json['name']}: no usable training images")

@@ -414,6 +414,9 @@ def train_loop(module, spec: NetworkSpec, p: dict[str, Any], task: str, n_classe
         state = {k: ckpt[k] for k in state}
     done_batches = state["epoch"] * steps_per_epoch
     total_batches = total_steps
+    _notify(on_progress, done_batches, total_batches,
+            {"start": True, "epoch": state["epoch"], "epochs": epochs, "batches_per_epoch": steps_per_epoch,
+             "batch_size": batch_size, "train_images": n, "valid_images": len(valid), "device": str(device)})
     while state["epoch"] < epochs and not state["stopped"]:
         epoch = state["epoch"] + 1
         started = time.time()
