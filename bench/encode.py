@@ -64,7 +64,8 @@ def main() -> int:
         # timed as a user runs it: listing and hashing the dataset included
         started = time.perf_counter()
         listed = benchmark_table(args.data, args.limit)
-        df = embedlab.encode(listed, f"encoding[engine={args.engine}]", workers=args.workers, cache_dir=cache)
+        df = embedlab.encode(listed, f"encoding[detector=hog,engine={args.engine}]", workers=args.workers,
+                             cache_dir=cache)
         return df, time.perf_counter() - started
 
     cache = Path(tempfile.mkdtemp(prefix="embedlab-bench-"))

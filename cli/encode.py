@@ -33,7 +33,7 @@ def encode(
         "for N worker processes here. Workers must see the dataset at the same path; see docs/distributed.md."),
     engine: Optional[str] = typer.Option(
         None, "--engine", help="How the encoding feature runs dlib's face descriptor network: torch "
-        "(PyTorch, batched; the default) or dlib. Same encodings (within 1e-4), shared cache."),
+        "(PyTorch, batched; the default) or dlib. Same encodings (within 1e-4 of dlib's), shared cache."),
     device: Optional[str] = typer.Option(
         None, "--device", help="Where the torch engine runs: auto (CUDA when available), cpu or cuda."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
@@ -57,6 +57,8 @@ def encode(
     table = datasets.load(data, layout=layout)
     console.print(f"[bold]{shown(data)}[/bold]: {len(table)} images, layout [cyan]{table.attrs['layout']}[/cyan]",
                   highlight=False)
+    for warning in table.attrs.get("warnings", []):
+        console.print(f"[bold yellow]warning:[/bold yellow] {shown(warning)}", highlight=False)
     with progress_bar("encoding", quiet=quiet) as update:
         df = run_encode(table, features, cache_dir=cache_dir, workers=workers, per_class=per_class,
                         seed=seed, scheduler=scheduler, on_progress=update)

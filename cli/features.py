@@ -8,7 +8,8 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from embedlab_cli.app import app, cache_option, clean_errors, console
+from embedlab_cli.app import app, cache_option, clean_errors, console, fail, print_json
+from embedlab_cli.terminal import shown
 
 
 @app.command("features")
@@ -58,4 +59,46 @@ def cache_ls(cache_dir: Path = cache_option()) -> None:
     for r in summary.itertuples():
         params = ", ".join(f"{k}={v}" for k, v in (r.params or {}).items())
         table.add_row(r.key, params, str(r.images), str(r.failed), f"{r.bytes / 1e6:.1f}")
+    console.print(table)
+
+
+@cache_app.command("failures")
+@clean_errors
+def cache_failures(
+    data: Path = typer.Argument(..., help="Dataset folder or CSV, or image files (see `embedlab datasets layouts`)."),
+    features: str = typer.Option("encoding", "--features", "-f", help="Feature specs, as for `embedlab encode`."),
+    cache_dir: Path = cache_option(),
+    layout: str = typer.Option("auto", "--layout", help="Dataset layout; 'auto' detects it."),
+    output: str = typer.Option("table", "--format", help="table, csv or json."),
+) -> None:
+    """List the images of DATA whose features failed, with the reason, as recorded in the cache.
+
+    Nothing is computed: run `embedlab encode` first. Failed images do not fail
+    a command (it exits 0 and counts them); this lists them.
+
+    Example: [bold]embedlab cache failures ../shared/data/fer2013 --features encoding[/bold]
+    """
+    from embedlab.compute.extraction import failures
+
+    if output not in ("table", "csv", "json"):
+        fail(f"--format {output!r}: choose table, csv or json")
+    found = failures(data, features, cache_dir=cache_dir, layout=layout)
+    if output == "csv":
+        typer.echo(found.to_csv(index=False), nl=False)
+        return
+    if output == "json":
+        print_json(found.astype(object).where(found.notna(), None).to_dict(orient="records"))
+        return
+    for name, n in found.attrs["checked"].items():
+        lost = int((found["feature"] == name).sum())
+        rest = found.attrs["not_computed"][name]
+        console.print(f"{name}: {lost} of {n} images in the cache failed"
+                      + (f"; {rest} not computed yet (`embedlab encode`)" if rest else ""), highlight=False)
+    if found.empty:
+        return
+    table = Table(title=f"Failed images of {shown(data)}", title_justify="left")
+    for col in ("image", "feature", "reason", "error"):
+        table.add_column(col, overflow="fold")
+    for r in found.itertuples():
+        table.add_row(shown(r.image_id), r.feature, shown(r.reason), shown(r.error or ""))
     console.print(table)

@@ -34,9 +34,15 @@ def predict(
         None, "--threshold",
         help="Binary runs: call an image positive (fake) when its probability is at or above this, instead "
         "of the threshold the run chose on validation, e.g. --threshold 0.9."),
+    per_face: bool = typer.Option(
+        False, "--per-face",
+        help="One row per face (face_recognition's HOG detector), largest first, with its box in pixels "
+        "(top, right, bottom, left): a photo of two people gets two verdicts. The run sees each face "
+        "cropped with a margin of a quarter of its side. An image with no face keeps one row, "
+        "reason 'no face found'. Every --format has the face and box columns."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
-    """Predicted label and class probabilities for each image, with a fitted run.
+    """Predicted label and class probabilities for each image (or each face, with --per-face), with a fitted run.
 
     The features the run needs are computed (or read from the cache) first.
     A binary (real/fake) run labels each image at its decision threshold,
@@ -47,10 +53,12 @@ def predict(
     Example: [bold]embedlab predict data/sample/real-vs-fake/test --run results/runs/NAME[/bold]
 
     The shipped detector: [bold]embedlab predict data/sample/real-vs-fake/test --task real-fake[/bold]
+
+    Each face of a group photo: [bold]embedlab predict two_people.jpg --task emotion --per-face[/bold]
     """
     import pandas as pd
 
-    from embedlab.api import load_run
+    from embedlab.api import BOX_COLUMNS, load_run, predict_faces
     from embedlab.runs import pretrained_run
 
     if output not in FORMATS:
@@ -60,11 +68,12 @@ def predict(
     folder = pretrained_run(task) if task else run
     fitted = load_run(folder, runs_dir)
     with progress_bar("features", quiet=quiet or output != "table") as update:
-        table = fitted.predict(images, features=features, cache_dir=cache_dir, workers=workers,
-                               on_progress=update, threshold=threshold)
+        options = dict(features=features, cache_dir=cache_dir, workers=workers, on_progress=update,
+                       threshold=threshold)
+        table = predict_faces(fitted, images, **options) if per_face else fitted.predict(images, **options)
     cut = fitted.decision_threshold(threshold)
-    show = [c for c in table.columns if c in ("image_id", "path", "pred", "decision", "threshold", "reason")
-            or c.startswith("proba_")]
+    show = [c for c in table.columns if c in ("image_id", "path", "face", *BOX_COLUMNS, "pred", "decision",
+                                               "threshold", "reason") or c.startswith("proba_")]
     table = table[show]
     if output == "csv":
         typer.echo(table.to_csv(index=False), nl=False)
@@ -75,13 +84,16 @@ def predict(
     if cut is not None:
         console.print(threshold_line(cut), highlight=False)
     at = "" if cut is None else f", labelled at threshold {cut['value']:.4f}"
-    out = Table(title=f"{len(table)} images, run {shown(getattr(fitted, 'name', folder))}{at}", title_justify="left")
+    what = "faces" if per_face else "images"
+    out = Table(title=f"{len(table)} {what}, run {shown(getattr(fitted, 'name', folder))}{at}", title_justify="left")
     probas = [c for c in table.columns if c.startswith("proba_")]
-    for col in ("image", "prediction", *(c[len("proba_"):] for c in probas)):
-        out.add_column(col, justify="right" if col not in ("image", "prediction") else "left")
+    faces = ("face", "box (top, right, bottom, left)") if per_face else ()
+    for col in ("image", *faces, "prediction", *(c[len("proba_"):] for c in probas)):
+        out.add_column(col, justify="left" if col in ("image", "prediction") else "right", overflow="fold")
     for _, r in table.iterrows():
         made = r["pred"] if cut is None else r["decision"]
-        pred = made if pd.notna(made) else f"[red]none: {shown(str(r['reason']))}[/red]"
-        out.add_row(shown(r["image_id"]), shown(pred) if pd.notna(made) else pred,
-                    *("-" if r[c] != r[c] else f"{r[c]:.3f}" for c in probas))
+        pred = shown(made) if pd.notna(made) else f"[red]none: {shown(str(r['reason']))}[/red]"
+        box = ("-", "-") if per_face and pd.isna(r["face"]) else \
+            (str(r["face"]), ", ".join(str(r[c]) for c in BOX_COLUMNS)) if per_face else ()
+        out.add_row(shown(r["image_id"]), *box, pred, *("-" if pd.isna(r[c]) else f"{r[c]:.3f}" for c in probas))
     console.print(out)

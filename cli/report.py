@@ -9,7 +9,8 @@ from typing import List, Optional
 
 import typer
 
-from embedlab_cli.app import DEFAULT_REPORT, RUNS_ENV, app, cache_option, clean_errors, console, err_console
+from embedlab_cli.app import DEFAULT_REPORT, RUNS_ENV, app, cache_option, clean_errors, console, note, progress_bar
+from embedlab_cli.terminal import shown
 
 
 @app.command()
@@ -56,12 +57,12 @@ def report(
     started = time.perf_counter()
     if not data and not runs and os.environ.get(RUNS_ENV):
         runs = [Path(os.environ[RUNS_ENV])]
-    with err_console.status("report") as status:
+    with progress_bar("report: encoding") as update:
         path = write_report(output, datasets=data or [], runs=runs or [], cache_dir=cache_dir, features=features,
                             generated=generated or None, compute=compute, workers=workers,
                             max_thumbnails=thumbnails, seed=seed, title=title,
                             umap_params={"n_neighbors": n_neighbors, "min_dist": min_dist},
-                            on_step=lambda msg: status.update(f"report: {msg}"))
+                            on_step=lambda msg: note(f"report: {shown(msg)}"), on_progress=update)
     size = path.stat().st_size / 1e6
     console.print(f"wrote [bold]{path}[/bold] ({size:.1f} MB) in {time.perf_counter() - started:.1f} s",
                   highlight=False)

@@ -9,7 +9,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from embedlab_cli.app import app, clean_errors, console, print_json, runs_option
+from embedlab_cli.app import app, clean_errors, console, fail, print_json, runs_option
 
 
 runs_app = typer.Typer(help="List fitted runs and show their figures.", invoke_without_command=True)
@@ -167,9 +167,13 @@ def print_run(params: dict, metrics: dict, path: Path | str, sets: Iterable[str]
 def runs(
     ctx: typer.Context,
     runs_dir: Path = runs_option(),
-    as_json: bool = typer.Option(False, "--json", help="Print the list as JSON."),
+    as_json: bool = typer.Option(False, "--json", help="Print the list as JSON (same as --format json)."),
+    output: str = typer.Option("table", "--format", help="table, csv or json (for scripts: every column, whole)."),
 ) -> None:
     """List fitted runs with their key figures (test set when there is one).
+
+    The table folds long names onto more lines rather than cutting them;
+    --format csv or json gives every column for scripts.
 
     Example: [bold]embedlab runs[/bold], then [bold]embedlab runs show NAME[/bold]
     """
@@ -177,9 +181,14 @@ def runs(
         return
     from embedlab.runs import list_runs
 
+    if output not in ("table", "csv", "json"):
+        fail(f"--format {output!r}: choose table, csv or json")
     table = list_runs(runs_dir)
-    if as_json:
+    if as_json or output == "json":
         print_json(table.to_dict(orient="records"))
+        return
+    if output == "csv":
+        typer.echo(table.to_csv(index=False), nl=False)
         return
     if table.empty:
         console.print(f"no runs in {runs_dir}; fit one with `embedlab fit DATA --model svm`", highlight=False)
@@ -188,8 +197,7 @@ def runs(
                 caption="figures on each run's test set; \\[lo, hi]: bootstrap 95% interval",
                 caption_justify="left")
     for col in ("name", "model", "features", "data", "n", "accuracy", "ROC AUC", "eval sets"):
-        out.add_column(col, justify="right" if col in ("n", "accuracy", "ROC AUC") else "left",
-                       no_wrap=col == "name")
+        out.add_column(col, justify="right" if col in ("n", "accuracy", "ROC AUC") else "left", overflow="fold")
     for r in table.itertuples():
         out.add_row(escape(r.name), str(r.model), escape(r.features), escape(str(r.data)), fmt(r.n), fmt_ci(r.accuracy, r.accuracy_ci),
                     fmt(r.roc_auc), ", ".join(r.eval_sets))

@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 from typing import Any, Iterable, Sequence
 
+import numpy as np
 import pandas as pd
 
 from embedlab import nets
@@ -26,11 +27,17 @@ from embedlab.classifiers.run import ClassifierRun, load_classifier_run
 from embedlab.compute.extraction import ProgressCallback, encode, feature_matrix
 from embedlab.core.defaults import DEFAULT_CACHE_DIR, DEFAULT_RUNS_DIR
 from embedlab.core.errors import OptionError, UnknownNameError
+from embedlab.datasets import images_of
+from embedlab.datasets.images import read_image
+from embedlab.features.facerec import import_face_recognition
 from embedlab.nets import NETWORKS, NetworkRun, fit_network, load_network_run
 from embedlab.runs.folder import read_run
 from embedlab.runs.scoring import TARGET_FPR
 
-__all__ = ["encode", "feature_matrix", "fit", "load_run", "model_names", "nets"]
+__all__ = ["encode", "feature_matrix", "fit", "load_run", "model_names", "nets", "predict_faces"]
+
+#: face box columns of :func:`predict_faces`, in pixels of the image, face_recognition's order
+BOX_COLUMNS = ["top", "right", "bottom", "left"]
 
 
 def model_names() -> list[str]:
@@ -108,3 +115,50 @@ def load_run(path: str | os.PathLike, runs_dir: str | os.PathLike = DEFAULT_RUNS
     if params["kind"] == "network":
         return load_network_run(folder)
     return load_classifier_run(folder, load_model_files=load_model_files)
+
+
+# A run, the images, and how faces are found and framed; the rest goes to the run's predict.
+def predict_faces(run: ClassifierRun | NetworkRun, images: Any, *, detector: str = "hog", upsample: int = 1,
+                  margin: float = 0.25, **predict_options: Any) -> pd.DataFrame:
+    """One row per face of each image: ``face`` (0, 1, ... from the largest), its box
+    (``top``, ``right``, ``bottom``, ``left``, pixels of the image) and the run's prediction on the
+    face cropped with ``margin`` (a share of the box's side) around it.
+
+    ``images`` as :meth:`predict` takes them (paths, folders, arrays, PIL images). Faces are found by
+    face_recognition's ``detector`` (hog or cnn). An image with no face keeps one row, with no box and
+    the reason ``no face found``. ``predict_options`` go to the run's ``predict``.
+    """
+    table = images_of(images)
+    fr = import_face_recognition()
+    crops, rows = [], []
+    for image_id, path in zip(table["image_id"], table["path"]):
+        image = read_image(path)
+        boxes = fr.face_locations(image, number_of_times_to_upsample=upsample, model=detector)
+        boxes.sort(key=lambda b: (b[2] - b[0]) * (b[1] - b[3]), reverse=True)
+        if not boxes:
+            rows.append({"image_id": image_id, "path": path, "face": None, **dict.fromkeys(BOX_COLUMNS)})
+        for i, box in enumerate(boxes):
+            crops.append(crop_with_margin(image, box, margin))
+            rows.append({"image_id": image_id, "path": path, "face": i, **dict(zip(BOX_COLUMNS, map(int, box)))})
+    faces = pd.DataFrame(rows, columns=["image_id", "path", "face", *BOX_COLUMNS])
+    found = faces["face"].notna().to_numpy()
+    predicted = run.predict(crops, **predict_options) if crops else pd.DataFrame()
+    extra = [c for c in predicted.columns if c not in ("image_id", "path", "hash", "label", "split")]
+    out = faces.astype({"face": "Int64", **{c: "Int64" for c in BOX_COLUMNS}})
+    for col in extra:
+        out[col] = None
+        if len(predicted):
+            out.loc[found, col] = predicted[col].to_numpy()
+    if "reason" in out:
+        out.loc[~found, "reason"] = "no face found"
+    else:
+        out["reason"] = np.where(found, None, "no face found")
+    return out
+
+
+def crop_with_margin(image: np.ndarray, box: tuple[int, int, int, int], margin: float) -> np.ndarray:
+    """``image`` cut to ``box`` (top, right, bottom, left) grown by ``margin`` of its side, within the image."""
+    top, right, bottom, left = box
+    pad_y, pad_x = int(round((bottom - top) * margin)), int(round((right - left) * margin))
+    h, w = image.shape[:2]
+    return image[max(0, top - pad_y):min(h, bottom + pad_y), max(0, left - pad_x):min(w, right + pad_x)].copy()

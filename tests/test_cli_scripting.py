@@ -127,3 +127,32 @@ def test_progress_lines_in_logs_and_quiet(tmp_path, monkeypatch):
     assert re.search(r"elapsed \d+:\d\d:\d\d / remaining \d+:\d\d:\d\d", lines[-1])
     quiet = runner.invoke(app, ["-q", *args])
     assert quiet.exit_code == 0 and "encoding: " not in quiet.stderr
+
+
+def test_wide_tables_fold_rather_than_cut_and_runs_has_machine_formats(tmp_path):
+    runs_dir = tmp_path / "runs"
+    name = "real-vs-fake-pixels-size-8-logistic-regression-with-a-long-name"
+    fit = runner.invoke(app, ["fit", str(SAMPLE / "real-vs-fake"), "-f", "pixels[size=8]", "-m", "logreg",
+                              "--name", name, "-w", "1", "-q", "--cache-dir", str(tmp_path / "c"),
+                              "--runs-dir", str(runs_dir)])
+    assert fit.exit_code == 0, fit.output
+    shown = runner.invoke(app, ["runs", "--runs-dir", str(runs_dir)], terminal_width=80)
+    assert shown.exit_code == 0 and "…" not in shown.output
+    flat = "".join(shown.output.translate(BOX).split())
+    assert name in flat and str(SAMPLE / "real-vs-fake").replace(" ", "") in flat
+    as_csv = runner.invoke(app, ["runs", "--runs-dir", str(runs_dir), "--format", "csv"]).stdout
+    assert as_csv.splitlines()[0].startswith("name,") and name in as_csv
+    assert strict_loads(runner.invoke(app, ["runs", "--runs-dir", str(runs_dir), "--format", "json"]).stdout)[0][
+        "name"] == name
+
+
+def test_report_says_which_datasets_it_encodes_and_how_many_images(tmp_path, monkeypatch):
+    monkeypatch.setenv("EMBEDLAB_PROGRESS_SECONDS", "0")
+    data = SAMPLE / "synthetic-emotions"
+    result = runner.invoke(app, ["report", f"{data}::pixels:8", "-o", str(tmp_path / "r.html"),
+                                 "--cache-dir", str(tmp_path / "cache"), "-w", "1", "--thumbnails", "5"])
+    assert result.exit_code == 0, result.output
+    log = result.stderr
+    assert f"report: features of {data}" in log
+    assert f"report: {data}: 15 images, features pixels:8, 15 computed now" in log
+    assert "report: encoding: 15/15 images" in log

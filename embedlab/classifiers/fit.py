@@ -483,7 +483,7 @@ def write(data, config: FitConfig, plan: Plan, loaded: Data, pipe, training: dic
         "eval_on": [str(path) for path, _ in loaded.eval_tables], "versions": library_versions(),
         "created": utc_now(), "command": config.command if config.command is not None else command_line(),
         "seed": config.seed, "fit_seconds": training["fit_seconds"], "total_seconds": training["total_seconds"],
-        "warnings": training["warnings"],
+        "warnings": table.attrs.get("warnings", []) + training["warnings"],
         "notes": loaded.notes,
         "threshold": training["threshold"], "leave_out": config.leave_out,
         "sources": {s: fake_sources(table[role == s]) for s in SPLITS if (role == s).any()},

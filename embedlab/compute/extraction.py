@@ -141,6 +141,29 @@ def encode(
     return result
 
 
+def failures(data: Any, features: str | Sequence[str] = "encoding", *,
+             cache_dir: str | os.PathLike = DEFAULT_CACHE_DIR, layout: str = "auto") -> pd.DataFrame:
+    """The images of ``data`` whose features failed, as the cache recorded them: one row per image
+    and feature (``image_id``, ``path``, ``feature``, ``reason``, ``error``). Nothing is computed;
+    ``df.attrs["checked"]`` and ``df.attrs["not_computed"]`` count, per feature, the images found
+    in the cache and those not computed yet.
+    """
+    table = as_table(data, layout=layout)
+    features, _ = with_layout_defaults(features, table.attrs.get("layout"))
+    cache = FeatureCache(cache_dir)
+    parts, checked, not_computed = [], {}, {}
+    for ex in resolve_features(features):
+        rows = cache.read(ex.key(), hashes=table["hash"].unique()).reindex(table["hash"])
+        known = rows["ok"].notna().to_numpy()
+        failed = known & ~rows["ok"].fillna(True).astype(bool).to_numpy()
+        checked[ex.name], not_computed[ex.name] = int(known.sum()), int((~known).sum())
+        parts.append(table.loc[failed, ["image_id", "path"]].assign(
+            feature=ex.name, reason=rows["reason"].to_numpy()[failed], error=rows["error"].to_numpy()[failed]))
+    out = pd.concat(parts, ignore_index=True)
+    out.attrs.update(checked=checked, not_computed=not_computed)
+    return out
+
+
 def missing_tasks(df: pd.DataFrame, extractors: list[FeatureExtractor],
                   cache: FeatureCache) -> tuple[list[Task], list[int]]:
     """One task per image that misses a feature in the cache, and how many each extractor found cached."""

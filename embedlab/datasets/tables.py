@@ -21,11 +21,15 @@ import pandas as pd
 from embedlab.core.errors import DatasetError, DatasetPathError, UsageError
 from embedlab.core.io import atomic_write_bytes
 from embedlab.datasets.images import IMAGE_SUFFIXES, image_hash
-from embedlab.datasets.layouts import LAYOUTS, detect_layout
+from embedlab.datasets.layouts import LAYOUTS, SPLIT_ALIASES, detect_layout
 from embedlab.datasets.sources import fill_sources
 
 #: Columns every loaded dataset has, in this order (``subset`` only for FER-2013).
 COLUMNS = ["image_id", "path", "label", "split", "hash"]
+#: folder names that hold files rather than name a class: labels taken from them are suspect
+CONTAINER_NAMES = {"examples", "example", "tests", "test_images", "testdata", "docs", "doc", "src", "images",
+                   "imgs", "img", "pictures", "photos", "data", "files", "misc", "tmp", "temp", "output",
+                   "outputs", "results", "samples", "sample", "assets", "static", "media", "downloads"}
 
 
 def load(path: str | os.PathLike, layout: str = "auto") -> pd.DataFrame:
@@ -55,7 +59,31 @@ def load(path: str | os.PathLike, layout: str = "auto") -> pd.DataFrame:
     extra = [c for c in df.columns if c not in COLUMNS]
     df = df[COLUMNS + extra].reset_index(drop=True)
     df.attrs.update(layout=layout, root=str(root.resolve()), name=_dataset_name(root))
+    df.attrs["warnings"] = load_warnings(df)
     return df
+
+
+def load_warnings(df: pd.DataFrame) -> list[str]:
+    """What may be wrong with the labels auto-detection found: class folders named like containers
+    (``examples/``, ``tests/``), and the same image (by content) under different labels."""
+    out = []
+    if df.attrs.get("layout") == "class-folders":
+        odd = sorted({str(v) for v in df["label"].dropna().unique()
+                      if str(v).lower() in CONTAINER_NAMES or str(v).lower() in SPLIT_ALIASES})
+        if odd:
+            out.append(f"labels taken from folder names that look like containers, not classes: {', '.join(odd)}; "
+                       "if the folders do not each hold one class, use --layout images (unlabelled) or a "
+                       "manifest CSV (path,label)")
+    labelled = df[df["label"].notna()]
+    per_hash = labelled.groupby("hash")["label"].nunique()
+    conflicting = per_hash[per_hash > 1].index
+    if len(conflicting):
+        same = labelled.loc[labelled["hash"] == conflicting[0], "image_id"].astype(str).tolist()[:2]
+        n = len(conflicting)
+        out.append(f"{n} image{'s' * (n != 1)} appear{'s' * (n == 1)} under two or more labels ({' and '.join(same)} "
+                   "are the same image), which contradict each other for a model: remove the copies "
+                   "(`embedlab datasets inspect` lists them)")
+    return out
 
 
 def _dataset_name(root: Path) -> str:

@@ -163,6 +163,7 @@ def start_run(data, spec: NetworkSpec, p: dict[str, Any], *, eval_on: list[str],
         "sources": {r: fake_sources(table[roles == r]) for r in SPLITS if (roles == r).any()},
         "eval_on": eval_on, "versions": library_versions(), "created": utc_now(),
         "command": command or command_line(), "seed": seed, "device": dev.type, "model_files": [MODEL_FILE],
+        "warnings": list(table.attrs.get("warnings", [])),
     }
     if started is not None:
         params_json["created"] = started.get("created", params_json["created"])

@@ -42,6 +42,7 @@ def write_report(
     seed: int = 0,
     title: str = "embedlab report",
     on_step: Callable[[str], None] | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
 ) -> Path:
     """Write the interactive report to ``out_path`` and return that path.
 
@@ -57,6 +58,9 @@ def write_report(
     whose features are already cached are used; ``workers`` is passed to
     :func:`embedlab.encode` for the rest.
 
+    ``on_step`` hears what is being done (which dataset is encoded, and how many images it has);
+    ``on_progress`` hears ``(done, total)`` images while features are computed.
+
     The file embeds Plotly's JavaScript once and needs no network.
     """
     started = time.perf_counter()
@@ -67,7 +71,11 @@ def write_report(
     tables = []
     for source in sources:
         step(f"features of {source.label}")
-        tables.append(encoded_table(source, features, cache_dir, compute=compute, workers=workers))
+        table = encoded_table(source, features, cache_dir, compute=compute, workers=workers, on_progress=on_progress)
+        summary = table.attrs.get("summary") or {}
+        step(f"{source.label}: {len(table)} images, features {table.attrs.get('feature_spec', 'given')}"
+             + (f", {summary['computed_images']} computed now" if summary.get("computed_images") else ", all cached"))
+        tables.append(table)
     timings["load and encode"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()

@@ -1,0 +1,76 @@
+"""The README's benchmark figures are quoted from results/bench/*.json: each one exists there and
+matches, and the help says what the README says."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from embedlab_cli.main import app
+
+ROOT = Path(__file__).resolve().parents[1]
+README = (ROOT / "README.md").read_text()
+BENCH = ROOT / "results" / "bench"
+
+
+def bench(name: str) -> dict:
+    return json.loads((BENCH / name).read_text())
+
+
+def sci(value: float, digits: int = 1) -> str:
+    """``7.2e-7`` for 7.15e-07: how the README writes small numbers."""
+    mantissa, exponent = f"{value:.{digits}e}".split("e")
+    mantissa = mantissa.rstrip("0").rstrip(".") if digits == 0 else mantissa
+    return f"{mantissa}e{int(exponent)}"
+
+
+def best_speed(name: str, network: str) -> float:
+    return max(r["train_images_per_second"] for r in bench(name)["results"] if r["network"] == network)
+
+
+def readme_line(start: str) -> str:
+    lines = [ln for ln in README.splitlines() if ln.startswith(start)]
+    if len(lines) > 1:  # the emotion table names the same networks: the speed table's rows start with a figure
+        lines = [ln for ln in lines if ln[len(start):][:1].isdigit()]
+    assert len(lines) == 1, f"README: {len(lines)} lines start with {start!r}"
+    return lines[0]
+
+
+encode, dlib_engine = bench("encode.json"), bench("encode_dlib_engine.json")
+exact = bench("encode_torch_exactness.json")
+ROWS = [
+    ("| face_recognition's per-image loop", [f"| {encode['naive_images_per_second']:.1f} |"]),
+    ("| `embedlab encode --engine dlib`, 2 workers, cold cache",
+     [f"| {dlib_engine['cold_images_per_second']:.1f} |", f"| {dlib_engine['speedup_cold_vs_naive']:.1f}x |"]),
+    ("| `embedlab encode` (torch engine), 2 workers, cold cache",
+     [f"| {encode['cold_images_per_second']:.1f} |", f"| {encode['speedup_cold_vs_naive']:.1f}x |"]),
+    ("| `embedlab.encode` from Python, warm cache", [f"| {encode['warm_seconds']:.2f} s in all |"]),
+    ("| `dlib-resnet` | ", [f"| {best_speed('train_speed_cpu.json', 'dlib-resnet'):,.0f} |",
+                            f"| {best_speed('train_speed_cuda_b256.json', 'dlib-resnet'):,.0f} |"]),
+    ("| `emotion-cnn` | ", [f"| {best_speed('train_speed_cpu.json', 'emotion-cnn'):,.0f} |",
+                            f"| {best_speed('train_speed_cuda_b256.json', 'emotion-cnn'):,.0f} |"]),
+    ("| `vgg16-emotion` | ", [f"| {best_speed('train_speed_cpu.json', 'vgg16-emotion'):,.0f} |",
+                              f"| {best_speed('train_speed_cuda_b256.json', 'vgg16-emotion'):,.0f} |"]),
+]
+
+
+@pytest.mark.parametrize("start,figures", ROWS, ids=[r[0][:40] for r in ROWS])
+def test_readme_table_rows_quote_the_benchmark_results(start, figures):
+    line = readme_line(start)
+    for figure in figures:
+        assert figure in line, f"README row {start!r} should say {figure!r}: {line}"
+
+
+def test_the_engines_tolerance_is_one_figure_in_readme_and_help():
+    tolerance = sci(exact["tolerance"]["max_abs_diff"], 0)
+    largest = sci(max(exact[k]["max_abs_diff"] for k in ("torch_1w_vs_dlib", "torch_2w_vs_dlib")))
+    images = f"{exact['torch_1w_vs_dlib']['images']:,}"
+    text = " ".join(README.split())
+    assert f"within {tolerance} of dlib's (the largest difference over the {images} real/fake images: {largest})" in text
+    help_text = " ".join(CliRunner().invoke(app, ["encode", "--help"], terminal_width=200).output.split())
+    assert f"within {tolerance} of dlib's" in help_text.replace("│ ", "").replace(" │", "")
+    for other in ("1e-6", "1e-5"):
+        assert f"within {other}" not in text
