@@ -80,6 +80,8 @@ def _spec_from_meta(meta: dict) -> str:
     name = str(meta.get("name"))
     defaults = create_extractor(name).cache_params()
     params = {k: v for k, v in (meta.get("params") or {}).items() if defaults.get(k, object()) != v}
+    if name == "encoding":  # always named: on aligned face crops a bare `encoding` means detector=none
+        params.setdefault("detector", (meta.get("params") or {}).get("detector", defaults.get("detector", "hog")))
     inner = ",".join(f"{k}={v}" for k, v in sorted(params.items()))
     return f"{name}[{inner}]" if inner else name
 
