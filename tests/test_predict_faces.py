@@ -61,7 +61,7 @@ def test_per_face_in_every_output_format(photos):
     as_csv = pd.read_csv(io.StringIO(runner.invoke(app, [*args, "--format", "csv"]).stdout))
     assert list(as_csv.columns[:7]) == ["image_id", "path", "face", "top", "right", "bottom", "left"]
     assert len(as_csv) == 3
-    table = runner.invoke(app, args, terminal_width=100)
+    table = runner.invoke(app, args, env={"COLUMNS": "200"})
     assert table.exit_code == 0, table.output
     words = " ".join(table.output.split())
     assert "3 faces" in words and "no face found" in words and "box (top, right, bottom, left)" in words
