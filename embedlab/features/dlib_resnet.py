@@ -56,14 +56,15 @@ BLOCK_PLAN = ([(32, 32, False)] * 3 + [(32, 64, True)] + [(64, 64, False)] * 3 +
 class _Stream:
     """Reads dlib's serialised values from a byte buffer, naming what it expected on failure."""
 
-    def __init__(self, data: bytes, path: str):
+    def __init__(self, data: bytes, path: str, model: str = "dlib's face recognition network"):
         self.data = memoryview(data)
         self.pos = 0
         self.path = path
+        self.model = model
 
     def fail(self, what: str) -> FeatureError:
         return FeatureError(
-            f"model file {self.path} is corrupt or not dlib's face recognition network: {what} "
+            f"model file {self.path} is corrupt or not {self.model}: {what} "
             f"(at byte {self.pos} of {len(self.data)})")
 
     def take(self, n: int, what: str) -> memoryview:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from pathlib import Path
 
@@ -9,7 +10,7 @@ import numpy as np
 
 from embedlab.core.errors import FeatureError, NoFaceFound
 from embedlab.core.io import file_digest
-from embedlab.features import dlib_resnet
+from embedlab.features import dlib_mmod, dlib_resnet
 from embedlab.features.base import EXTRACTORS, FeatureExtractor, check_choice
 from embedlab.features.facerec import import_face_recognition, import_face_recognition_models
 
@@ -19,17 +20,27 @@ ON_MISSING = ("skip", "whole")
 ENGINES = ("torch", "dlib")
 
 
-def model_files() -> dict[str, str]:
-    """Paths of the dlib model files face_recognition uses."""
-    import_face_recognition()
-    frm = import_face_recognition_models()
+#: the dlib model files face_recognition uses, in face_recognition_models' ``models`` folder
+MODEL_FILES = {
+    "recognition": "dlib_face_recognition_resnet_model_v1.dat",
+    "landmarks_large": "shape_predictor_68_face_landmarks.dat",
+    "landmarks_small": "shape_predictor_5_face_landmarks.dat",
+    "cnn_detector": "mmod_human_face_detector.dat",
+}
 
-    return {
-        "recognition": frm.face_recognition_model_location(),
-        "landmarks_large": frm.pose_predictor_model_location(),
-        "landmarks_small": frm.pose_predictor_five_point_model_location(),
-        "cnn_detector": frm.cnn_face_detector_model_location(),
-    }
+
+def model_files() -> dict[str, str]:
+    """Paths of the dlib model files face_recognition uses.
+
+    Found without importing face_recognition (which loads every model) or
+    face_recognition_models (which imports pkg_resources): a warm run needs
+    only the files' digests.
+    """
+    spec = importlib.util.find_spec("face_recognition_models")
+    if spec is None or not spec.submodule_search_locations:
+        import_face_recognition_models()  # raises the FeatureError that says how to install it
+    folder = Path(list(spec.submodule_search_locations)[0]) / "models"
+    return {kind: str(folder / name) for kind, name in MODEL_FILES.items()}
 
 
 def largest_box(boxes: list[tuple[int, int, int, int]]) -> tuple[int, int, int, int]:
@@ -51,7 +62,11 @@ class FaceEncoding(FeatureExtractor):
     engine: ``torch`` runs dlib's descriptor network in PyTorch, in batches
     (checked against dlib's when loaded; see :mod:`embedlab.features.dlib_resnet`),
     ``dlib`` runs it in dlib. Both give the same encodings (within 1e-4), so
-    they share cache entries. jitters > 1 always uses dlib.
+    they share cache entries. jitters > 1 always uses dlib. With ``detector=cnn``
+    the torch engine also finds the faces in PyTorch, in batches
+    (dlib's MMOD detector, :mod:`embedlab.features.dlib_mmod`); its boxes match
+    dlib's but a face right at the detection threshold may come or go, so the
+    two engines keep separate cache entries then.
     device: where the torch engine runs: ``auto`` (CUDA when available), ``cpu`` or ``cuda``.
     """
 
@@ -84,7 +99,8 @@ class FaceEncoding(FeatureExtractor):
 
     def cache_params(self):
         params = self.get_params()
-        params.pop("engine")  # the engines agree within 1e-4 (tests/test_dlib_resnet.py): one cache
+        if self.detector != "cnn":  # the engines agree within 1e-4 (tests/test_dlib_resnet.py): one cache
+            params.pop("engine")
         params.pop("device")
         if self.detector == "none":  # these do not change the output then
             params.pop("upsample")
@@ -103,74 +119,90 @@ class FaceEncoding(FeatureExtractor):
         return 128
 
     def prepare(self) -> None:
-        if self.engine == "torch" and self.jitters == 1 and not hasattr(self, "_net"):
-            threads = os.environ.get("OMP_NUM_THREADS")  # set per worker process by embedlab.encode
-            if threads:
-                import torch
+        threads = os.environ.get("OMP_NUM_THREADS")  # set per worker process by embedlab.encode
+        uses_torch = self.engine == "torch" and (self.jitters == 1 or self.detector == "cnn")
+        if uses_torch and threads:
+            import torch
 
-                torch.set_num_threads(int(threads))
+            torch.set_num_threads(int(threads))
+        if self.engine == "torch" and self.jitters == 1 and not hasattr(self, "_net"):
             self._net = dlib_resnet.load_descriptor_net(device=self.device)
             dlib_resnet.check_against_dlib(self._net)
+        if self.engine == "torch" and self.detector == "cnn" and not hasattr(self, "_detector"):
+            self._detector = dlib_mmod.load_face_detector(device=self.device)
         self._fr = import_face_recognition()
 
     def locate(self, image: np.ndarray) -> tuple[tuple[int, int, int, int] | None, int]:
         """The face box to encode (or None) and how many faces were found."""
-        h, w = image.shape[:2]
+        return self.locate_many([image])[0]
+
+    def locate_many(self, images: list[np.ndarray]) -> list:
+        """``(box, n_faces)`` per image (box None when no face was found), or the FeatureError it raised.
+
+        Boxes are face_recognition's ``(top, right, bottom, left)``, clipped to the image.
+        """
         if self.detector == "none":
-            return (0, w, h, 0), 1
-        boxes = self._fr.face_locations(image, number_of_times_to_upsample=self.upsample,
-                                        model=self.detector)
+            return [((0, im.shape[1], im.shape[0], 0), 1) for im in images]
+        if hasattr(self, "_detector"):
+            found = [[_css(box, im.shape) for box in boxes]
+                     for im, boxes in zip(images, self._detector.detect(images, upsample=self.upsample))]
+        else:
+            found = []
+            for image in images:
+                try:
+                    found.append(self._fr.face_locations(image, number_of_times_to_upsample=self.upsample,
+                                                         model=self.detector))
+                except FeatureError as exc:
+                    found.append(exc)
+        return [boxes if isinstance(boxes, Exception) else self._pick(im, boxes) for im, boxes in zip(images, found)]
+
+    def _pick(self, image: np.ndarray, boxes: list) -> tuple[tuple[int, int, int, int] | None, int]:
         if boxes:
             return largest_box(boxes), len(boxes)
+        h, w = image.shape[:2]
         return ((0, w, h, 0) if self.on_missing == "whole" else None), 0
 
     def extract(self, image):
-        if not hasattr(self, "_fr"):
-            self.prepare()
-        if hasattr(self, "_net"):
-            result = self.extract_many([image])[0]
-            if isinstance(result, Exception):
-                raise result
-            return result
-        box, n_faces = self.locate(image)
-        if box is None:
-            raise NoFaceFound("no face found")
-        enc = self._fr.face_encodings(image, known_face_locations=[box],
-                                      num_jitters=self.jitters, model=self.landmarks)
-        return np.asarray(enc[0], dtype=np.float32), _box_info(box, n_faces)
+        result = self.extract_many([image])[0]
+        if isinstance(result, Exception):
+            raise result
+        return result
 
     def extract_many(self, images: list[np.ndarray]) -> list[tuple[np.ndarray, dict] | FeatureError]:
         """``(vector, info)`` per image, or the :class:`FeatureError` (e.g. NoFaceFound) it raised.
 
-        With the torch engine, faces are found and aligned one image at a time
-        in dlib and the aligned chips go through the network in one batch.
+        With the torch engine the aligned chips of all images go through the
+        network in one batch (and with ``detector=cnn`` the images through
+        the detector); landmarks and alignment stay in dlib.
         """
         if not hasattr(self, "_fr"):
             self.prepare()
-        if not hasattr(self, "_net"):
-            results: list = []
-            for image in images:
-                try:
-                    results.append(self.extract(image))
-                except FeatureError as exc:
-                    results.append(exc)
-            return results
-        results = [None] * len(images)
+        results: list = [None] * len(images)
         chips, found = [], []
-        for i, image in enumerate(images):
-            try:
-                box, n_faces = self.locate(image)
-                if box is None:
-                    raise NoFaceFound("no face found")
-            except FeatureError as exc:
-                results[i] = exc
+        for i, (image, located) in enumerate(zip(images, self.locate_many(images))):
+            if isinstance(located, Exception):
+                results[i] = located
                 continue
-            chips.append(dlib_resnet.face_chips(image, [box], landmarks=self.landmarks)[0])
-            found.append((i, _box_info(box, n_faces)))
+            box, n_faces = located
+            if box is None:
+                results[i] = NoFaceFound("no face found")
+            elif hasattr(self, "_net"):
+                chips.append(dlib_resnet.face_chips(image, [box], landmarks=self.landmarks)[0])
+                found.append((i, _box_info(box, n_faces)))
+            else:
+                enc = self._fr.face_encodings(image, known_face_locations=[box],
+                                              num_jitters=self.jitters, model=self.landmarks)
+                results[i] = (np.asarray(enc[0], dtype=np.float32), _box_info(box, n_faces))
         if chips:
             for (i, info), vector in zip(found, self._net.encode(np.stack(chips))):
                 results[i] = (vector, info)
         return results
+
+
+def _css(box: tuple, shape: tuple) -> tuple[int, int, int, int]:
+    """dlib's (left, top, right, bottom, ...) -> face_recognition's (top, right, bottom, left), clipped as it clips."""
+    left, top, right, bottom = box[:4]
+    return max(top, 0), min(right, shape[1]), min(bottom, shape[0]), max(left, 0)
 
 
 def _box_info(box: tuple[int, int, int, int], n_faces: int) -> dict:
