@@ -169,7 +169,8 @@ def test_encode_with_the_torch_detector_matches_face_recognitions_cnn(sample, tm
     images = [read_image(str(p)) for p in paths]
     extractor = create_extractor("encoding[detector=cnn]", device="cpu")
     assert extractor.key() != create_extractor("encoding[detector=cnn,engine=dlib]").key()
-    assert "engine" not in create_extractor("encoding").cache_params()
+    assert extractor.key() == create_extractor("encoding[detector=cnn,jitters=1,device=cuda]").key()
+    assert "detector_engine" not in create_extractor("encoding").cache_params()
     for path, image, result in zip(paths, images, extractor.extract_many(images)):
         boxes = face_recognition.face_locations(image, model="cnn")
         assert not isinstance(result, Exception), (path, result)

@@ -16,6 +16,7 @@ import embedlab
 from bad_images import write_bad_images
 from embedlab.compute.cache import FeatureCache
 from embedlab.core.errors import FeatureError, UnknownNameError
+from embedlab.datasets.images import read_image
 from embedlab.features import create_extractor
 
 
@@ -222,3 +223,16 @@ def test_two_runs_at_once_do_not_corrupt_the_cache(sample, tmp_path):
     a, b = vectors(reference, "encoding"), vectors(again, "encoding")
     assert a.keys() == b.keys() and all(np.array_equal(a[h], b[h]) for h in a)
     assert not list(cache.glob("*/.tmp-*"))
+
+
+def test_upsample_auto_upsamples_only_where_nothing_was_found(sample):
+    auto = create_extractor("encoding[upsample=auto]")
+    assert auto.key() not in {create_extractor(f"encoding[upsample={n}]").key() for n in (0, 1)}
+    with pytest.raises(FeatureError, match="upsample must be an integer >= 0 or auto"):
+        create_extractor("encoding[upsample=sometimes]")
+    paths = sorted((sample / "fer2013" / "test").rglob("*.jpg"))[:4] + sorted((sample / "face-photos").glob("*.jpg"))[:1]
+    images = [read_image(str(p)) for p in paths]
+    at = {n: create_extractor(f"encoding[upsample={n}]").locate_many(images) for n in (0, 1)}
+    found = auto.locate_many(images)
+    for i, (box, n_faces) in enumerate(found):
+        assert (box, n_faces) == (at[0][i] if at[0][i][1] else at[1][i]), paths[i]

@@ -29,7 +29,7 @@ CACHE_KEYS = {
     "cnn:resnet18[weights=random,size=64]": "cnn-e5a6cf81cee13c70",
     "encoding": "encoding-84b7eb7986f3d52d",
     "encoding[detector=none]": "encoding-784abbfe3e8cf0a2",
-    "encoding[detector=cnn,jitters=2]": "encoding-b2247ea115c4068d",
+    "encoding[detector=cnn,jitters=2,engine=dlib]": "encoding-b2247ea115c4068d",
     "encoding[engine=torch]": "encoding-84b7eb7986f3d52d",
 }
 

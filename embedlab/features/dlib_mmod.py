@@ -242,29 +242,41 @@ def _upsample_plan(h: int, w: int, nr: int, nc: int):
 
 def upsample_image(image: np.ndarray) -> np.ndarray:
     """dlib's ``pyramid_up(image, pyramid_down<2>)`` of a uint8 RGB image, to the pixel."""
-    h, w = image.shape[:2]
+    torch = _torch()
+    return upsample_batch(torch.from_numpy(np.ascontiguousarray(image))[None])[0].numpy()
+
+
+def upsample_batch(images):
+    """:func:`upsample_image` of a uint8 tensor ``(N, H, W, 3)``, on its device."""
+    torch = _torch()
+    n, h, w = images.shape[:3]
     nr, nc = upsampled_size(h, w)
     left, frac, tops, bottoms, tbs, tail_left, tail_frac = _upsample_plan(h, w, nr, nc)
-    out = np.empty((nr, nc, 3), np.uint8)
-    img = image.astype(np.float32)
-    tb = tbs.astype(np.float32)[:, None, None]
-    itb = (1 - tbs).astype(np.float32)[:, None, None]
+    dev = images.device
+    out = torch.empty((n, nr, nc, 3), dtype=torch.uint8, device=dev)
+    img = images.float()
+    top = img.index_select(1, torch.from_numpy(tops).to(dev))
+    bottom = img.index_select(1, torch.from_numpy(bottoms).to(dev))
     if len(left):
-        fr = frac[None, :, None]
-        ifr = (np.float32(1) - frac)[None, :, None]
-        top, bottom = img[tops], img[bottoms]
-        v = itb * ifr * top[:, left] + itb * fr * top[:, left + 1] + tb * ifr * bottom[:, left] \
-            + tb * fr * bottom[:, left + 1]
-        out[:, :len(left)] = (np.trunc(v).astype(np.int64) & 255).astype(np.uint8)
-    if len(tail_left):
-        right = np.minimum(tail_left + 1, w - 1)
-        img64 = image.astype(np.float64)
-        lr = tail_frac[None, :, None]
-        tb64 = tbs[:, None, None]
-        top, bottom = img64[tops], img64[bottoms]
-        v = (1 - tb64) * ((1 - lr) * top[:, tail_left] + lr * top[:, right]) \
-            + tb64 * ((1 - lr) * bottom[:, tail_left] + lr * bottom[:, right])
-        out[:, len(left):] = v.astype(np.int64).astype(np.uint8)
+        # dlib's order of float32 operations: weight products first, then the four terms left to right
+        tb = torch.from_numpy(tbs.astype(np.float32)).to(dev)[:, None, None]
+        itb = torch.from_numpy((1 - tbs).astype(np.float32)).to(dev)[:, None, None]
+        fr = torch.from_numpy(frac).to(dev)[None, :, None]
+        ifr = torch.from_numpy(np.float32(1) - frac).to(dev)[None, :, None]
+        li, ri = torch.from_numpy(left).to(dev), torch.from_numpy(left + 1).to(dev)
+        v = (itb * ifr) * top.index_select(2, li) + (itb * fr) * top.index_select(2, ri)
+        v = v + (tb * ifr) * bottom.index_select(2, li)
+        v = v + (tb * fr) * bottom.index_select(2, ri)
+        out[:, :, :len(left)] = (v.trunc().to(torch.int32) & 255).to(torch.uint8)
+    if len(tail_left):  # the last few columns, in double
+        li = torch.from_numpy(tail_left).to(dev)
+        ri = torch.from_numpy(np.minimum(tail_left + 1, w - 1)).to(dev)
+        lr = torch.from_numpy(tail_frac).to(dev)[None, :, None]
+        tb64 = torch.from_numpy(tbs).to(dev)[:, None, None]
+        top, bottom = top.double(), bottom.double()
+        v = (1 - tb64) * ((1 - lr) * top.index_select(2, li) + lr * top.index_select(2, ri)) \
+            + tb64 * ((1 - lr) * bottom.index_select(2, li) + lr * bottom.index_select(2, ri))
+        out[:, :, len(left):] = v.to(torch.int64).to(torch.uint8)
     return out
 
 
@@ -317,14 +329,6 @@ def tiled_pyramid(nr: int, nc: int, padding: int = 10, outer_padding: int = 11):
     return height + 2 * outer_padding, width + 2 * outer_padding, tuple(rects)
 
 
-def _resize_plan(n_in: int, n_out: int):
-    """One axis of dlib's bilinear resize of float images (corners aligned): source index and weight."""
-    scale = (n_in - 1) / max(n_out - 1, 1)
-    pos = np.arange(n_out, dtype=np.float64) * scale
-    low = np.minimum(np.floor(pos).astype(np.int64), n_in - 2).clip(0)
-    return low, pos - low
-
-
 # -- the network ----------------------------------------------------------------
 def _torch():
     return dlib_resnet._torch()
@@ -370,30 +374,21 @@ class FaceDetector:
         self.weights, self.net, self.device = weights, net, device
 
     # -- the tiled pyramid --------------------------------------------------
-    def pyramid_tensor(self, images: np.ndarray):
-        """The normalised tiled pyramid of same-size uint8 images ``(N, H, W, 3)``, as dlib builds it."""
+    def pyramid_tensor(self, images):
+        """The normalised tiled pyramid of same-size uint8 images ``(N, H, W, 3)`` (a tensor on the device)."""
         torch = _torch()
+        F = torch.nn.functional
         n, h, w = images.shape[:3]
         rows, cols, rects = tiled_pyramid(h, w, *self.weights.padding)
         x = torch.zeros((n, 3, rows, cols), dtype=torch.float32, device=self.device)
         means = torch.tensor(self.weights.channel_means, dtype=torch.float32, device=self.device)
-        src = torch.from_numpy(np.ascontiguousarray(images)).to(self.device)
         left, top, right, bottom = rects[0]
-        x[:, :, top:bottom + 1, left:right + 1] = ((src.float() - means) / 256.0).permute(0, 3, 1, 2)
+        x[:, :, top:bottom + 1, left:right + 1] = ((images.float() - means) / 256.0).permute(0, 3, 1, 2)
         for (l0, t0, r0, b0), (l1, t1, r1, b1) in zip(rects, rects[1:]):
-            level = x[:, :, t0:b0 + 1, l0:r0 + 1]
-            x[:, :, t1:b1 + 1, l1:r1 + 1] = self._resize(level, b1 - t1 + 1, r1 - l1 + 1)
-        return x, rects
-
-    def _resize(self, level, n_rows: int, n_cols: int):
-        torch = _torch()
-        plans = [_resize_plan(level.shape[2], n_rows), _resize_plan(level.shape[3], n_cols)]
-        (ri, rf), (ci, cf) = [tuple(torch.from_numpy(a).to(self.device) for a in p) for p in plans]
-        rf, cf = rf.float(), cf.float()
-        top, bottom = level[:, :, ri], level[:, :, ri + 1]
-        tl, tr, bl, br = top[..., ci], top[..., ci + 1], bottom[..., ci], bottom[..., ci + 1]
-        rw, cw = rf[:, None], cf[None, :]
-        return (1 - rw) * ((1 - cw) * tl + cw * tr) + rw * ((1 - cw) * bl + cw * br)
+            # dlib resizes each level from the one above, bilinearly with the corners aligned
+            x[:, :, t1:b1 + 1, l1:r1 + 1] = F.interpolate(
+                x[:, :, t0:b0 + 1, l0:r0 + 1], size=(b1 - t1 + 1, r1 - l1 + 1), mode="bilinear", align_corners=True)
+        return x.contiguous(memory_format=torch.channels_last), rects
 
     # -- the readout ---------------------------------------------------------
     def _boxes(self, scores: np.ndarray, rects) -> list[tuple[int, int, int, int, float]]:
@@ -422,13 +417,16 @@ class FaceDetector:
                 kept.append((int(b[0]), int(b[1]), int(b[2]), int(b[3]), float(c)))
         return kept
 
-    def score_maps(self, images: np.ndarray, batch_size: int = BATCH_SIZE):
-        """The network's score maps ``(N, h, w)`` of same-size uint8 images, and the pyramid's level rectangles."""
+    def score_maps(self, images, batch_size: int = BATCH_SIZE, upsample: int = 0):
+        """Score maps ``(N, h, w)`` of same-size uint8 images ``(N, H, W, 3)``, and the pyramid's level rectangles."""
         torch = _torch()
         outs, rects = [], None
         with torch.inference_mode(), torch.backends.cudnn.flags(enabled=True, allow_tf32=False):
             for start in range(0, len(images), batch_size):
-                x, rects = self.pyramid_tensor(images[start:start + batch_size])
+                batch = torch.from_numpy(np.ascontiguousarray(images[start:start + batch_size])).to(self.device)
+                for _ in range(upsample):
+                    batch = upsample_batch(batch)
+                x, rects = self.pyramid_tensor(batch)
                 outs.append(self.net(x)[:, 0].float().cpu().numpy())
         return np.concatenate(outs), rects
 
@@ -450,14 +448,11 @@ class FaceDetector:
                 raise FeatureError(f"the face detector takes uint8 RGB images (H, W, 3), got {image.dtype} {image.shape}")
             groups.setdefault(image.shape, []).append(i)
         for shape, idx in groups.items():
-            batch = np.stack([np.asarray(images[i]) for i in idx])
-            for _ in range(upsample):
-                batch = np.stack([upsample_image(im) for im in batch])
-            if min(batch.shape[1:3]) < 1:
+            if min(shape[:2]) < 2:
                 for i in idx:
                     results[i] = []
                 continue
-            scores, rects = self.score_maps(batch, batch_size)
+            scores, rects = self.score_maps(np.stack([np.asarray(images[i]) for i in idx]), batch_size, upsample)
             for i, s in zip(idx, scores):
                 results[i] = [_rect_down(b, upsample) for b in self._boxes(s, rects)]
         return results
@@ -505,7 +500,7 @@ def build_face_detector(weights: DetectorWeights, device: str = "cpu") -> FaceDe
     with torch.no_grad():
         head.weight.copy_(torch.from_numpy(w))
         head.bias.copy_(torch.from_numpy(head_layer.params["bias"]))
-    net = _module_class()(convs, head).eval().to(device)
+    net = _module_class()(convs, head).eval().to(device, memory_format=_torch().channels_last)
     return FaceDetector(weights, net, device)
 
 

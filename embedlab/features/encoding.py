@@ -54,7 +54,9 @@ class FaceEncoding(FeatureExtractor):
 
     detector: ``hog`` or ``cnn`` to find the face, ``none`` to take the whole
     image as the face (for aligned crops such as the 140k faces).
-    upsample: how many times to upsample the image when looking for faces.
+    upsample: how many times to upsample the image when looking for faces;
+    ``auto`` looks without upsampling first and upsamples once only the images
+    where no face was found (faster, and its own cache entry).
     landmarks: ``small`` (5 points) or ``large`` (68 points) landmark model.
     jitters: how many jittered copies to average (slower, a little steadier).
     on_missing: when no face is found, ``skip`` the image (recorded as such)
@@ -76,7 +78,7 @@ class FaceEncoding(FeatureExtractor):
     info_columns = {"face_found": "bool", "n_faces": "int16", "face_top": "int32",
                     "face_right": "int32", "face_bottom": "int32", "face_left": "int32"}
 
-    def __init__(self, detector: str = "hog", upsample: int = 1, landmarks: str = "small",
+    def __init__(self, detector: str = "hog", upsample: int | str = 1, landmarks: str = "small",
                  jitters: int = 1, on_missing: str = "skip", engine: str = "torch", device: str = "auto"):
         self.detector = detector
         self.upsample = upsample
@@ -94,14 +96,18 @@ class FaceEncoding(FeatureExtractor):
         check_choice(self, "device", ("auto", "cpu", "cuda"))
         for p, lo in (("upsample", 0), ("jitters", 1)):
             v = getattr(self, p)
+            if p == "upsample" and v == "auto":
+                continue
             if not isinstance(v, int) or v < lo:
-                raise FeatureError(f"feature 'encoding': {p} must be an integer >= {lo}, got {v!r}")
+                allowed = f"an integer >= {lo}" + (" or auto" if p == "upsample" else "")
+                raise FeatureError(f"feature 'encoding': {p} must be {allowed}, got {v!r}")
 
     def cache_params(self):
         params = self.get_params()
-        if self.detector != "cnn":  # the engines agree within 1e-4 (tests/test_dlib_resnet.py): one cache
-            params.pop("engine")
+        params.pop("engine")  # the engines agree within 1e-4 (tests/test_dlib_resnet.py): one cache
         params.pop("device")
+        if self.detector == "cnn" and self.engine == "torch":
+            params["detector_engine"] = "torch"  # its own entries: a face at dlib's threshold may differ
         if self.detector == "none":  # these do not change the output then
             params.pop("upsample")
             params.pop("on_missing")
@@ -143,18 +149,30 @@ class FaceEncoding(FeatureExtractor):
         """
         if self.detector == "none":
             return [((0, im.shape[1], im.shape[0], 0), 1) for im in images]
-        if hasattr(self, "_detector"):
-            found = [[_css(box, im.shape) for box in boxes]
-                     for im, boxes in zip(images, self._detector.detect(images, upsample=self.upsample))]
-        else:
-            found = []
-            for image in images:
-                try:
-                    found.append(self._fr.face_locations(image, number_of_times_to_upsample=self.upsample,
-                                                         model=self.detector))
-                except FeatureError as exc:
-                    found.append(exc)
+        if not hasattr(self, "_fr"):
+            self.prepare()
+        found = self._detect(images, 0 if self.upsample == "auto" else self.upsample)
+        if self.upsample == "auto":  # upsample only the images where nothing was found
+            again = [i for i, boxes in enumerate(found) if not isinstance(boxes, Exception) and not boxes]
+            for i, boxes in zip(again, self._detect([images[i] for i in again], 1)):
+                found[i] = boxes
         return [boxes if isinstance(boxes, Exception) else self._pick(im, boxes) for im, boxes in zip(images, found)]
+
+    def _detect(self, images: list[np.ndarray], upsample: int) -> list:
+        """The face boxes found in each image (or the FeatureError raised), in face_recognition's form."""
+        if not images:
+            return []
+        if hasattr(self, "_detector"):
+            return [[_css(box, im.shape) for box in boxes]
+                    for im, boxes in zip(images, self._detector.detect(images, upsample=upsample))]
+        found: list = []
+        for image in images:
+            try:
+                found.append(self._fr.face_locations(image, number_of_times_to_upsample=upsample,
+                                                     model=self.detector))
+            except FeatureError as exc:
+                found.append(exc)
+        return found
 
     def _pick(self, image: np.ndarray, boxes: list) -> tuple[tuple[int, int, int, int] | None, int]:
         if boxes:
