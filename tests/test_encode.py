@@ -236,3 +236,18 @@ def test_upsample_auto_upsamples_only_where_nothing_was_found(sample):
     found = auto.locate_many(images)
     for i, (box, n_faces) in enumerate(found):
         assert (box, n_faces) == (at[0][i] if at[0][i][1] else at[1][i]), paths[i]
+
+
+def test_a_warm_run_loads_no_model(sample, tmp_path):
+    """Cache keys come from the model files' digests: nothing imports dlib, face_recognition or torch."""
+    data, cache = sample / "face-photos", tmp_path / "cache"
+    embedlab.encode(data, "encoding[detector=none]", workers=1, cache_dir=cache)
+    code = textwrap.dedent(f"""
+        import sys, embedlab
+        df = embedlab.encode({str(data)!r}, "encoding[detector=none]", workers=1, cache_dir={str(cache)!r})
+        assert df.attrs["summary"]["features"]["encoding"]["computed"] == 0 and df["encoding.ok"].all()
+        print(sorted(m for m in ("torch", "dlib", "face_recognition", "face_recognition_models") if m in sys.modules))
+    """)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
