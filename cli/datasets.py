@@ -77,10 +77,14 @@ def inspect(
         if not report.sharpness.empty:
             console.print(_label_table("Median sharpness (Laplacian std; low = blurred)",
                                        report.sharpness, lambda v: f"{v:.1f}"))
-        n_bad = len(report.unreadable)
-        console.print(f"Unreadable files: [{'red' if n_bad else 'green'}]{n_bad}[/]", highlight=False)
-        for r in report.unreadable.head(show).itertuples():
-            console.print(f"  {shown(r.error)}", highlight=False, soft_wrap=True)
+    n_bad = len(report.unreadable)
+    console.print(f"Files that give no image: [{'red' if n_bad else 'green'}]{n_bad}[/]"
+                  + ("" if decode else " (found without decoding; --decode finds broken images too)"),
+                  highlight=False)
+    for r in report.unreadable.head(show).itertuples():
+        console.print(f"  [red]{shown(r.reason)}[/red]: {shown(r.error)}", highlight=False, soft_wrap=True)
+    if n_bad > show:
+        console.print(f"  ... and {n_bad - show} more (--show {n_bad} lists them all)", highlight=False)
     d = report.duplicates
     console.print(
         f"Exact duplicates: {len(d)} groups ({int(d['copies'].sum()) if len(d) else 0} images); "

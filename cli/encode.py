@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from embedlab_cli.app import app, cache_option, clean_errors, console, progress_bar
-from embedlab_cli.terminal import shown
+from embedlab_cli.terminal import print_failures, shown
 
 
 @app.command()
@@ -65,6 +65,7 @@ def encode(
     for n in df.attrs.get("notes", []):
         console.print(f"[cyan]note:[/cyan] {shown(n)}", highlight=False)
     print_summary(df.attrs["summary"], cache_dir)
+    print_failures(console, failed_images(df, list(df.attrs["features"])))
 
 
 def encoding_options(features: str, **options: Optional[str]) -> list:
@@ -76,6 +77,19 @@ def encoding_options(features: str, **options: Optional[str]) -> list:
     given = {k: v for k, v in options.items() if v is not None}
     return [create_extractor(spec, **given) if re.split(r"[:\[]", spec, maxsplit=1)[0].strip() == "encoding"
             else spec for spec in split_feature_list(features)]
+
+
+def failed_images(df, names: list[str]):
+    """One row per image some feature failed on (``reason`` and ``error`` of the first that did)."""
+    import pandas as pd
+
+    rows = []
+    for _, r in df.iterrows():
+        bad = next((n for n in names if not r[f"{n}.ok"]), None)
+        if bad is not None:
+            rows.append({"path": r["path"], "reason": r[f"{bad}.reason"] or "unknown",
+                         "error": r[f"{bad}.error"] or r["path"]})
+    return pd.DataFrame(rows, columns=["path", "reason", "error"]).drop_duplicates("path")
 
 
 def print_summary(summary: dict, cache_dir: Path) -> None:

@@ -11,8 +11,10 @@ from typing import Any, Callable, Optional
 import typer
 
 from embedlab.classifiers import CLASSIFIERS, parse_params
-from embedlab_cli.app import app, cache_option, clean_errors, clock, note, progress_bar, runs_option, verbosity
+from embedlab_cli.app import (app, cache_option, clean_errors, clock, console, note, progress_bar, runs_option,
+                              verbosity)
 from embedlab_cli.runs import print_run
+from embedlab_cli.terminal import print_failures
 
 
 @app.command()
@@ -98,6 +100,7 @@ def fit(
                       eval_features=eval_features, missing=missing, per_class=per_class, layout=layout,
                       scheduler=scheduler, target_fpr=target_fpr, leave_out=leave_out)
     print_run(run.params, run.metrics, run.path)
+    print_failures(console, run.failures(), where=str(run.path / "failures.csv"))
 
 
 #: batches timed before the training time is estimated

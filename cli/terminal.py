@@ -36,3 +36,21 @@ def printable(value: Any) -> str:
 def shown(value: Any) -> str:
     """``value`` as text rich prints literally: control characters escaped, then markup escaped."""
     return escape(printable(value))
+
+
+def print_failures(console, failures, show: int = 10, where: str = "") -> None:
+    """The images a command could not use: a count by reason, then ``reason: message`` for the first ``show``.
+
+    ``failures`` is a table with ``reason`` and ``error`` columns (a run's ``failures.csv``, say);
+    ``where`` names the file that lists them all.
+    """
+    if failures is None or not len(failures):
+        return
+    counts = failures["reason"].fillna("unknown").value_counts()
+    console.print(f"[yellow]{len(failures)} image(s) not used[/yellow] ("
+                  + ", ".join(f"{shown(r)}: {n}" for r, n in counts.items()) + ")"
+                  + (f"; all listed in {shown(where)}" if where else ""), highlight=False, soft_wrap=True)
+    for r in failures.head(show).itertuples():
+        console.print(f"  [red]{shown(r.reason)}[/red]: {shown(r.error)}", highlight=False, soft_wrap=True)
+    if len(failures) > show:
+        console.print(f"  ... and {len(failures) - show} more", highlight=False)

@@ -175,7 +175,7 @@ def broken_dataset(tmp_path):
 def test_missing_features_error_names_the_images(broken_dataset, dirs, binary_run):
     data, image_id = broken_dataset
     before = snapshot(dirs["cache_dir"])
-    with pytest.raises(ModelError, match=rf"1 of 58 images have no features \(not a recognised image.*{image_id}"):
+    with pytest.raises(ModelError, match=rf"1 of 58 images have no features \(unsupported format.*{image_id}"):
         fit_classifier(data, FAST, "logreg", missing="error", workers=1, **dirs)
     assert_nothing_lost(before, dirs["cache_dir"])
 
@@ -185,7 +185,7 @@ def test_missing_features_dropped_are_counted(broken_dataset, tmp_path):
     run = fit_classifier(data, FAST, "logreg", workers=1, cache_dir=tmp_path / "c", runs_dir=tmp_path / "r")
     test = run.metrics["sets"]["test"]
     assert test["n"] == 15 and test["n_missing_features"] == 1
-    assert test["missing_features"] == {"not a recognised image": 1}
+    assert test["missing_features"] == {"unsupported format": 1}
     assert image_id not in set(run.predictions()["image_id"])
 
 
@@ -194,7 +194,7 @@ def test_split_without_any_features_is_an_error(tmp_path):
     shutil.copytree(RVF, data)
     for f in (data / "valid").rglob("*.jpg"):
         f.write_bytes(b"")
-    with pytest.raises(ModelError, match=r"split 'valid' has no image with features \(empty file"):
+    with pytest.raises(ModelError, match=r"split 'valid' has no image with features \(decode error"):
         fit_classifier(data, FAST, "logreg", workers=1, cache_dir=tmp_path / "c", runs_dir=tmp_path / "r")
     assert not (tmp_path / "r").exists() or not any((tmp_path / "r").iterdir())
 

@@ -13,16 +13,16 @@ def bad(tmp_path_factory):
     return write_bad_images(tmp_path_factory.mktemp("bad"))
 
 
-@pytest.mark.parametrize("kind, message", [
-    ("zero_byte", "empty file"),
-    ("truncated", "truncated or corrupt"),
-    ("not_image", "not a recognised image format"),
-    ("bomb", "decompression bomb"),
+@pytest.mark.parametrize("kind, reason, message", [
+    ("zero_byte", "decode error", "empty file"),
+    ("truncated", "decode error", "truncated or corrupt"),
+    ("not_image", "unsupported format", "not an image"),
+    ("bomb", "too large", "decompression bomb"),
 ])
-def test_unreadable_files_name_the_file_and_reason(bad, kind, message):
+def test_unreadable_files_name_the_file_and_reason(bad, kind, reason, message):
     with pytest.raises(ImageReadError, match=message) as info:
         read_image(bad[kind])
-    assert str(bad[kind]) in str(info.value)
+    assert str(bad[kind]) in str(info.value) and info.value.reason == reason
 
 
 @pytest.mark.parametrize("kind", ["cmyk", "sixteen_bit", "rgba", "palette"])
@@ -47,5 +47,6 @@ def test_exif_rotation_is_applied(bad):
 
 
 def test_missing_file():
-    with pytest.raises(ImageReadError, match="file not found"):
+    with pytest.raises(ImageReadError, match="file not found") as info:
         read_image("no/such/file.jpg")
+    assert info.value.reason == "unreadable"

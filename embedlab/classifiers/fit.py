@@ -45,7 +45,7 @@ from embedlab.datasets import as_table, sample_per_class
 from embedlab.datasets.sources import fake_sources, leave_out_source
 from embedlab.datasets.splits import SPLITS, assign_splits
 from embedlab.features import FeatureExtractor
-from embedlab.runs.folder import check_run_name, default_run_name, write_run
+from embedlab.runs.folder import check_run_name, default_run_name, failure_table, write_run
 from embedlab.runs.model_files import save_model
 from embedlab.runs.provenance import command_line, data_fingerprint, library_versions, utc_now
 from embedlab.runs.scoring import TARGET_FPR, score_set, task_of, threshold_from
@@ -171,10 +171,10 @@ def fit_with(data: str | os.PathLike | pd.DataFrame, config: FitConfig) -> Class
     plan = layout_defaults(plan, loaded, config)
     feats = compute_features(plan, loaded, config)
     pipe, training = train(plan, loaded, feats, config)
-    sets, predictions, threshold = score(pipe, plan, loaded, feats, config)
+    sets, predictions, threshold, failures = score(pipe, plan, loaded, feats, config)
     training["total_seconds"] = round(time.perf_counter() - started, 3)
     training["threshold"] = threshold
-    folder = write(data, config, plan, loaded, pipe, training, sets, predictions)
+    folder = write(data, config, plan, loaded, pipe, training, sets, predictions, failures)
     return load_classifier_run(folder)
 
 
@@ -285,6 +285,16 @@ def missing_report(df: pd.DataFrame, names: list[str], ok: np.ndarray) -> dict[s
                        if not df[f"{n}.ok"].iloc[i] and df[f"{n}.reason"].iloc[i] is not None), "missing features")
         reasons[reason] = reasons.get(reason, 0) + 1
     return reasons
+
+
+def row_failures(df: pd.DataFrame, names: list[str], ok: np.ndarray, set_name: str) -> pd.DataFrame:
+    """One row per image without features: its first failing feature's reason and message."""
+    reason = pd.Series(None, index=df.index, dtype=object)
+    error = pd.Series(None, index=df.index, dtype=object)
+    for n in reversed(names):  # the first failing feature wins
+        bad = ~df[f"{n}.ok"].to_numpy(bool)
+        reason[bad], error[bad] = df.loc[bad, f"{n}.reason"], df.loc[bad, f"{n}.error"]
+    return failure_table(df, ok, reason.to_numpy(), error.to_numpy(), set_name)
 
 
 def features_of(df: pd.DataFrame, names: list[str], missing: str, where: str) -> tuple[np.ndarray, np.ndarray, dict]:
@@ -409,20 +419,22 @@ def decision_threshold(pipe, loaded: Data, feats: Features, positive: str | None
 
 
 def score(pipe, plan: Plan, loaded: Data, feats: Features,
-          config: FitConfig) -> tuple[dict, pd.DataFrame, dict[str, Any] | None]:
-    """Figures and prediction rows for every split, then every eval set, and the decision threshold."""
+          config: FitConfig) -> tuple[dict, pd.DataFrame, dict[str, Any] | None, pd.DataFrame]:
+    """Figures and prediction rows for every split, then every eval set, the decision threshold,
+    and the images left out (:data:`embedlab.runs.folder.FAILURE_COLUMNS`)."""
     names = [e.name for e in plan.extractors]
     classes = loaded.classes
     _, positive = task_of(classes)
     threshold = decision_threshold(pipe, loaded, feats, positive, config.target_fpr)
     cut = threshold["value"] if threshold else None
     sets: dict[str, dict] = {}
-    frames = []
+    frames, failures = [], []
     for split in SPLITS:
         in_split = feats.role == split
         if in_split.any():
             sub = feats.df.loc[in_split].reset_index(drop=True)
             reasons = missing_report(sub, names, feats.ok[in_split])
+            failures.append(row_failures(sub, names, feats.ok[in_split], split))
             sets[split], rows = score_rows(pipe, classes, positive, sub, feats.X[in_split], feats.ok[in_split],
                                            reasons, set_name=split, role=split, dataset=str(loaded.where),
                                            seed=config.seed, threshold=cut)
@@ -435,6 +447,7 @@ def score(pipe, plan: Plan, loaded: Data, feats: Features,
         while set_name in sets:
             set_name, n = f"{base}-{n}", n + 1
         EX, eok, reasons = features_of(edf, names, config.missing, str(path))
+        failures.append(row_failures(edf, names, eok, set_name))
         if not eok.any():
             raise ModelError(f"{path}: no image with features "
                              f"({', '.join(f'{r}: {c}' for r, c in reasons.items())})")
@@ -442,7 +455,7 @@ def score(pipe, plan: Plan, loaded: Data, feats: Features,
                                           role="eval", dataset=et.attrs.get("root", str(path)), seed=config.seed,
                                           threshold=cut)
         frames.append(rows)
-    return sets, pd.concat(frames, ignore_index=True), threshold
+    return sets, pd.concat(frames, ignore_index=True), threshold, pd.concat(failures, ignore_index=True)
 
 
 # -- stage 6: write the run ----------------------------------------------------------------
@@ -461,7 +474,7 @@ def model_params(pipe) -> dict[str, Any]:
 
 # Everything a run records comes together here, from every stage: eight inputs are the stages' outputs.
 def write(data, config: FitConfig, plan: Plan, loaded: Data, pipe, training: dict[str, Any],
-          sets: dict[str, dict], predictions: pd.DataFrame) -> Path:
+          sets: dict[str, dict], predictions: pd.DataFrame, failures: pd.DataFrame | None = None) -> Path:
     """Write the run folder: ``params.json`` says what was fitted on what, and how."""
     table, role = loaded.table, loaded.roles.to_numpy()
     task, positive = task_of(loaded.classes)
@@ -490,4 +503,4 @@ def write(data, config: FitConfig, plan: Plan, loaded: Data, pipe, training: dic
     }
     metrics = {"sets": sets, "threshold": training["threshold"]}
     return write_run(config.runs_dir, name, run_params, metrics, predictions,
-                     lambda folder: save_model(pipe, folder))
+                     lambda folder: save_model(pipe, folder), failures)

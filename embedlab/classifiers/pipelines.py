@@ -200,7 +200,7 @@ def parse_params(items: Iterable[str]) -> dict[str, Any]:
             raise OptionError(f"--param {item!r} has no key")
         if value.lower() in ("none", "null"):  # scikit-learn's "no value", e.g. max_depth=None
             out[key] = None
-        elif value.startswith("(") and value.endswith(")"):
+        elif value[:1] + value[-1:] in ("()", "[]"):
             parts = [p for p in value[1:-1].split(",") if p.strip()]
             out[key] = tuple(parse_value(p) for p in parts)
         else:

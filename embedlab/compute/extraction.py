@@ -167,7 +167,7 @@ def failures(data: Any, features: str | Sequence[str] = "encoding", *,
 def missing_tasks(df: pd.DataFrame, extractors: list[FeatureExtractor],
                   cache: FeatureCache) -> tuple[list[Task], list[int]]:
     """One task per image that misses a feature in the cache, and how many each extractor found cached."""
-    unique = df.drop_duplicates("hash")[["hash", "path"]]
+    unique = df[df["hash"].notna()].drop_duplicates("hash")[["hash", "path"]]
     pending: dict[str, list[int]] = {}
     cached_counts = []
     for i, ex in enumerate(extractors):
@@ -257,6 +257,10 @@ def _attach(df: pd.DataFrame, extractors: list[FeatureExtractor], cache: Feature
         out[f"{ex.name}.ok"] = aligned["ok"].fillna(False).astype(bool).to_numpy()
         out[f"{ex.name}.reason"] = aligned["reason"].to_numpy() if "reason" in aligned else None
         out[f"{ex.name}.error"] = aligned["error"].to_numpy() if "error" in aligned else None
+        if "read_reason" in out:  # files that gave no image when the dataset was listed
+            unread = out["read_reason"].notna().to_numpy()
+            out.loc[unread, f"{ex.name}.reason"] = out.loc[unread, "read_reason"]
+            out.loc[unread, f"{ex.name}.error"] = out.loc[unread, "read_error"]
         for col in ex.info_columns:
             if col in aligned:
                 out[f"{ex.name}.{col}"] = aligned[col].to_numpy()
@@ -266,7 +270,8 @@ def _attach(df: pd.DataFrame, extractors: list[FeatureExtractor], cache: Feature
 def _summary(df, extractors, computed, cached_counts, seconds, total) -> dict[str, Any]:
     per_feature = {}
     for i, ex in enumerate(extractors):
-        failed = df.loc[~df[f"{ex.name}.ok"]].drop_duplicates("hash")
+        failed = df.loc[~df[f"{ex.name}.ok"]]
+        failed = failed[failed["hash"].isna() | ~failed.duplicated("hash")]  # each unread file counts
         per_feature[ex.name] = {
             "key": ex.key(),
             "computed": computed[i],
@@ -277,6 +282,7 @@ def _summary(df, extractors, computed, cached_counts, seconds, total) -> dict[st
     return {
         "images": len(df),
         "unique_images": int(df["hash"].nunique()),
+        "unread_files": int(df["hash"].isna().sum()),
         "computed_images": total,
         "seconds": seconds,
         "images_per_second": total / seconds if seconds > 0 else float("nan"),

@@ -31,14 +31,20 @@ def failure_reason(exc: BaseException) -> str:
     """A short category for the summary; the full message is kept beside it."""
     if isinstance(exc, NoFaceFound):
         return "no face found"
-    msg = str(exc)
-    for reason in ("empty file", "not a recognised image", "decompression bomb", "truncated or corrupt",
-                   "file not found", "cannot read file", "cannot convert"):
-        if reason in msg:
-            return reason
     if isinstance(exc, ImageReadError):
-        return "unreadable image"
+        return exc.reason
     return type(exc).__name__
+
+
+def failure_row(hash_: str, exc: BaseException, error: str) -> dict:
+    """A failure row; only failures that follow from the image's bytes are cached (``cacheable``).
+
+    A file that is too large for today's limits, or unreadable now, is tried again on the next run.
+    """
+    reason = failure_reason(exc)
+    content = not isinstance(exc, ImageReadError) or reason in ("decode error", "unsupported format")
+    return {"hash": hash_, "ok": False, "reason": reason, "error": error,
+            "cacheable": content and isinstance(exc, (FeatureError, ImageReadError))}
 
 
 # -- worker side ------------------------------------------------------------
@@ -77,8 +83,7 @@ def extract_chunk(tasks: list[Task], extractors: list[FeatureExtractor] | None =
             images[task.hash] = read_image(task.uri)
         except ImageReadError as exc:
             for i in task.features:
-                rows[i].append({"hash": task.hash, "ok": False, "reason": failure_reason(exc),
-                                "error": str(exc), "cacheable": True})
+                rows[i].append(failure_row(task.hash, exc, str(exc)))
     for i, ex in enumerate(extractors):
         todo = [t for t in tasks if i in t.features and t.hash in images]
         if not todo:
@@ -93,8 +98,7 @@ def extract_chunk(tasks: list[Task], extractors: list[FeatureExtractor] | None =
                 # A batch method returns the FeatureError of an image it could not handle in its place.
                 for t, result in zip(todo, results):
                     if isinstance(result, FeatureError):
-                        rows[i].append({"hash": t.hash, "ok": False, "reason": failure_reason(result),
-                                        "error": f"{t.uri}: {result}", "cacheable": True})
+                        rows[i].append(failure_row(t.hash, result, f"{t.uri}: {result}"))
                     else:
                         vec, info = result
                         rows[i].append({"hash": t.hash, "ok": True, "vector": vec, **info})
@@ -104,9 +108,7 @@ def extract_chunk(tasks: list[Task], extractors: list[FeatureExtractor] | None =
                 vec, info = ex.extract(images[t.hash])
                 rows[i].append({"hash": t.hash, "ok": True, "vector": vec, **info})
             except (FeatureError, ImageReadError) as exc:
-                rows[i].append({"hash": t.hash, "ok": False, "reason": failure_reason(exc),
-                                "error": f"{t.uri}: {exc}", "cacheable": True})
+                rows[i].append(failure_row(t.hash, exc, f"{t.uri}: {exc}"))
             except Exception as exc:  # unexpected: reported, never cached, so a rerun retries it
-                rows[i].append({"hash": t.hash, "ok": False, "reason": failure_reason(exc),
-                                "error": f"{t.uri}: {type(exc).__name__}: {exc}", "cacheable": False})
+                rows[i].append(failure_row(t.hash, exc, f"{t.uri}: {type(exc).__name__}: {exc}"))
     return rows

@@ -39,7 +39,15 @@ class DatasetPathError(DatasetError, UsageError):
 
 
 class ImageReadError(EmbedlabError):
-    """One image cannot be decoded; the message says why."""
+    """One image cannot be read or decoded; the message names the file and says why.
+
+    ``reason`` is the short category a failure row records (see
+    :data:`embedlab.datasets.images.READ_REASONS`).
+    """
+
+    def __init__(self, message: str, reason: str = "decode error"):
+        super().__init__(message)
+        self.reason = reason
 
 
 class FeatureError(EmbedlabError):

@@ -2,9 +2,17 @@
 
 Every reader returns an ``(H, W, 3)`` ``uint8`` RGB array, the form
 face_recognition and torchvision expect, or raises :class:`ImageReadError`
-with the reason and the file at fault. Handled on purpose: EXIF rotation,
-CMYK, 16-bit and 32-bit integer greyscale, palette and alpha images,
-truncated and zero-byte files, non-images and decompression bombs.
+with the file at fault and one of the :data:`READ_REASONS`. Handled on
+purpose: EXIF rotation, CMYK, 16-bit and 32-bit integer greyscale, palette
+and alpha images, truncated and zero-byte files, non-images, folders and
+broken or looping symbolic links with image names, unreadable files, and
+files or images too large to decode safely.
+
+Two limits bound what one worker holds in memory, and a user can set both
+(:func:`limits`): a file larger than ``EMBEDLAB_MAX_FILE_MB`` (default 50)
+is refused before a byte of it is read, and an image larger than
+``EMBEDLAB_MAX_PIXELS`` (default 16 million) is decoded at 1/2, 1/4 or 1/8
+of its size when it is a JPEG (Pillow's ``draft``), and refused otherwise.
 
 Images can also live inside a FER-2013 ``fer2013.csv``: such an image is
 addressed as ``/path/fer2013.csv#row=N`` (N counts data rows from 0).
@@ -16,8 +24,11 @@ addressed as ``/path/fer2013.csv#row=N`` (N counts data rows from 0).
 
 from __future__ import annotations
 
+import errno
 import hashlib
+import io
 import os
+import stat
 import warnings
 from functools import lru_cache
 from pathlib import Path
@@ -27,11 +38,34 @@ import numpy as np
 from embedlab.core.errors import ImageReadError
 from embedlab.datasets.fer_csv import read_fer_csv
 
-# Larger images are refused rather than decoded: a 10k x 10k face photo is
-# almost surely a decompression bomb, and would exhaust a worker's memory.
-MAX_PIXELS = 80_000_000
+#: the default limits (see :func:`limits`): a file's bytes, and an image's decoded pixels
+MAX_FILE_BYTES = 50 * 2**20
+MAX_PIXELS = 16_000_000
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
+#: image files embedlab cannot decode: listed with the reason "unsupported format", never dropped
+OTHER_IMAGE_SUFFIXES = {".heic", ".heif", ".avif", ".jxl", ".jp2", ".j2k", ".jfif", ".svg", ".ico", ".psd",
+                        ".raw", ".dng", ".cr2", ".cr3", ".nef", ".arw", ".orf", ".rw2", ".raf", ".xcf"}
 CSV_ROW_MARK = "#row="
+#: why a file gives no image: the ``reason`` of its failure row
+READ_REASONS = ("unreadable", "not a file", "broken link", "unsupported format", "too large", "decode error")
+
+
+def limits() -> tuple[int, int]:
+    """``(largest file in bytes, largest decoded image in pixels)`` an image may have.
+
+    Read from ``EMBEDLAB_MAX_FILE_MB`` and ``EMBEDLAB_MAX_PIXELS`` at each call, so that worker
+    processes (which inherit the environment) apply the limits the user set.
+    """
+    def number(name: str, default: float) -> float:
+        raw = os.environ.get(name, "").strip()
+        try:
+            value = float(raw) if raw else default
+        except ValueError:
+            value = default
+        return value if value > 0 else default
+
+    return int(number("EMBEDLAB_MAX_FILE_MB", MAX_FILE_BYTES / 2**20) * 2**20), \
+        int(number("EMBEDLAB_MAX_PIXELS", MAX_PIXELS))
 
 
 def content_hash(data: bytes) -> str:
@@ -57,28 +91,60 @@ def read_image(uri: str | os.PathLike) -> np.ndarray:
         return np.repeat(grey[:, :, None], 3, axis=2)
     if "://" in uri:  # an fsspec URL (s3://, gs://, http://, file://): read where the code runs
         return decode_image(_read_url(uri), name=uri)
-    path = Path(uri)
+    return decode_image(read_file(uri), name=uri)
+
+
+def read_file(uri: str | os.PathLike) -> bytes:
+    """The bytes of an image file, checked before reading: a regular file, readable, not too large.
+
+    A symbolic link is followed (a loop or a missing target is a "broken link");
+    a folder, FIFO or device with an image name is "not a file".
+    """
+    uri = os.fspath(uri)
+    max_bytes, _ = limits()
     try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise ImageReadError(f"{uri}: file not found") from None
+        info = os.stat(uri)
     except OSError as exc:
-        raise ImageReadError(f"{uri}: cannot read file ({exc.strerror or exc})") from None
-    return decode_image(data, name=uri)
+        raise _stat_error(uri, exc) from None
+    if not stat.S_ISREG(info.st_mode):
+        kind = "a folder" if stat.S_ISDIR(info.st_mode) else "not a regular file"
+        raise ImageReadError(f"{uri}: not a file ({kind} with an image name)", "not a file")
+    if info.st_size > max_bytes:
+        raise ImageReadError(f"{uri}: too large ({info.st_size:,} bytes; the limit is {max_bytes:,}, "
+                             "set by EMBEDLAB_MAX_FILE_MB)", "too large")
+    try:
+        with open(uri, "rb") as fh:
+            data = fh.read(max_bytes + 1)
+    except OSError as exc:
+        raise ImageReadError(f"{uri}: unreadable ({exc.strerror or exc})", "unreadable") from None
+    if len(data) > max_bytes:  # grew since it was checked
+        raise ImageReadError(f"{uri}: too large (over {max_bytes:,} bytes)", "too large")
+    return data
+
+
+def _stat_error(uri: str, exc: OSError) -> ImageReadError:
+    if exc.errno == errno.ELOOP:
+        return ImageReadError(f"{uri}: broken link (a loop of symbolic links)", "broken link")
+    if exc.errno == errno.ENOENT and os.path.islink(uri):
+        return ImageReadError(f"{uri}: broken link (its target {os.readlink(uri)!r} does not exist)", "broken link")
+    if exc.errno == errno.ENOENT:
+        return ImageReadError(f"{uri}: unreadable (file not found)", "unreadable")
+    return ImageReadError(f"{uri}: unreadable ({exc.strerror or exc})", "unreadable")
 
 
 def _read_url(uri: str) -> bytes:
     try:
         import fsspec
     except ImportError:
-        raise ImageReadError(f"{uri}: reading URLs needs fsspec (pip install 'embedlab[dask]')") from None
+        raise ImageReadError(f"{uri}: unreadable (reading URLs needs fsspec: pip install 'embedlab[dask]')",
+                             "unreadable") from None
     try:
         with fsspec.open(uri, "rb") as fh:
             return fh.read()
     except FileNotFoundError:
-        raise ImageReadError(f"{uri}: file not found") from None
+        raise ImageReadError(f"{uri}: unreadable (file not found)", "unreadable") from None
     except (OSError, ValueError, ImportError) as exc:  # ImportError: the protocol's package (s3fs...)
-        raise ImageReadError(f"{uri}: cannot read file ({exc})") from None
+        raise ImageReadError(f"{uri}: unreadable ({exc})", "unreadable") from None
 
 
 def decode_image(data: bytes, name: str = "<bytes>") -> np.ndarray:
@@ -88,33 +154,43 @@ def decode_image(data: bytes, name: str = "<bytes>") -> np.ndarray:
     # face_recognition switches this on at import; a truncated file must fail, not decode half-grey.
     ImageFile.LOAD_TRUNCATED_IMAGES = False
     if not data:
-        raise ImageReadError(f"{name}: empty file (0 bytes)")
-    import io
-
+        raise ImageReadError(f"{name}: decode error (empty file, 0 bytes)")
     with warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         try:
             img = Image.open(io.BytesIO(data))
-            w, h = img.size
-            if w * h > MAX_PIXELS:
-                raise ImageReadError(
-                    f"{name}: {w}x{h} pixels exceeds the {MAX_PIXELS:,}-pixel limit "
-                    "(possible decompression bomb)"
-                )
+            within_pixel_limit(img, name)
             img.load()
         except ImageReadError:
             raise
         except UnidentifiedImageError:
-            raise ImageReadError(f"{name}: not a recognised image format") from None
+            raise ImageReadError(f"{name}: unsupported format (not an image Pillow can read)",
+                                 "unsupported format") from None
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-            raise ImageReadError(f"{name}: refused as a decompression bomb ({exc})") from None
-        except (OSError, SyntaxError, ValueError) as exc:
-            raise ImageReadError(f"{name}: truncated or corrupt image ({exc})") from None
+            raise ImageReadError(f"{name}: too large (a decompression bomb: {exc})", "too large") from None
+        except (OSError, SyntaxError, ValueError, EOFError) as exc:
+            raise ImageReadError(f"{name}: decode error (truncated or corrupt: {exc})") from None
     try:
         img = ImageOps.exif_transpose(img)
     except Exception:  # a broken EXIF block should not lose an otherwise good image
         pass
     return _to_rgb(img, name)
+
+
+def within_pixel_limit(img, name: str) -> None:
+    """Make an opened image decode to at most the pixel limit: a JPEG at a reduced scale, others refused."""
+    _, max_pixels = limits()
+    w, h = img.size
+    if w * h <= max_pixels:
+        return
+    if img.format == "JPEG":
+        scale = next((s for s in (2, 4, 8) if -(-w // s) * -(-h // s) <= max_pixels), None)
+        if scale is not None:
+            img.draft(None, (-(-w // scale), -(-h // scale)))
+            if img.size[0] * img.size[1] <= max_pixels:
+                return
+    raise ImageReadError(f"{name}: too large ({w}x{h} pixels; the limit is {max_pixels:,} decoded pixels, "
+                         "set by EMBEDLAB_MAX_PIXELS)", "too large")
 
 
 def _to_rgb(img, name: str) -> np.ndarray:
@@ -133,7 +209,7 @@ def _to_rgb(img, name: str) -> np.ndarray:
     try:
         rgb = img.convert("RGB")
     except Exception as exc:
-        raise ImageReadError(f"{name}: cannot convert mode {mode} to RGB ({exc})") from None
+        raise ImageReadError(f"{name}: decode error (cannot convert mode {mode} to RGB: {exc})") from None
     return np.asarray(rgb, dtype=np.uint8).copy()
 
 
@@ -148,4 +224,23 @@ def image_hash(uri: str) -> str:
     if is_csv_row(uri):
         path, row = split_csv_row(uri)
         return content_hash(fer_csv_pixels(path)[row].tobytes())
-    return content_hash(Path(uri).read_bytes())
+    return content_hash(read_file(uri))
+
+
+def is_image_name(path: Path) -> bool:
+    """Whether ``path``'s name says it is an image, one embedlab reads or not (hidden files aside)."""
+    suffix = path.suffix.lower()
+    return not path.name.startswith(".") and (suffix in IMAGE_SUFFIXES or suffix in OTHER_IMAGE_SUFFIXES)
+
+
+def file_status(uri: str) -> tuple[str | None, str | None, str | None]:
+    """``(hash, reason, error)`` of one listed image: its content hash, or why it gives no image.
+
+    Only the file is checked here (and read, to hash it); decoding happens where features are computed.
+    """
+    if not is_csv_row(uri) and Path(uri).suffix.lower() in OTHER_IMAGE_SUFFIXES:
+        return None, "unsupported format", f"{uri}: unsupported format ({Path(uri).suffix} files are not read)"
+    try:
+        return image_hash(uri), None, None
+    except ImageReadError as exc:
+        return None, exc.reason, str(exc)

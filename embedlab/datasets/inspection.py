@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from embedlab.core.errors import ImageReadError
-from embedlab.datasets.images import is_csv_row, read_image
+from embedlab.datasets.images import decode_image, is_csv_row, read_file, read_image
 
 
 @dataclass
@@ -18,7 +18,7 @@ class DatasetReport:
     root: str
     counts: pd.DataFrame            # rows: label, columns: split, values: images
     sizes: pd.DataFrame             # width, height, mode, images
-    unreadable: pd.DataFrame        # image_id, path, error
+    unreadable: pd.DataFrame        # image_id, path, reason, error: every file that gives no image
     duplicates: pd.DataFrame        # hash, copies, splits, labels, cross_split, conflicting_labels, image_ids
     subsets: pd.DataFrame = field(default_factory=pd.DataFrame)  # FER-2013 PublicTest/PrivateTest counts
     sharpness: pd.DataFrame = field(default_factory=pd.DataFrame)  # median sharpness, label x split
@@ -62,20 +62,22 @@ def sharpness(image) -> float:
     return float(ndimage.laplace(np.asarray(grey, dtype=np.float32)).std())
 
 
-def _probe(uri: str) -> tuple[int | None, int | None, str | None, float | None, str | None]:
-    """(width, height, mode, sharpness, error) of one image; decodes it fully to find broken files."""
+def _probe(uri: str) -> tuple[int | None, int | None, str | None, float | None, str | None, str | None]:
+    """(width, height, mode, sharpness, reason, error) of one image; decodes it fully to find broken files."""
+    import io
+
     from PIL import Image
 
     try:
         if is_csv_row(uri):
-            return 48, 48, "L", sharpness(read_image(uri)), None
-        with Image.open(uri) as img:
+            return 48, 48, "L", sharpness(read_image(uri)), None, None
+        data = read_file(uri)
+        image = decode_image(data, name=uri)
+        with Image.open(io.BytesIO(data)) as img:  # the size and mode as stored, before any conversion
             w, h, mode = img.width, img.height, img.mode
-        return w, h, mode, sharpness(read_image(uri)), None
+        return w, h, mode, sharpness(image), None, None
     except ImageReadError as exc:
-        return None, None, None, None, str(exc)
-    except Exception as exc:  # PIL raises many kinds for broken headers
-        return None, None, None, None, f"{uri}: {exc}"
+        return None, None, None, None, exc.reason, str(exc)
 
 
 def _sharpness_warnings(medians: "pd.Series") -> list[str]:
@@ -106,15 +108,19 @@ def inspect_dataset(df: pd.DataFrame, decode: bool = True) -> DatasetReport:
     counts = pd.crosstab(df["label"], split)
     counts.columns.name, counts.index.name = "split", "label"
 
-    columns = ["width", "height", "mode", "sharpness", "error"]
-    if decode:
-        info = pd.DataFrame([_probe(u) for u in df["path"]], columns=columns, index=df.index)
-    else:
-        info = pd.DataFrame({c: None for c in columns}, index=df.index)
+    columns = ["width", "height", "mode", "sharpness", "reason", "error"]
+    listed = df["read_reason"].notna() if "read_reason" in df else pd.Series(False, index=df.index)
+    info = pd.DataFrame({c: None for c in columns}, index=df.index)
+    if decode and (~listed).any():
+        info.loc[~listed] = pd.DataFrame([_probe(u) for u in df.loc[~listed, "path"]], columns=columns,
+                                         index=df.index[~listed])
+    if listed.any():  # files found unusable while the dataset was listed
+        info.loc[listed, "reason"] = df.loc[listed, "read_reason"]
+        info.loc[listed, "error"] = df.loc[listed, "read_error"]
     good = info["error"].isna() & info["width"].notna()
     sizes = (info[good].groupby(["width", "height", "mode"]).size().rename("images")
              .reset_index().sort_values("images", ascending=False, ignore_index=True))
-    unreadable = pd.concat([df[["image_id", "path"]], info[["error"]]], axis=1)[info["error"].notna()]
+    unreadable = pd.concat([df[["image_id", "path"]], info[["reason", "error"]]], axis=1)[info["error"].notna()]
 
     groups = df.assign(split=split).groupby("hash")
     dup = groups.agg(copies=("image_id", "size"),

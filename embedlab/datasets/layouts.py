@@ -11,7 +11,7 @@ import pandas as pd
 
 from embedlab.datasets.fer_csv import FER_EMOTIONS, USAGE_TO_SPLIT, is_fer_csv, read_fer_csv
 from embedlab.core.errors import DatasetError
-from embedlab.datasets.images import CSV_ROW_MARK, IMAGE_SUFFIXES
+from embedlab.datasets.images import CSV_ROW_MARK, IMAGE_SUFFIXES, is_image_name
 from embedlab.core.registry import Registry
 from embedlab.datasets.sources import FAKE_LABEL, folder_source
 
@@ -55,11 +55,13 @@ def _subdirs(path: Path) -> list[Path]:
         return []
 
 
-def _images_in(folder: Path) -> list[Path]:
-    return sorted(
-        p for p in folder.rglob("*")
-        if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file() and not p.name.startswith(".")
-    )
+def images_in(folder: Path) -> list[Path]:
+    """Every entry under ``folder`` with an image name, whatever it is: files, and also folders,
+    links (broken or looping) and formats embedlab cannot read, which then get failure rows.
+
+    Linked folders are not entered, so a link to a parent folder cannot loop.
+    """
+    return sorted(p for p in folder.rglob("*") if is_image_name(p))
 
 
 def _rows(root: Path, files: list[Path], label: str, split: str | None,
@@ -142,7 +144,7 @@ class Kaggle140k:
             for label in ("real", "fake"):
                 folder = root / split / label
                 if folder.is_dir():
-                    rows += _rows(root, _images_in(folder), label, split, label_dir=folder)
+                    rows += _rows(root, images_in(folder), label, split, label_dir=folder)
         return pd.DataFrame(rows)
 
 
@@ -166,7 +168,7 @@ class FerFolders:
             if split_dir.name not in ("train", "test"):
                 continue
             for label_dir in _subdirs(split_dir):
-                rows += _rows(root, _images_in(label_dir), label_dir.name, split_dir.name)
+                rows += _rows(root, images_in(label_dir), label_dir.name, split_dir.name)
         df = pd.DataFrame(rows)
         if not df.empty:
             names = df["path"].map(lambda p: os.path.basename(p).split("_", 1)[0])
@@ -191,11 +193,11 @@ class ClassFolders:
         if split_named and len(split_named) == len(tops):
             for split_dir in split_named:
                 for label_dir in _subdirs(split_dir):
-                    rows += _rows(root, _images_in(label_dir), label_dir.name,
+                    rows += _rows(root, images_in(label_dir), label_dir.name,
                                   SPLIT_ALIASES[split_dir.name.lower()], label_dir=label_dir)
         else:
             for label_dir in tops:
-                rows += _rows(root, _images_in(label_dir), label_dir.name, None, label_dir=label_dir)
+                rows += _rows(root, images_in(label_dir), label_dir.name, None, label_dir=label_dir)
         return pd.DataFrame(rows)
 
 
@@ -218,10 +220,9 @@ class Manifest:
             raise DatasetError(f"{root}: manifest needs column(s) {', '.join(sorted(missing))}")
         base = root.parent
         paths = [Path(p) if Path(p).is_absolute() else (base / p) for p in table["path"]]
-        absent = [str(p) for p in paths if not p.is_file()]
-        if absent:
-            more = f" (and {len(absent) - 1} more)" if len(absent) > 1 else ""
-            raise DatasetError(f"{root}: listed image not found: {absent[0]}{more}")
+        if paths and not any(os.path.lexists(p) for p in paths):  # a wrong base folder, not some bad files
+            more = f" (and {len(paths) - 1} more)" if len(paths) > 1 else ""
+            raise DatasetError(f"{root}: no listed image exists: {paths[0]}{more}")
         split = table["split"].str.lower().map(lambda s: SPLIT_ALIASES.get(s, s or None)) \
             if "split" in table.columns else None
         out = pd.DataFrame(
@@ -251,7 +252,7 @@ class PlainImages:
     def list(root: Path) -> pd.DataFrame:
         if root.is_file():
             return pd.DataFrame([{"image_id": root.name, "path": str(root), "label": None, "split": None}])
-        return pd.DataFrame(_rows(root, _images_in(root), None, None))
+        return pd.DataFrame(_rows(root, images_in(root), None, None))
 
 
 def detect_layout(path: Path) -> tuple[str, Path]:

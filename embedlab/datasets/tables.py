@@ -20,12 +20,14 @@ import pandas as pd
 
 from embedlab.core.errors import DatasetError, DatasetPathError, UsageError
 from embedlab.core.io import atomic_write_bytes
-from embedlab.datasets.images import IMAGE_SUFFIXES, image_hash
-from embedlab.datasets.layouts import LAYOUTS, SPLIT_ALIASES, detect_layout
+from embedlab.datasets.images import file_status
+from embedlab.datasets.layouts import LAYOUTS, SPLIT_ALIASES, detect_layout, images_in
 from embedlab.datasets.sources import fill_sources
 
-#: Columns every loaded dataset has, in this order (``subset`` only for FER-2013).
-COLUMNS = ["image_id", "path", "label", "split", "hash"]
+#: Columns every loaded dataset has, in this order (``subset`` only for FER-2013). ``hash`` is None
+#: where the file gives no image; ``read_reason`` (one of ``datasets.images.READ_REASONS``) and
+#: ``read_error`` (a message naming the file) say why, and every command reports such rows.
+COLUMNS = ["image_id", "path", "label", "split", "hash", "read_reason", "read_error"]
 #: folder names that hold files rather than name a class: labels taken from them are suspect
 CONTAINER_NAMES = {"examples", "example", "tests", "test_images", "testdata", "docs", "doc", "src", "images",
                    "imgs", "img", "pictures", "photos", "data", "files", "misc", "tmp", "temp", "output",
@@ -53,7 +55,7 @@ def load(path: str | os.PathLike, layout: str = "auto") -> pd.DataFrame:
     df = LAYOUTS.create(layout).list(root)
     if df.empty:
         raise DatasetError(f"{root}: no images found (layout {layout})")
-    df["hash"] = _hashes(df["path"].tolist())
+    df = with_file_status(df)
     df["split"] = df["split"].astype(object).where(df["split"].notna(), None)
     df = fill_sources(df, default=_dataset_name(root))
     extra = [c for c in df.columns if c not in COLUMNS]
@@ -91,14 +93,12 @@ def _dataset_name(root: Path) -> str:
     return root.stem if root.is_file() else root.name
 
 
-def _hashes(uris: list[str]) -> list[str]:
-    out = []
-    for uri in uris:
-        try:
-            out.append(image_hash(uri))
-        except OSError as exc:
-            raise DatasetError(f"{uri}: cannot read ({exc.strerror or exc})") from None
-    return out
+def with_file_status(df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` with ``hash``, ``read_reason`` and ``read_error`` per row: a bad file is a row, never an error."""
+    status = [file_status(uri) for uri in df["path"]]
+    df["hash"], df["read_reason"], df["read_error"] = (
+        [s[i] for s in status] if status else [] for i in range(3))
+    return df
 
 
 def sample_per_class(df: pd.DataFrame, n: int, seed: int = 0) -> pd.DataFrame:
@@ -171,6 +171,7 @@ def image_table(paths: Any) -> pd.DataFrame:
 
     Folders are searched recursively for images; ``label`` is unknown (None). In-memory images
     get the ids ``array-N`` or ``image-N`` (their place in the list).
+    A file that gives no image (unreadable, a broken link...) is a row with its ``read_reason``.
     """
     if isinstance(paths, (str, os.PathLike)) or is_in_memory_image(paths):
         paths = [paths]
@@ -183,19 +184,18 @@ def image_table(paths: Any) -> pd.DataFrame:
             raise UsageError(f"image {i}: expected a path, a numpy array or a PIL image, got {type(item).__name__}")
         p = Path(item)
         if p.is_dir():
-            found = sorted(f for f in p.rglob("*") if f.suffix.lower() in IMAGE_SUFFIXES and f.is_file())
+            found = images_in(p)
             if not found:
                 raise DatasetError(f"{p}: no images in this folder")
             rows += [{"image_id": f"{p.name}/{f.relative_to(p).as_posix()}", "path": str(f)} for f in found]
-        elif p.is_file():
+        elif os.path.lexists(p):  # a file, or a broken link or other non-file named by the user
             rows.append({"image_id": p.name, "path": str(p)})
         else:
             raise DatasetPathError(f"{p}: no such file or folder")
     table = pd.DataFrame(rows, columns=["image_id", "path"])
     table["label"] = None
     table["split"] = None
-    table["hash"] = [image_hash(u) for u in table["path"]]
-    return table
+    return with_file_status(table)[COLUMNS]
 
 
 def images_of(data: Any) -> pd.DataFrame:

@@ -31,7 +31,8 @@ from embedlab.nets.inputs import input_metrics, prepare_inputs
 from embedlab.nets.models import NETWORKS, NetworkSpec, build_module
 from embedlab.nets.run import NetworkRun, load_network_run
 from embedlab.nets.training import MODEL_FILE, resolve_device, run_model, seed_everything, train_loop
-from embedlab.runs.folder import PARAMS_FILE, default_run_name, read_json, write_params, write_results
+from embedlab.runs.folder import (PARAMS_FILE, check_run_name, default_run_name, failure_table, read_json,
+                                  write_params, write_results)
 from embedlab.runs.provenance import command_line, data_fingerprint, library_versions, utc_now
 from embedlab.runs.scoring import TARGET_FPR, score_set, task_of, threshold_from
 
@@ -83,7 +84,7 @@ def run_to_resume(runs_dir: Path, name: str | None, network: str) -> dict[str, A
     """``params.json`` of the run to continue, checked to train ``network``."""
     if not name:
         raise OptionError("resume needs the run name (--name) of the run to continue")
-    folder = runs_dir / name
+    folder = runs_dir / check_run_name(name)
     if not (folder / PARAMS_FILE).is_file():
         raise ModelError(f"{folder}: no run to resume (params.json missing)")
     started = read_json(folder / PARAMS_FILE)
@@ -141,7 +142,7 @@ def start_run(data, spec: NetworkSpec, p: dict[str, Any], *, eval_on: list[str],
     task, positive = task_of(classes)
     if task == "binary" and positive is None:
         positive = classes[1]  # a binary network's single output scores one class: the second
-    name = name or default_run_name([table.attrs.get("name", "data"), spec.name], runs_dir)
+    name = check_run_name(name or default_run_name([table.attrs.get("name", "data"), spec.name], runs_dir))
     folder = runs_dir / name
     if started is None:
         if folder.exists() and any(folder.iterdir()):
@@ -195,10 +196,11 @@ def score_inputs(run: NetworkFit, module, frame: pd.DataFrame, prepared: tuple, 
 
 def score_sets(run: NetworkFit, module, frames: dict[str, pd.DataFrame], prepared: dict[str, tuple],
                eval_on: list[str], cache_dir,
-               target_fpr: float = TARGET_FPR) -> tuple[dict, pd.DataFrame, dict[str, Any] | None]:
-    """Figures and prediction rows for every split, then every eval set, and the decision threshold
-    (binary tasks: chosen on ``valid``, or ``train`` when valid has no negatives)."""
-    sets, predictions = {}, []
+               target_fpr: float = TARGET_FPR) -> tuple[dict, pd.DataFrame, dict[str, Any] | None, pd.DataFrame]:
+    """Figures and prediction rows for every split, then every eval set, the decision threshold
+    (binary tasks: chosen on ``valid``, or ``train`` when valid has no negatives), and the
+    images that could not be used."""
+    sets, predictions, failures = {}, [], []
     dataset_path = run.params_json["data"]["path"]
     probas = {role: network_proba(run, module, inputs) for role, inputs in prepared.items()}
     candidates = [(role, frames[role][prepared[role][1]]["label"].tolist(), probas[role])
@@ -210,6 +212,7 @@ def score_sets(run: NetworkFit, module, frames: dict[str, pd.DataFrame], prepare
         sets[role], rows = score_inputs(run, module, frames[role], inputs, set_name=role, role=role,
                                         dataset=dataset_path, threshold=cut, proba=probas[role])
         predictions.append(rows)
+        failures.append(input_failures(frames[role], inputs, role))
     for path in eval_on:
         frame = as_table(path)
         set_name = frame.attrs.get("name") or Path(path).name
@@ -218,7 +221,14 @@ def score_sets(run: NetworkFit, module, frames: dict[str, pd.DataFrame], prepare
         sets[set_name], rows = score_inputs(run, module, frame, inputs, set_name=set_name, role="eval",
                                             dataset=str(path), threshold=cut)
         predictions.append(rows)
-    return sets, pd.concat(predictions, ignore_index=True), threshold
+        failures.append(input_failures(frame, inputs, set_name))
+    return sets, pd.concat(predictions, ignore_index=True), threshold, pd.concat(failures, ignore_index=True)
+
+
+def input_failures(frame: pd.DataFrame, prepared: tuple, set_name: str) -> pd.DataFrame:
+    """The images of ``frame`` the network could not read, with the reason (``failures.csv``)."""
+    _, usable, info = prepared
+    return failure_table(frame, usable, [r.get("reason") for r in info], [r.get("error") for r in info], set_name)
 
 
 # -- the entry point ------------------------------------------------------------------------
@@ -277,7 +287,8 @@ def fit_network(data, network: str, params: dict[str, Any] | None = None,
     summary = train_loop(module, spec, p, run.task, len(run.classes), train_inputs, prepared["valid"][0],
                          run.folder, seed, dev, resume, on_progress, run.positive_index)
 
-    sets, predictions, threshold = score_sets(run, module, frames, prepared, eval_on, cache_dir, target_fpr)
-    write_results(run.folder, {"sets": sets, "training": summary, "threshold": threshold}, predictions)
+    sets, predictions, threshold, failures = score_sets(run, module, frames, prepared, eval_on, cache_dir,
+                                                        target_fpr)
+    write_results(run.folder, {"sets": sets, "training": summary, "threshold": threshold}, predictions, failures)
     write_params(run.folder, {**run.params_json, "training": summary, "threshold": threshold})
     return load_network_run(run.folder)

@@ -20,7 +20,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from embedlab.core.errors import ModelError
+from embedlab.core.errors import ImageReadError, ModelError
 from embedlab.core.io import atomic_write, atomic_write_text
 from embedlab.datasets.images import read_image
 from embedlab.features import dlib_resnet
@@ -158,6 +158,8 @@ def prepare_images(uris: Sequence[str], size: int, channels: int, face_crop: str
     holds ``face_cropped``, ``face_found``, ``crop_path`` (the saved crop,
     when ``crops_dir`` is given and the image was face-cropped) and
     ``blurred`` (see :func:`match_blur`; ``blur`` is its ``(sigma, above)``).
+    An image that cannot be read is left black with ``reason`` and ``error``
+    in its info, never an exception: one bad file does not stop a network.
     """
     if face_crop not in FACE_CROPS:
         raise ModelError(f"face_crop must be one of {', '.join(FACE_CROPS)}, got {face_crop!r}")
@@ -165,8 +167,12 @@ def prepare_images(uris: Sequence[str], size: int, channels: int, face_crop: str
     out = np.zeros((len(uris), size, size, channels), np.uint8)
     info: list[dict] = []
     for i, uri in enumerate(uris):
-        image = images[i] if images is not None else read_image(uri)
         row = {"face_cropped": False, "face_found": None, "crop_path": None, "blurred": False}
+        try:
+            image = images[i] if images is not None else read_image(uri)
+        except ImageReadError as exc:
+            info.append({**row, "reason": exc.reason, "error": str(exc)})
+            continue
         if needs_face_crop(image, size, face_crop):
             image, found = cropper.crop(image, chip=face_crop == "chip")
             row.update(face_cropped=True, face_found=found)
@@ -174,8 +180,7 @@ def prepare_images(uris: Sequence[str], size: int, channels: int, face_crop: str
         if row["face_cropped"] and crops_dir is not None:
             from PIL import Image
 
-            name = (names[i] if names is not None else Path(str(uri)).stem).replace("/", "__")
-            path = Path(crops_dir) / f"{Path(name).stem}.png"
+            path = Path(crops_dir) / crop_file_name(names[i] if names is not None else Path(str(uri)).stem)
             path.parent.mkdir(parents=True, exist_ok=True)
             Image.fromarray(out[i][:, :, 0] if channels == 1 else out[i]).save(path)
             row["crop_path"] = str(path)
@@ -183,6 +188,21 @@ def prepare_images(uris: Sequence[str], size: int, channels: int, face_crop: str
         if on_progress is not None and (i + 1 == len(uris) or (i + 1) % 256 == 0):
             on_progress(i + 1, len(uris))
     return out, info
+
+
+def crop_file_name(image_id: str) -> str:
+    """A face crop's file name from its image's id: one name, never a path (no folder, no '..').
+
+    >>> crop_file_name("../../etc/x.jpg"), crop_file_name("a/b.png")
+    ('..__..__etc__x.png', 'a__b.png')
+    """
+    stem = image_id.rsplit(".", 1)[0] if "." in Path(image_id).name else image_id
+    safe = stem.replace("/", "__").replace("\\", "__").replace("\0", "")
+    if safe in ("", ".", ".."):
+        safe = "image"
+    if len(safe.encode()) > 200:  # file names have a length limit; keep them apart by a digest
+        safe = safe.encode()[:180].decode(errors="ignore") + "-" + hashlib.sha256(stem.encode()).hexdigest()[:16]
+    return f"{safe}.png"
 
 
 def _crops_in(info: list[dict], crops_dir: Path) -> bool:

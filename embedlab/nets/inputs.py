@@ -23,7 +23,10 @@ def blur_setting(p: dict[str, Any]) -> tuple[float, float]:
 def prepare_inputs(spec: NetworkSpec, p: dict[str, Any], frame: pd.DataFrame, classes: Sequence[str],
                    cache_dir, crops_dir=None, workers: int | None = None,
                    on_progress=None) -> tuple[Inputs, np.ndarray, list[dict]]:
-    """Network inputs for ``frame``: returns ``(inputs of usable rows, usable mask, per-row info)``."""
+    """Network inputs for ``frame``: returns ``(inputs of usable rows, usable mask, per-row info)``.
+
+    The info of an unusable row holds its ``reason`` and ``error`` (unreadable file, no face found...).
+    """
     import torch
 
     n = len(frame)
@@ -36,12 +39,16 @@ def prepare_inputs(spec: NetworkSpec, p: dict[str, Any], frame: pd.DataFrame, cl
                                   crops_dir=crops_dir, names=frame["image_id"].astype(str).tolist(),
                                   on_progress=on_progress, blur=blur_setting(p))
         images = torch.from_numpy(arr)
+        usable &= np.array([not r.get("reason") for r in info], bool)
     if spec.uses_encoding:
         extractor = resolve_features(p["encoding"])[0]
         if extractor.dim != 128:
             raise ModelError(f"network {spec.name!r} reads a 128-d encoding; feature {p['encoding']!r} has {extractor.dim}")
         df = encode(frame, [extractor], cache_dir=cache_dir, workers=workers)
         X, ok = feature_matrix(df, [extractor.name])
+        for i in np.flatnonzero(~ok & usable):  # the first failure of an image says why
+            info[i] = {**info[i], "reason": df[f"{extractor.name}.reason"].iloc[i] or "missing features",
+                       "error": df[f"{extractor.name}.error"].iloc[i]}
         usable &= ok
         encodings = torch.from_numpy(np.nan_to_num(X).astype(np.float32))
     index = {c: i for i, c in enumerate(classes)}

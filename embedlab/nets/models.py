@@ -82,8 +82,60 @@ class NetworkSpec:
         if unknown:
             raise ModelError(f"network {self.name!r} has no parameter {', '.join(unknown)}; "
                              f"its parameters: {', '.join(sorted(out))}")
+        defaults = dict(out)
         out.update(params or {})
-        return out
+        return {k: checked_param(self.name, k, v, defaults[k]) for k, v in out.items()}
+
+
+#: the ranges of size-like network parameters: a run folder or a --param cannot ask for 5 TiB
+PARAM_RANGES: dict[str, tuple[float, float]] = {
+    "size": (8, 1024), "input_size": (8, 1024), "channels": (1, 3), "epochs": (1, 100_000),
+    "batch_size": (1, 65_536), "widths": (1, 4096), "blocks": (0, 64), "dense": (1, 65_536),
+    "hidden": (1, 65_536), "stem_stride": (1, 8), "dropout": (0, 0.99), "patience": (0, 100_000),
+    "workers_threads": (0, 1024), "valid_fraction": (0, 0.9), "lr": (0, 100), "erase": (0, 1),
+    "warmup_epochs": (0, 100_000), "label_smoothing": (0, 0.99),
+}
+
+
+def checked_param(network: str, key: str, value: Any, default: Any) -> Any:
+    """``value`` of the type ``default`` has (numbers converted, lists for tuples) and within
+    :data:`PARAM_RANGES`; else a ModelError naming the parameter.
+
+    >>> checked_param("cnn", "widths", [8, 8], (32, 64))
+    (8, 8)
+    >>> checked_param("cnn", "size", 10**6, 64)
+    Traceback (most recent call last):
+    ...
+    embedlab.core.errors.ModelError: network 'cnn': size=1000000 is out of range; give 8 to 1024
+    """
+    def bad(what: str) -> ModelError:
+        return ModelError(f"network {network!r}: {key}={value!r} {what}")
+
+    def one(v: Any, like: Any) -> Any:
+        if isinstance(like, bool):
+            if not isinstance(v, bool):
+                raise bad("must be true or false")
+            return v
+        if isinstance(like, (int, float)):
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or v != v or v in (float("inf"), float("-inf")):
+                raise bad("must be a number")
+            if isinstance(like, int) and not isinstance(like, bool) and float(v) != int(v):
+                raise bad("must be a whole number")
+            v = int(v) if isinstance(like, int) else float(v)
+            lo, hi = PARAM_RANGES.get(key, (float("-inf"), float("inf")))
+            if not lo <= v <= hi:
+                raise ModelError(f"network {network!r}: {key}={value!r} is out of range; give {lo:g} to {hi:g}")
+            return v
+        if isinstance(like, str) and not isinstance(v, str):
+            raise bad("must be a word")
+        return v
+
+    if isinstance(default, (tuple, list)):
+        if not isinstance(value, (tuple, list)) or not value or len(value) > 64:
+            raise bad("must be a list of 1 to 64 values, e.g. (32,64)")
+        like = default[0] if default else value[0]
+        return tuple(one(v, like) for v in value)
+    return one(value, default) if default is not None else value
 
 
 NETWORKS: Registry[NetworkSpec] = Registry("network")

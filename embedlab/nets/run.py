@@ -104,16 +104,17 @@ class NetworkRun(Run):
 
         table = images_of(data)
         p = self.model_params
-        crops = Path(crops_dir) / self.name if crops_dir is not None else None
+        crops = Path(crops_dir) / crop_folder_name(self.path) if crops_dir is not None else None
         inputs, usable, info = self._inputs(table, cache_dir, crops, workers, on_progress)
-        proba_ok = run_model(self.module, inputs, self.module_device, int(p.get("channels", 1)),
-                             self.params["task"], positive_index=self.positive_index,
-                             tta_flip=bool(p.get("tta_flip")))
         proba = np.full((len(table), len(self.classes)), np.nan)
         if usable.any():
-            proba[usable] = proba_ok
-        out = self.prediction_table(table, proba, usable, [None if ok else "no face found" for ok in usable],
+            proba[usable] = run_model(self.module, inputs, self.module_device, int(p.get("channels", 1)),
+                                      self.params["task"], positive_index=self.positive_index,
+                                      tta_flip=bool(p.get("tta_flip")))
+        out = self.prediction_table(table, proba, usable,
+                                    [None if ok else r.get("reason", "missing features") for ok, r in zip(usable, info)],
                                     threshold=threshold)
+        out["error"] = [r.get("error") for r in info]
         if self.spec.uses_images:
             out["face_cropped"] = [bool(r.get("face_cropped")) for r in info]
             out["face_found"] = [r.get("face_found") for r in info]
@@ -155,6 +156,14 @@ class NetworkRun(Run):
         head = self.module.head
         linear = [m for m in head.modules() if hasattr(m, "in_features")]
         return int(linear[0].in_features)
+
+
+def crop_folder_name(run_folder: str | os.PathLike) -> str:
+    """The folder face crops of a run go to, under the crops folder: the run folder's own name.
+
+    Never the ``name`` written in ``params.json``, which a run folder from elsewhere could set to a path.
+    """
+    return Path(run_folder).resolve().name or "run"
 
 
 def load_network_run(path: str | os.PathLike, device: str = "cpu") -> NetworkRun:

@@ -81,7 +81,7 @@ def overview_section(ctx: Context) -> None:
             parts.append(html_table(rows, [("copies", "copies", "int"), ("splits", "splits", ""),
                                            ("labels", "labels", ""), ("images", "images", "")],
                                     caption="Duplicates across splits or labels (first 8)"))
-        rows = []
+        rows, failed = [], {}
         for feat in table.attrs.get("features", {}):
             if f"{feat}.ok" not in table:
                 continue
@@ -89,9 +89,16 @@ def overview_section(ctx: Context) -> None:
             reasons = table.loc[~okf, f"{feat}.reason"].fillna("unknown").value_counts()
             rows.append({"feature": feat, "ok": int(okf.sum()), "failed": int((~okf).sum()),
                          "why": ", ".join(f"{r}: {n:,}" for r, n in reasons.items()) or "–"})
+            for i in np.flatnonzero(~okf):  # the first feature that failed on an image says why
+                failed.setdefault(i, {"image": table["image_id"].iloc[i], "reason": table[f"{feat}.reason"].iloc[i],
+                                      "error": table[f"{feat}.error"].iloc[i]})
         if rows:
             parts.append(html_table(rows, [("feature", "feature", ""), ("ok", "encoded", "int"),
                                            ("failed", "failed", "int"), ("why", "failures by reason", "")]))
+        if failed:
+            shown = [failed[i] for i in sorted(failed)][:FAILURES_SHOWN]
+            parts.append(html_table(shown, [("image", "image", ""), ("reason", "reason", ""), ("error", "why", "")],
+                                    caption=f"Images without features (first {len(shown)} of {len(failed):,})"))
         parts.append('<div class="label">Sample images per class</div>')
         rng = np.random.default_rng(ctx.seed)
         for label, rows_of in table.groupby("label", sort=True).groups.items():
@@ -102,6 +109,10 @@ def overview_section(ctx: Context) -> None:
             parts.append(f'<div class="label">{esc(label)} <span class="muted">({len(rows_of):,})</span></div>'
                          f'<div class="thumbs">{figs}</div>')
     ctx.page.add("datasets", "Datasets", "".join(parts))
+
+
+#: how many images without features a dataset's section lists by name
+FAILURES_SHOWN = 100
 
 
 # -- norms ----------------------------------------------------------------------

@@ -38,6 +38,9 @@ METRICS_FILE = "metrics.json"
 PREDICTIONS_FILE = "predictions.parquet"
 #: a network run's loss and accuracy per epoch
 HISTORY_FILE = "history.csv"
+#: one row per image a run could not use (unreadable file, no face found...), with the reason
+FAILURES_FILE = "failures.csv"
+FAILURE_COLUMNS = ["set", "image_id", "path", "reason", "error"]
 KINDS = ("classifier", "network")
 #: the columns of an image table that a prediction table keeps
 ID_COLUMNS = ("image_id", "path", "hash", "label", "split")
@@ -134,14 +137,34 @@ def write_params(folder: Path, params: dict[str, Any]) -> None:
     write_json(Path(folder) / PARAMS_FILE, params)
 
 
-def write_results(folder: Path, metrics: dict[str, Any], predictions: pd.DataFrame) -> None:
-    """``predictions.parquet`` then ``metrics.json``: a run with metrics is a finished run."""
+def failure_table(frame: pd.DataFrame, ok: np.ndarray, reasons: Sequence[Any], errors: Sequence[Any],
+                  set_name: str) -> pd.DataFrame:
+    """The :data:`FAILURE_COLUMNS` rows of the images of ``frame`` that are not ``ok``."""
+    bad = ~np.asarray(ok, bool)
+    return pd.DataFrame({"set": set_name, "image_id": frame["image_id"].astype(str).to_numpy()[bad],
+                         "path": frame["path"].astype(str).to_numpy()[bad],
+                         "reason": [str(r) if r is not None and r == r else "missing features"
+                                    for r in np.asarray(reasons, object)[bad]],
+                         "error": [None if e is None or e != e else str(e) for e in np.asarray(errors, object)[bad]]},
+                        columns=FAILURE_COLUMNS)
+
+
+def write_failures(folder: Path, failures: pd.DataFrame | None) -> None:
+    table = failures if failures is not None else pd.DataFrame(columns=FAILURE_COLUMNS)
+    atomic_write(Path(folder) / FAILURES_FILE, lambda tmp: table.to_csv(tmp, index=False))
+
+
+def write_results(folder: Path, metrics: dict[str, Any], predictions: pd.DataFrame,
+                  failures: pd.DataFrame | None = None) -> None:
+    """``failures.csv``, ``predictions.parquet`` then ``metrics.json``: a run with metrics is a finished run."""
+    write_failures(folder, failures)
     atomic_write(Path(folder) / PREDICTIONS_FILE, lambda tmp: predictions.to_parquet(tmp, index=False))
     write_json(Path(folder) / METRICS_FILE, metrics)
 
 
 def write_run(runs_dir: str | os.PathLike, name: str, params: dict[str, Any], metrics: dict[str, Any],
-              predictions: pd.DataFrame, save_model: Callable[[Path], list[str]]) -> Path:
+              predictions: pd.DataFrame, save_model: Callable[[Path], list[str]],
+              failures: pd.DataFrame | None = None) -> Path:
     """Write a complete run folder, all at once: a half-written run never appears.
 
     ``save_model(folder)`` writes the model files and returns their names
@@ -159,6 +182,7 @@ def write_run(runs_dir: str | os.PathLike, name: str, params: dict[str, Any], me
         (tmp / PARAMS_FILE).write_text(to_json(params))
         (tmp / METRICS_FILE).write_text(to_json(metrics))
         predictions.to_parquet(tmp / PREDICTIONS_FILE, index=False)
+        write_failures(tmp, failures)
         os.replace(tmp, final)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -213,6 +237,11 @@ class Run:
         if not path.is_file():
             raise ModelError(f"{path}: missing")
         return pd.read_parquet(path)
+
+    def failures(self) -> pd.DataFrame:
+        """The images the fit could not use (``failures.csv``: set, image_id, path, reason, error)."""
+        table = read_optional_table(self.path / FAILURES_FILE)
+        return table if table is not None else pd.DataFrame(columns=FAILURE_COLUMNS)
 
     def prediction_table(self, table: pd.DataFrame, proba: np.ndarray, ok: np.ndarray,
                          reason: Sequence[str | None], threshold: float | None = None) -> pd.DataFrame:
