@@ -257,6 +257,7 @@ def _attach(df: pd.DataFrame, extractors: list[FeatureExtractor], cache: Feature
         out[f"{ex.name}.ok"] = aligned["ok"].fillna(False).astype(bool).to_numpy()
         out[f"{ex.name}.reason"] = aligned["reason"].to_numpy() if "reason" in aligned else None
         out[f"{ex.name}.error"] = aligned["error"].to_numpy() if "error" in aligned else None
+        _name_own_files(out, ex.name)
         if "read_reason" in out:  # files that gave no image when the dataset was listed
             unread = out["read_reason"].notna().to_numpy()
             out.loc[unread, f"{ex.name}.reason"] = out.loc[unread, "read_reason"]
@@ -265,6 +266,16 @@ def _attach(df: pd.DataFrame, extractors: list[FeatureExtractor], cache: Feature
             if col in aligned:
                 out[f"{ex.name}.{col}"] = aligned[col].to_numpy()
     return out
+
+
+def _name_own_files(out: pd.DataFrame, name: str) -> None:
+    """A failure found on another file with the same bytes is shown under this row's own file name."""
+    errors = out[f"{name}.error"]
+    for i in np.flatnonzero(~out[f"{name}.ok"].to_numpy(bool) & errors.notna().to_numpy()):
+        path, error = str(out["path"].iloc[i]), str(errors.iloc[i])
+        if not error.startswith(f"{path}: "):
+            out.iloc[i, out.columns.get_loc(f"{name}.error")] = (
+                f"{path}: {out[f'{name}.reason'].iloc[i]} (the same bytes as another file: {error})")
 
 
 def _summary(df, extractors, computed, cached_counts, seconds, total) -> dict[str, Any]:
