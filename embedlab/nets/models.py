@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from embedlab.core.errors import FeatureError, ModelError
+from embedlab.core.errors import FeatureError, ModelError, OptionError
 from embedlab.core.registry import Registry
 from embedlab.features import dlib_resnet
 from embedlab.features.cnn import IMAGENET_MEAN, IMAGENET_STD, resolve_weights
@@ -99,17 +99,17 @@ PARAM_RANGES: dict[str, tuple[float, float]] = {
 
 def checked_param(network: str, key: str, value: Any, default: Any) -> Any:
     """``value`` of the type ``default`` has (numbers converted, lists for tuples) and within
-    :data:`PARAM_RANGES`; else a ModelError naming the parameter.
+    :data:`PARAM_RANGES`; else an OptionError naming the parameter.
 
     >>> checked_param("cnn", "widths", [8, 8], (32, 64))
     (8, 8)
     >>> checked_param("cnn", "size", 10**6, 64)
     Traceback (most recent call last):
     ...
-    embedlab.core.errors.ModelError: network 'cnn': size=1000000 is out of range; give 8 to 1024
+    embedlab.core.errors.OptionError: network 'cnn': size=1000000 is out of range; give 8 to 1024
     """
-    def bad(what: str) -> ModelError:
-        return ModelError(f"network {network!r}: {key}={value!r} {what}")
+    def bad(what: str) -> OptionError:
+        return OptionError(f"network {network!r}: {key}={value!r} {what}")
 
     def one(v: Any, like: Any) -> Any:
         if isinstance(like, bool):
@@ -124,7 +124,7 @@ def checked_param(network: str, key: str, value: Any, default: Any) -> Any:
             v = int(v) if isinstance(like, int) else float(v)
             lo, hi = PARAM_RANGES.get(key, (float("-inf"), float("inf")))
             if not lo <= v <= hi:
-                raise ModelError(f"network {network!r}: {key}={value!r} is out of range; give {lo:g} to {hi:g}")
+                raise OptionError(f"network {network!r}: {key}={value!r} is out of range; give {lo:g} to {hi:g}")
             return v
         if isinstance(like, str) and not isinstance(v, str):
             raise bad("must be a word")
