@@ -40,6 +40,10 @@ def predict(
         "(top, right, bottom, left): a photo of two people gets two verdicts. The run sees each face "
         "cropped with a margin of a quarter of its side. An image with no face keeps one row, "
         "reason 'no face found'. Every --format has the face and box columns."),
+    crops_dir: Optional[Path] = typer.Option(
+        None, "--crops-dir", file_okay=False,
+        help="Networks that face-crop portraits save the crops here, in a folder named after the run "
+        "folder (default: CACHE_DIR/crops)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Predicted label and class probabilities for each image (or each face, with --per-face), with a fitted run.
@@ -68,8 +72,9 @@ def predict(
     folder = pretrained_run(task) if task else run
     fitted = load_run(folder, runs_dir)
     with progress_bar("features", quiet=quiet or output != "table") as update:
+        crops = {"crops_dir": crops_dir or Path(cache_dir) / "crops"} if fitted.params["kind"] == "network" else {}
         options = dict(features=features, cache_dir=cache_dir, workers=workers, on_progress=update,
-                       threshold=threshold)
+                       threshold=threshold, **crops)
         table = predict_faces(fitted, images, **options) if per_face else fitted.predict(images, **options)
     cut = fitted.decision_threshold(threshold)
     show = [c for c in table.columns if c in ("image_id", "path", "face", *BOX_COLUMNS, "pred", "decision",

@@ -17,13 +17,13 @@ import numpy as np
 import pandas as pd
 
 from embedlab.core.defaults import DEFAULT_CACHE_DIR, DEFAULT_CROPS_DIR
-from embedlab.core.errors import ModelError
+from embedlab.core.errors import ModelError, OptionError
 from embedlab.datasets import images_of
 from embedlab.nets.images import prepare_images
 from embedlab.nets.inputs import blur_setting, prepare_inputs
 from embedlab.nets.models import NETWORKS, build_module
 from embedlab.nets.training import MODEL_FILE, Inputs, memory_format_for, resolve_device, run_model
-from embedlab.runs.folder import HISTORY_FILE, Run, read_optional_table, read_run, run_kind
+from embedlab.runs.folder import HISTORY_FILE, PARAMS_FILE, Run, read_optional_table, read_run, run_kind
 
 
 @dataclass
@@ -50,7 +50,11 @@ class NetworkRun(Run):
 
     @property
     def model_params(self) -> dict[str, Any]:
-        return self.spec.resolve(self.params["model_params"])
+        """The network's settings, checked like a --param (types, ranges): a run folder is untrusted input."""
+        try:
+            return self.spec.resolve(self.params.get("model_params") or {})
+        except OptionError as exc:
+            raise ModelError(f"{self.path / PARAMS_FILE}: {exc}") from None
 
     def history(self) -> pd.DataFrame:
         history = read_optional_table(self.path / HISTORY_FILE)
@@ -171,7 +175,9 @@ def load_network_run(path: str | os.PathLike, device: str = "cpu") -> NetworkRun
     folder, params, metrics = read_run(path, kind="network")
     if params.get("model") not in NETWORKS:
         raise ModelError(f"{folder}: unknown network {params.get('model')!r}; known: {', '.join(NETWORKS.names())}")
-    return NetworkRun(folder, params, metrics, device=device)
+    run = NetworkRun(folder, params, metrics, device=device)
+    run.model_params  # noqa: B018  (checked now: a bad value is an error on opening, not halfway through)
+    return run
 
 
 def is_network_run(path: Any) -> bool:

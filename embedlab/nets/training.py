@@ -36,6 +36,12 @@ MODEL_FILE = "model.pt"        # best weights (state_dict)
 LAST_FILE = "last.pt"          # last epoch: weights, optimiser, history, early-stopping state
 
 
+def first_line(exc: BaseException, limit: int = 200) -> str:
+    """The first line of an error's message, at most ``limit`` characters (torch's run to pages)."""
+    text = (str(exc).strip().splitlines() or [""])[0]
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
 def resolve_device(device: str):
     import torch
 
@@ -408,10 +414,14 @@ def train_loop(module, spec: NetworkSpec, p: dict[str, Any], task: str, n_classe
     if resume:
         if not last.is_file():
             raise ModelError(f"{last}: no checkpoint to resume from (the run never finished an epoch)")
-        ckpt = torch.load(last, map_location=device, weights_only=True)
-        module.load_state_dict(ckpt["model"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        state = {k: ckpt[k] for k in state}
+        try:  # weights_only: a pickled payload is refused, never run
+            ckpt = torch.load(last, map_location=device, weights_only=True)
+            module.load_state_dict(ckpt["model"])
+            optimizer.load_state_dict(ckpt["optimizer"])
+            state = {k: ckpt[k] for k in state}
+        except Exception as exc:  # torch raises many kinds for a file it did not write
+            raise ModelError(f"{last}: not a checkpoint of this run, so it cannot resume "
+                             f"({type(exc).__name__}: {first_line(exc)})") from None
     done_batches = state["epoch"] * steps_per_epoch
     total_batches = total_steps
     _notify(on_progress, done_batches, total_batches,

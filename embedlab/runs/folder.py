@@ -16,7 +16,6 @@ True
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
@@ -32,6 +31,7 @@ import pandas as pd
 from embedlab.core.defaults import DEFAULT_RUNS_DIR
 from embedlab.core.errors import ModelError, OptionError, UnknownNameError
 from embedlab.core.io import atomic_write, to_json, write_json
+from embedlab.runs.schema import KINDS, check_metrics, check_params, read_checked
 
 PARAMS_FILE = "params.json"
 METRICS_FILE = "metrics.json"
@@ -41,23 +41,14 @@ HISTORY_FILE = "history.csv"
 #: one row per image a run could not use (unreadable file, no face found...), with the reason
 FAILURES_FILE = "failures.csv"
 FAILURE_COLUMNS = ["set", "image_id", "path", "reason", "error"]
-KINDS = ("classifier", "network")
 #: the columns of an image table that a prediction table keeps
 ID_COLUMNS = ("image_id", "path", "hash", "label", "split")
 
 
 # -- reading -------------------------------------------------------------
-def read_json(path: Path) -> dict[str, Any]:
-    """A run folder's JSON file, or a ModelError naming it."""
-    try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ModelError(f"{path}: missing; is {Path(path).parent} a run folder?") from None
-    except (OSError, ValueError) as exc:
-        raise ModelError(f"{path}: unreadable ({exc})") from None
-    if not isinstance(data, dict):
-        raise ModelError(f"{path}: expected a JSON object")
-    return data
+def read_json(path: Path, check: Callable[[dict, str], None] | None = None) -> dict[str, Any]:
+    """A run folder's JSON file, bounded and ``check``-ed (:mod:`embedlab.runs.schema`), or a ModelError naming it."""
+    return read_checked(path, check)
 
 
 def read_optional_table(path: Path) -> pd.DataFrame | None:
@@ -90,21 +81,18 @@ def read_run(path: str | os.PathLike, runs_dir: str | os.PathLike = DEFAULT_RUNS
     ``kind`` (``classifier`` or ``network``), when given, must be the run's.
     """
     folder = resolve_run(path, runs_dir)
-    params = read_json(folder / PARAMS_FILE)
-    if params.get("kind") not in KINDS:
-        raise ModelError(f"{folder / PARAMS_FILE}: unknown run kind {params.get('kind')!r}")
+    params = read_json(folder / PARAMS_FILE, check_params)
     if kind is not None and params.get("kind") != kind:
         raise ModelError(f"{folder / PARAMS_FILE}: kind {params.get('kind')!r} is not a {kind} run")
-    return folder, params, read_json(folder / METRICS_FILE)
+    return folder, params, read_json(folder / METRICS_FILE, check_metrics)
 
 
 def run_params(path: Any) -> dict[str, Any] | None:
     """A run folder's ``params.json``, or None when ``path`` is not a readable run folder."""
     try:
-        params = json.loads((Path(str(path)) / PARAMS_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        return read_json(Path(str(path)) / PARAMS_FILE, check_params)
+    except ModelError:
         return None
-    return params if isinstance(params, dict) else None
 
 
 def run_kind(path: Any) -> str | None:
@@ -287,8 +275,8 @@ def list_runs(root: str | os.PathLike = DEFAULT_RUNS_DIR) -> pd.DataFrame:
     if root.is_dir():
         for folder in sorted(p for p in root.iterdir() if (p / PARAMS_FILE).is_file()):
             try:
-                params = read_json(folder / PARAMS_FILE)
-                metrics = read_json(folder / METRICS_FILE)
+                params = read_json(folder / PARAMS_FILE, check_params)
+                metrics = read_json(folder / METRICS_FILE, check_metrics)
             except ModelError:
                 continue
             ks = key_set(metrics)
