@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import os
 import time
+from collections import deque
 from concurrent.futures import FIRST_COMPLETED, Future, wait
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
@@ -195,8 +197,9 @@ class Committer:
 
     def commit(self, chunk_rows: list[list[dict]], n_images: int) -> None:
         for i, rows in enumerate(chunk_rows):
-            keep = [r for r in rows if r.pop("cacheable", True)]
-            self.uncached_failures[i].extend(r for r in rows if r not in keep)
+            cacheable = [r.pop("cacheable", True) for r in rows]
+            keep = [r for r, c in zip(rows, cacheable) if c]
+            self.uncached_failures[i].extend(r for r, c in zip(rows, cacheable) if not c)
             ex = self.extractors[i]
             self.cache.append(ex.key(), keep, ex.dim, ex.info_columns)
             self.computed[i] += len(rows)
@@ -215,33 +218,76 @@ def run_here(chunks: list[list[Task]], extractors: list[FeatureExtractor], chunk
 
 def run_in_pool(chunks: list[list[Task]], extractors: list[FeatureExtractor], workers: int,
                 chunk_done: ChunkDone) -> None:
-    """Extract the chunks in a pool of spawned processes; ``chunk_done`` runs here as each finishes."""
+    """Extract the chunks in a pool of spawned processes; ``chunk_done`` runs here as each finishes.
+
+    A worker that dies (killed, out of memory) breaks the pool: the chunks it held are retried once,
+    each alone in a fresh process, and a chunk that kills that one too becomes failure rows with the
+    reason "worker died"; the other chunks go on in a new pool.
+    """
+    pending = deque(chunks)
+    while pending:
+        for chunk in _until_a_worker_dies(pending, extractors, workers, chunk_done):
+            _retry_alone(chunk, extractors, chunk_done)
+
+
+def _pool(workers: int, extractors: list[FeatureExtractor]) -> ProcessPoolExecutor:
     threads = 1 if workers > 1 else None
     # loky (joblib's process pool) starts clean interpreters like spawn, but never re-runs the
     # caller's script in them: a plain script without `if __name__ == "__main__":` works.
-    with ProcessPoolExecutor(max_workers=min(workers, len(chunks)), context=get_context("loky"),
-                             initializer=init_worker, initargs=(extractors, threads, os.getpid())) as pool:
-        queue = iter(chunks)
-        running: dict[Future, list[Task]] = {}
+    return ProcessPoolExecutor(max_workers=workers, context=get_context("loky"),
+                               initializer=init_worker, initargs=(extractors, threads, os.getpid()))
+
+
+def _until_a_worker_dies(pending: deque, extractors: list[FeatureExtractor], workers: int,
+                         chunk_done: ChunkDone) -> list[list[Task]]:
+    """Run chunks from ``pending`` until it is empty, or a worker dies: then return the chunks lost."""
+    pool = _pool(min(workers, len(pending)), extractors)
+    running: dict[Future, list[Task]] = {}
+    try:
+        # Keep only a few chunks in flight so that a kill loses little work.
+        while pending and len(running) < 2 * workers:
+            chunk = pending.popleft()
+            running[pool.submit(extract_chunk, chunk)] = chunk
+        while running:
+            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            for fut in finished:
+                try:
+                    rows = fut.result()
+                except BrokenProcessPool:
+                    lost = list(running.values())
+                    running.clear()
+                    return lost
+                chunk_done(rows, len(running.pop(fut)))
+                if pending:
+                    chunk = pending.popleft()
+                    running[pool.submit(extract_chunk, chunk)] = chunk
+        return []
+    finally:
+        for fut in running:
+            fut.cancel()
+        pool.shutdown(wait=False, kill_workers=True)
+
+
+def _retry_alone(chunk: list[Task], extractors: list[FeatureExtractor], chunk_done: ChunkDone) -> None:
+    """A chunk whose worker died, once more in a fresh process; if that dies too, its images fail."""
+    with _pool(1, extractors) as pool:
         try:
-            # Keep only a few chunks in flight so that a kill loses little work.
-            for chunk in queue:
-                running[pool.submit(extract_chunk, chunk)] = chunk
-                if len(running) >= 2 * workers:
-                    break
-            while running:
-                finished, _ = wait(running, return_when=FIRST_COMPLETED)
-                for fut in finished:
-                    chunk = running.pop(fut)
-                    chunk_done(fut.result(), len(chunk))
-                    nxt = next(queue, None)
-                    if nxt is not None:
-                        running[pool.submit(extract_chunk, nxt)] = nxt
-        except BaseException:
-            for fut in running:
-                fut.cancel()
-            pool.shutdown(wait=False, kill_workers=True)
-            raise
+            rows = pool.submit(extract_chunk, chunk).result()
+        except BrokenProcessPool:
+            rows = died_rows(chunk, len(extractors))
+    chunk_done(rows, len(chunk))
+
+
+def died_rows(chunk: list[Task], n_extractors: int) -> list[list[dict]]:
+    """Failure rows for a chunk that killed its worker twice; never cached, so a rerun tries again."""
+    names = ", ".join(os.path.basename(t.uri) for t in chunk)
+    rows: list[list[dict]] = [[] for _ in range(n_extractors)]
+    for t in chunk:
+        for i in t.features:
+            rows[i].append({"hash": t.hash, "ok": False, "reason": "worker died", "cacheable": False,
+                            "error": f"{t.uri}: worker died (its process was killed, e.g. out of memory, "
+                                     f"twice on the chunk of {len(chunk)} image(s): {names})"})
+    return rows
 
 
 def _attach(df: pd.DataFrame, extractors: list[FeatureExtractor], cache: FeatureCache,

@@ -1,0 +1,38 @@
+"""A worker that dies (killed, out of memory) costs only its chunk: retried once, then recorded."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+from PIL import Image
+
+import embedlab
+from dying_worker import DiesOnBrightImages
+
+
+def test_a_dying_worker_costs_only_its_images(tmp_path):
+    folder = tmp_path / "images"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(10):
+        Image.fromarray(rng.integers(0, 200, (16, 16, 3), dtype=np.uint8)).save(folder / f"ok{i}.png")
+    Image.new("RGB", (16, 16), (255, 255, 255)).save(folder / "white.png")   # kills every worker that reads it
+    Image.new("RGB", (16, 16), (128, 128, 128)).save(folder / "grey.png")    # kills only the first
+    extractor = DiesOnBrightImages(marker=str(tmp_path / "died-once"))
+    df = embedlab.encode(folder, [extractor], workers=2, chunk_size=2, cache_dir=tmp_path / "cache")
+    rows = df.set_index(df["path"].map(os.path.basename))
+    assert not rows.loc["white.png", "dies-on.ok"] and rows.loc["white.png", "dies-on.reason"] == "worker died"
+    assert "white.png" in rows.loc["white.png", "dies-on.error"]
+    assert (tmp_path / "died-once").exists() and rows.loc["grey.png", "dies-on.ok"]  # the retry succeeded
+    ok = [n for n in rows.index if n.startswith("ok")]
+    # white.png shares its chunk with one good image: that one is lost with it, every other is computed
+    lost = [n for n in ok if not rows.loc[n, "dies-on.ok"]]
+    assert len(lost) <= 1 and all(rows.loc[n, "dies-on.reason"] == "worker died" for n in lost)
+    assert df.attrs["summary"]["features"]["dies-on"]["failures"]["worker died"] == 1 + len(lost)
+    # a worker's death is not cached: a rerun tries those images again
+    from embedlab.compute.cache import FeatureCache
+
+    known = FeatureCache(tmp_path / "cache").known_hashes(extractor.key())
+    assert set(rows.loc[["white.png", *lost], "hash"]).isdisjoint(known)
+    assert set(rows.loc[["grey.png", *[n for n in ok if n not in lost]], "hash"]) <= set(known)
