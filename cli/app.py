@@ -85,12 +85,12 @@ def main_options(
 
 def cache_option(help: str = "Where the feature cache lives.") -> Any:
     """The --cache-dir option, read from EMBEDLAB_CACHE_DIR when it is not given."""
-    return typer.Option(DEFAULT_CACHE, "--cache-dir", envvar=CACHE_ENV, show_envvar=True, help=help)
+    return typer.Option(DEFAULT_CACHE, "--cache-dir", envvar=CACHE_ENV, show_envvar=True, file_okay=False, help=help)
 
 
 def runs_option(help: str = "Where run folders live.") -> Any:
     """The --runs-dir option, read from EMBEDLAB_RUNS_DIR when it is not given."""
-    return typer.Option(DEFAULT_RUNS, "--runs-dir", envvar=RUNS_ENV, show_envvar=True, help=help)
+    return typer.Option(DEFAULT_RUNS, "--runs-dir", envvar=RUNS_ENV, show_envvar=True, file_okay=False, help=help)
 
 
 def fail(message: str, code: int = 2) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import Literal, Optional
 
 import typer
 from rich.table import Table
@@ -22,19 +22,19 @@ def encode(
         "parameters in brackets, e.g. 'encoding\\[detector=none,jitters=2]'. See `embedlab features`. "
         "On aligned face crops (the fer2013-folders, fer2013-csv and kaggle-140k layouts) an encoding that names "
         "no detector runs none, as if written encoding\\[detector=none]; name one to run it."),
-    workers: Optional[int] = typer.Option(None, "--workers", "-w", help="Worker processes (default: all cores)."),
-    per_class: Optional[int] = typer.Option(None, "--per-class", help="Use at most N images per split and label."),
+    workers: Optional[int] = typer.Option(None, "--workers", "-w", min=1, help="Worker processes (default: all cores)."),
+    per_class: Optional[int] = typer.Option(None, "--per-class", min=1, help="Use at most N images per split and label."),
     cache_dir: Path = cache_option(),
     layout: str = typer.Option("auto", "--layout", help="Dataset layout; 'auto' detects it."),
-    seed: int = typer.Option(0, "--seed", help="Seed for --per-class sampling."),
+    seed: int = typer.Option(0, "--seed", min=0, help="Seed for --per-class sampling."),
     scheduler: Optional[str] = typer.Option(
         None, "--scheduler",
         help="Compute on a Dask cluster: tcp://HOST:8786 (a running `dask scheduler`), or local:N "
         "for N worker processes here. Workers must see the dataset at the same path; see docs/distributed.md."),
-    engine: Optional[str] = typer.Option(
+    engine: Optional[Literal["torch", "dlib"]] = typer.Option(
         None, "--engine", help="How the encoding feature runs dlib's face descriptor network: torch "
         "(PyTorch, batched; the default) or dlib. Same encodings (within 1e-4 of dlib's), shared cache."),
-    device: Optional[str] = typer.Option(
+    device: Optional[Literal["auto", "cpu", "cuda"]] = typer.Option(
         None, "--device", help="Where the torch engine runs: auto (CUDA when available), cpu or cuda."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:

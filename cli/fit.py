@@ -6,7 +6,7 @@ import shlex
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Literal, Optional
 
 import typer
 
@@ -33,30 +33,30 @@ def fit(
     param: Optional[list[str]] = typer.Option(
         None, "--param", "-p", help="Model option key=value, repeatable (e.g. -p C=10 -p gamma=0.01)."),
     search: bool = typer.Option(False, "--search", help="Cross-validated grid search on the training split."),
-    class_weight: str = typer.Option("none", "--class-weight", help="'balanced' weights classes by inverse frequency."),
+    class_weight: Literal["none", "balanced"] = typer.Option("none", "--class-weight", help="'balanced' weights classes by inverse frequency."),
     eval_on: Optional[list[Path]] = typer.Option(
         None, "--eval-on", help="Another labelled dataset to score, repeatable; labels matched by name."),
     eval_features: Optional[str] = typer.Option(
         None, "--eval-features",
         help="Feature specs for the --eval-on sets (default: --features); same features and sizes, e.g. "
         "'encoding' (face detector) for medium shots when training used 'encoding\\[detector=none]'."),
-    missing: str = typer.Option("drop", "--missing", help="Images without features: 'drop' (counted) or 'error'."),
-    per_class: Optional[int] = typer.Option(None, "--per-class", help="Use at most N images per split and label of DATA."),
+    missing: Literal["drop", "error"] = typer.Option("drop", "--missing", help="Images without features: 'drop' (counted) or 'error'."),
+    per_class: Optional[int] = typer.Option(None, "--per-class", min=1, help="Use at most N images per split and label of DATA."),
     name: Optional[str] = typer.Option(None, "--name", help="Run name (default: data-features-model-time)."),
     runs_dir: Path = runs_option("Where run folders are written."),
     cache_dir: Path = cache_option(),
     layout: str = typer.Option("auto", "--layout", help="Dataset layout; 'auto' detects it."),
-    seed: int = typer.Option(0, "--seed", help="Seed for splits, models and bootstrap intervals."),
-    workers: Optional[int] = typer.Option(None, "--workers", "-w", help="Worker processes (default: all cores)."),
+    seed: int = typer.Option(0, "--seed", min=0, help="Seed for splits, models and bootstrap intervals."),
+    workers: Optional[int] = typer.Option(None, "--workers", "-w", min=1, help="Worker processes (default: all cores)."),
     scheduler: Optional[str] = typer.Option(
         None, "--scheduler",
         help="xgboost only: train with xgboost.dask on a Dask cluster (tcp://HOST:8786, or local:N worker "
         "processes here), reading features from the cache on the workers; see docs/distributed.md."),
-    device: str = typer.Option("auto", "--device", help="Networks only: auto, cpu or cuda."),
-    epochs: Optional[int] = typer.Option(None, "--epochs", help="Networks only: training epochs."),
+    device: Literal["auto", "cpu", "cuda"] = typer.Option("auto", "--device", help="Networks only: auto, cpu or cuda."),
+    epochs: Optional[int] = typer.Option(None, "--epochs", min=1, help="Networks only: training epochs."),
     resume: bool = typer.Option(False, "--resume", help="Networks only: continue an interrupted run."),
     target_fpr: float = typer.Option(
-        0.01, "--target-fpr",
+        0.01, "--target-fpr", min=0.0, max=0.999,
         help="Binary runs: choose the decision threshold on the validation set so that at most this share "
         "of reals is called fake, e.g. --target-fpr 0.05; predict applies it."),
     leave_out: Optional[str] = typer.Option(

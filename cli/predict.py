@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import Literal, Optional
 
 import typer
 from rich.table import Table
@@ -22,16 +22,16 @@ def predict(
     run: Optional[str] = typer.Option(None, "--run", "-r", help="Run folder, or run name under --runs-dir."),
     task: Optional[str] = typer.Option(
         None, "--task", help="Use the shipped reference run instead of --run: emotion or real-fake."),
-    output: str = typer.Option("table", "--format", help="table, csv or json."),
+    output: Literal["table", "csv", "json"] = typer.Option("table", "--format", help="table, csv or json."),
     features: Optional[str] = typer.Option(
         None, "--features", "-f",
         help="Replace the run's feature specs (same features and sizes), e.g. 'encoding' to find the "
         "face in medium shots for a run fitted on 'encoding\\[detector=none]'."),
     runs_dir: Path = runs_option(),
     cache_dir: Path = cache_option(),
-    workers: Optional[int] = typer.Option(None, "--workers", "-w", help="Worker processes (default: all cores)."),
+    workers: Optional[int] = typer.Option(None, "--workers", "-w", min=1, help="Worker processes (default: all cores)."),
     threshold: Optional[float] = typer.Option(
-        None, "--threshold",
+        None, "--threshold", min=0.0, max=1.0,
         help="Binary runs: call an image positive (fake) when its probability is at or above this, instead "
         "of the threshold the run chose on validation, e.g. --threshold 0.9."),
     per_face: bool = typer.Option(

@@ -25,7 +25,7 @@ def report(
     runs: Optional[List[Path]] = typer.Option(
         None, "--runs", "-r", help="Run folder, or a folder of them (repeatable). Default with no DATA: "
         "$EMBEDLAB_RUNS_DIR, else results/runs."),
-    output: Path = typer.Option(DEFAULT_REPORT, "--output", "-o", help="HTML file to write."),
+    output: Path = typer.Option(DEFAULT_REPORT, "--output", "-o", dir_okay=False, help="HTML file to write."),
     features: Optional[str] = typer.Option(
         None, "--features", "-f", help="Feature specs for every DATA that names none (overrides the defaults)."),
     generated: Optional[List[str]] = typer.Option(
@@ -34,11 +34,11 @@ def report(
     cache_dir: Path = cache_option(),
     compute: bool = typer.Option(True, "--compute/--cached-only",
                                  help="Compute missing features, or use only images already in the cache."),
-    workers: Optional[int] = typer.Option(None, "--workers", "-w", help="Worker processes for missing features."),
-    thumbnails: int = typer.Option(500, "--thumbnails", help="Points that get a hover thumbnail (a sample)."),
-    n_neighbors: int = typer.Option(15, "--n-neighbors", help="UMAP n_neighbors."),
-    min_dist: float = typer.Option(0.1, "--min-dist", help="UMAP min_dist."),
-    seed: int = typer.Option(0, "--seed", help="Seed for UMAP and the samples; same seed, same report."),
+    workers: Optional[int] = typer.Option(None, "--workers", "-w", min=1, help="Worker processes for missing features."),
+    thumbnails: int = typer.Option(500, "--thumbnails", min=0, help="Points that get a hover thumbnail (a sample)."),
+    n_neighbors: int = typer.Option(15, "--n-neighbors", min=2, help="UMAP n_neighbors."),
+    min_dist: float = typer.Option(0.1, "--min-dist", min=0.0, help="UMAP min_dist."),
+    seed: int = typer.Option(0, "--seed", min=0, help="Seed for UMAP and the samples; same seed, same report."),
     title: str = typer.Option("embedlab report", "--title", help="Title of the page."),
 ) -> None:
     """Write one self-contained HTML report (works offline) on datasets and fitted models.

@@ -36,6 +36,7 @@ from embedlab.classifiers.pipelines import (adapt_to_data, create_classifier, se
                                             supports_sample_weight, target_prefix)
 from embedlab.classifiers.run import ClassifierRun, load_classifier_run
 from embedlab.classifiers.xgboost_dask import fit_xgboost_dask
+from embedlab.compute.distributed import parse_scheduler
 from embedlab.compute.extraction import encode, feature_matrix, resolve_features, with_layout_defaults
 from embedlab.core.defaults import DEFAULT_CACHE_DIR, DEFAULT_RUNS_DIR
 from embedlab.core.errors import DatasetError, ModelError, OptionError
@@ -195,6 +196,10 @@ def check_options(config: FitConfig) -> Plan:
     n_jobs = config.workers or default_workers()
     user_params = dict(config.params or {})
     pipe = create_classifier(config.model, user_params, seed=config.seed, n_jobs=n_jobs)
+    if config.scheduler is not None:
+        parse_scheduler(config.scheduler)
+    if config.name is not None:
+        check_run_name(config.name)
     if config.scheduler is not None and (config.model != "xgboost" or config.search or class_weight):
         raise OptionError("--scheduler trains the xgboost model only, without --search or --class-weight; "
                          f"got model {config.model!r}" + (" with --search" if config.search else "")

@@ -149,7 +149,27 @@ def create_classifier(name: str, params: dict[str, Any] | None = None, seed: int
     pipe = CLASSIFIERS.get(name)(seed=seed, n_jobs=n_jobs)
     if params:
         pipe.set_params(**_qualify(pipe, name, params))
+        check_param_values(pipe, name)
     return pipe
+
+
+def check_param_values(pipe: Any, name: str) -> None:
+    """Check every step's parameter values now, as scikit-learn would when fitting, so that
+    ``-p C=abc`` is a usage error before any feature is computed."""
+    from sklearn.base import BaseEstimator
+    from sklearn.utils._param_validation import InvalidParameterError
+
+    steps = [pipe, *(v for v in pipe.get_params(deep=True).values() if isinstance(v, BaseEstimator))]
+    for step in steps:
+        validate = getattr(step, "_validate_params", None)
+        if validate is None:
+            continue
+        try:
+            validate()
+        except InvalidParameterError as exc:
+            message = str(exc).split(" parameter of ", 1)
+            what = message[1].split(" ", 1)[1] if len(message) == 2 else str(exc)
+            raise OptionError(f"model {name!r}: --param {message[0].removeprefix('The ')} {what}") from None
 
 
 def search_space(name: str, pipeline: Any, fixed: Iterable[str] = ()) -> dict[str, list]:

@@ -78,6 +78,10 @@ def _import_distributed():
     return distributed
 
 
+#: the address schemes Dask's distributed scheduler speaks
+SCHEMES = ("tcp", "tls", "ucx", "ws", "wss", "inproc")
+
+
 def parse_scheduler(scheduler: str) -> tuple[str, Any]:
     """``("local", n_workers)``, ``("file", path)`` or ``("address", address)``."""
     text = str(scheduler).strip()
@@ -90,7 +94,8 @@ def parse_scheduler(scheduler: str) -> tuple[str, Any]:
         if not Path(text).is_file():
             raise UsageError(f"--scheduler {text!r}: no such scheduler file")
         return "file", text
-    if "://" in text or (":" in text and text.rpartition(":")[2].isdigit()):
+    if text.partition("://")[0] in SCHEMES and text.partition("://")[2] \
+            or ("://" not in text and ":" in text and text.rpartition(":")[2].isdigit()):
         return "address", text
     raise UsageError(
         f"--scheduler {text!r} is not understood; use tcp://HOST:8786 for a running Dask "

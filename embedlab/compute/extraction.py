@@ -22,7 +22,7 @@ from joblib.externals.loky import ProcessPoolExecutor
 from joblib.externals.loky.backend import get_context
 
 from embedlab.compute.cache import FeatureCache
-from embedlab.compute.distributed import ChunkDone, run_chunks
+from embedlab.compute.distributed import ChunkDone, parse_scheduler, run_chunks
 from embedlab.compute.workers import Task, extract_chunk, init_worker
 from embedlab.core.defaults import DEFAULT_CACHE_DIR
 from embedlab.core.errors import FeatureError, UsageError
@@ -115,6 +115,8 @@ def encode(
     land in the same cache either way.
     """
     started = time.perf_counter()
+    if scheduler is not None:
+        parse_scheduler(scheduler)  # a bad address is a usage error before any work
     df = as_table(data, layout=layout)
     if per_class is not None:
         df = sample_per_class(df, per_class, seed=seed)

@@ -24,6 +24,8 @@ from typing import Any, Callable
 
 import numpy as np
 
+from embedlab.core.errors import UsageError
+
 
 def atomic_write(path: str | os.PathLike, write: Callable[[Path], Any], *, fsync: bool = False) -> Path:
     """Call ``write(tmp)`` on a temporary path beside ``path``, then move it into place.
@@ -42,6 +44,27 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], Any], *, fsync
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+    return path
+
+
+def check_output_file(path: str | os.PathLike) -> Path:
+    """An output file's path, checked before any work: not a folder, in a folder that is (or can be made)
+    writable; else a UsageError naming it.
+
+    >>> check_output_file("/proc/no/such/r.html")
+    Traceback (most recent call last):
+    ...
+    embedlab.core.errors.UsageError: /proc/no/such/r.html: cannot write there (No such file or directory)
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise UsageError(f"{path}: is a folder; give the name of the file to write")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot write there ({exc.strerror or exc})") from None
+    if not os.access(path.parent, os.W_OK | os.X_OK):
+        raise UsageError(f"{path}: cannot write there (the folder {path.parent} is not writable)")
     return path
 
 

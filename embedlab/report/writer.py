@@ -16,7 +16,7 @@ from embedlab import analysis
 from embedlab.compute.extraction import feature_matrix
 from embedlab.core.defaults import DEFAULT_CACHE_DIR, DEFAULT_REPORT, DEFAULT_RUNS_DIR
 from embedlab.core.errors import EmbedlabError, ModelError
-from embedlab.core.io import atomic_write_bytes
+from embedlab.core.io import atomic_write_bytes, check_output_file
 from embedlab.report import sections
 from embedlab.report.page import Page, esc, html_table
 from embedlab.report.sources import as_source, datasets_of_runs, encoded_table, find_run_folders
@@ -64,6 +64,7 @@ def write_report(
     The file embeds Plotly's JavaScript once and needs no network.
     """
     started = time.perf_counter()
+    check_output_file(out_path)  # before minutes of work, not after
     step = on_step or (lambda _msg: None)
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
