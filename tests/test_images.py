@@ -50,3 +50,34 @@ def test_missing_file():
     with pytest.raises(ImageReadError, match="file not found") as info:
         read_image("no/such/file.jpg")
     assert info.value.reason == "unreadable"
+
+
+def test_a_jpeg_over_the_pixel_limit_is_decoded_at_a_reduced_scale(tmp_path, monkeypatch):
+    from PIL import Image
+
+    face = Image.open(SOURCE).convert("RGB").resize((400, 300))
+    face.save(tmp_path / "big.jpg")
+    face.save(tmp_path / "big.png")
+    monkeypatch.setenv("EMBEDLAB_MAX_PIXELS", str(100 * 75))
+    small = read_image(tmp_path / "big.jpg")
+    assert small.shape == (75, 100, 3)  # 1/4 of each side: the largest draft scale within the limit
+    reference = np.asarray(face.resize((100, 75)), dtype=float)
+    assert np.abs(small.astype(float) - reference).mean() < 12  # the same picture, smaller
+    with pytest.raises(ImageReadError, match="too large .*400x300 pixels.*EMBEDLAB_MAX_PIXELS") as info:
+        read_image(tmp_path / "big.png")  # no draft mode for PNG: refused
+    assert info.value.reason == "too large"
+    monkeypatch.setenv("EMBEDLAB_MAX_PIXELS", str(100 * 75 - 1))
+    assert read_image(tmp_path / "big.jpg").shape == (38, 50, 3)  # 1/8 then
+
+
+def test_a_file_over_the_size_limit_is_refused_before_it_is_read(tmp_path, monkeypatch):
+    from embedlab.datasets.images import file_status
+
+    big = tmp_path / "big.jpg"
+    big.write_bytes(SOURCE.read_bytes() + b"\0" * 2**20)
+    assert read_image(big).shape[2] == 3  # under the default 50 MB
+    monkeypatch.setenv("EMBEDLAB_MAX_FILE_MB", "1")
+    with pytest.raises(ImageReadError, match="too large .*EMBEDLAB_MAX_FILE_MB") as info:
+        read_image(big)
+    assert info.value.reason == "too large"
+    assert file_status(str(big))[:2] == (None, "too large")  # listing does not hash (read) it either

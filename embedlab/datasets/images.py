@@ -186,7 +186,7 @@ def within_pixel_limit(img, name: str) -> None:
     if img.format == "JPEG":
         scale = next((s for s in (2, 4, 8) if -(-w // s) * -(-h // s) <= max_pixels), None)
         if scale is not None:
-            img.draft(None, (-(-w // scale), -(-h // scale)))
+            img.draft(None, (max(1, w // scale), max(1, h // scale)))  # draft rounds the scale down
             if img.size[0] * img.size[1] <= max_pixels:
                 return
     raise ImageReadError(f"{name}: too large ({w}x{h} pixels; the limit is {max_pixels:,} decoded pixels, "
