@@ -20,7 +20,7 @@ def inspect(
     path: Path = typer.Argument(..., help="Dataset folder or CSV."),
     layout: str = typer.Option("auto", "--layout", help="Dataset layout; 'auto' detects it."),
     decode: bool = typer.Option(True, "--decode/--no-decode", help="Decode every image to find broken ones."),
-    show: int = typer.Option(10, "--show", min=0, help="How many duplicate groups and unreadable files to list."),
+    show: int = typer.Option(10, "--show", min=0, metavar="N", help="How many duplicate groups and unreadable files to list."),
     as_json: bool = typer.Option(False, "--json", help="Print the findings as JSON."),
 ) -> None:
     """Counts per split and label (and per source of fakes), image sizes and modes, unreadable files and duplicates.

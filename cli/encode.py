@@ -22,11 +22,11 @@ def encode(
         "parameters in brackets, e.g. 'encoding\\[detector=none,jitters=2]'. See `embedlab features`. "
         "On aligned face crops (the fer2013-folders, fer2013-csv and kaggle-140k layouts) an encoding that names "
         "no detector runs none, as if written encoding\\[detector=none]; name one to run it."),
-    workers: Optional[int] = typer.Option(None, "--workers", "-w", min=1, help="Worker processes (default: all cores)."),
-    per_class: Optional[int] = typer.Option(None, "--per-class", min=1, help="Use at most N images per split and label."),
+    workers: Optional[int] = typer.Option(None, "--workers", "-w", min=1, metavar="N", help="Worker processes (default: all cores)."),
+    per_class: Optional[int] = typer.Option(None, "--per-class", min=1, metavar="N", help="Use at most N images per split and label."),
     cache_dir: Path = cache_option(),
     layout: str = typer.Option("auto", "--layout", help="Dataset layout; 'auto' detects it."),
-    seed: int = typer.Option(0, "--seed", min=0, help="Seed for --per-class sampling."),
+    seed: int = typer.Option(0, "--seed", min=0, metavar="N", help="Seed for --per-class sampling."),
     scheduler: Optional[str] = typer.Option(
         None, "--scheduler",
         help="Compute on a Dask cluster: tcp://HOST:8786 (a running `dask scheduler`), or local:N "

@@ -41,22 +41,22 @@ def fit(
         help="Feature specs for the --eval-on sets (default: --features); same features and sizes, e.g. "
         "'encoding' (face detector) for medium shots when training used 'encoding\\[detector=none]'."),
     missing: Literal["drop", "error"] = typer.Option("drop", "--missing", help="Images without features: 'drop' (counted) or 'error'."),
-    per_class: Optional[int] = typer.Option(None, "--per-class", min=1, help="Use at most N images per split and label of DATA."),
+    per_class: Optional[int] = typer.Option(None, "--per-class", min=1, metavar="N", help="Use at most N images per split and label of DATA."),
     name: Optional[str] = typer.Option(None, "--name", help="Run name (default: data-features-model-time)."),
     runs_dir: Path = runs_option("Where run folders are written."),
     cache_dir: Path = cache_option(),
     layout: str = typer.Option("auto", "--layout", help="Dataset layout; 'auto' detects it."),
-    seed: int = typer.Option(0, "--seed", min=0, help="Seed for splits, models and bootstrap intervals."),
-    workers: Optional[int] = typer.Option(None, "--workers", "-w", min=1, help="Worker processes (default: all cores)."),
+    seed: int = typer.Option(0, "--seed", min=0, metavar="N", help="Seed for splits, models and bootstrap intervals."),
+    workers: Optional[int] = typer.Option(None, "--workers", "-w", min=1, metavar="N", help="Worker processes (default: all cores)."),
     scheduler: Optional[str] = typer.Option(
         None, "--scheduler",
         help="xgboost only: train with xgboost.dask on a Dask cluster (tcp://HOST:8786, or local:N worker "
         "processes here), reading features from the cache on the workers; see docs/distributed.md."),
     device: Literal["auto", "cpu", "cuda"] = typer.Option("auto", "--device", help="Networks only: auto, cpu or cuda."),
-    epochs: Optional[int] = typer.Option(None, "--epochs", min=1, help="Networks only: training epochs."),
+    epochs: Optional[int] = typer.Option(None, "--epochs", min=1, metavar="N", help="Networks only: training epochs."),
     resume: bool = typer.Option(False, "--resume", help="Networks only: continue an interrupted run."),
     target_fpr: float = typer.Option(
-        0.01, "--target-fpr", min=0.0, max=0.999,
+        0.01, "--target-fpr", min=0.0, metavar="X", max=0.999,
         help="Binary runs: choose the decision threshold on the validation set so that at most this share "
         "of reals is called fake, e.g. --target-fpr 0.05; predict applies it."),
     leave_out: Optional[str] = typer.Option(

@@ -29,9 +29,9 @@ def predict(
         "face in medium shots for a run fitted on 'encoding\\[detector=none]'."),
     runs_dir: Path = runs_option(),
     cache_dir: Path = cache_option(),
-    workers: Optional[int] = typer.Option(None, "--workers", "-w", min=1, help="Worker processes (default: all cores)."),
+    workers: Optional[int] = typer.Option(None, "--workers", "-w", min=1, metavar="N", help="Worker processes (default: all cores)."),
     threshold: Optional[float] = typer.Option(
-        None, "--threshold", min=0.0, max=1.0,
+        None, "--threshold", min=0.0, metavar="X", max=1.0,
         help="Binary runs: call an image positive (fake) when its probability is at or above this, instead "
         "of the threshold the run chose on validation, e.g. --threshold 0.9."),
     per_face: bool = typer.Option(

@@ -34,11 +34,11 @@ def report(
     cache_dir: Path = cache_option(),
     compute: bool = typer.Option(True, "--compute/--cached-only",
                                  help="Compute missing features, or use only images already in the cache."),
-    workers: Optional[int] = typer.Option(None, "--workers", "-w", min=1, help="Worker processes for missing features."),
-    thumbnails: int = typer.Option(500, "--thumbnails", min=0, help="Points that get a hover thumbnail (a sample)."),
-    n_neighbors: int = typer.Option(15, "--n-neighbors", min=2, help="UMAP n_neighbors."),
-    min_dist: float = typer.Option(0.1, "--min-dist", min=0.0, help="UMAP min_dist."),
-    seed: int = typer.Option(0, "--seed", min=0, help="Seed for UMAP and the samples; same seed, same report."),
+    workers: Optional[int] = typer.Option(None, "--workers", "-w", min=1, metavar="N", help="Worker processes for missing features."),
+    thumbnails: int = typer.Option(500, "--thumbnails", min=0, metavar="N", help="Points that get a hover thumbnail (a sample)."),
+    n_neighbors: int = typer.Option(15, "--n-neighbors", min=2, metavar="N", help="UMAP n_neighbors."),
+    min_dist: float = typer.Option(0.1, "--min-dist", min=0.0, metavar="X", help="UMAP min_dist."),
+    seed: int = typer.Option(0, "--seed", min=0, metavar="N", help="Seed for UMAP and the samples; same seed, same report."),
     title: str = typer.Option("embedlab report", "--title", help="Title of the page."),
 ) -> None:
     """Write one self-contained HTML report (works offline) on datasets and fitted models.
