@@ -6,10 +6,10 @@ from pathlib import Path
 from typing import Any, Iterable, Optional
 
 import typer
-from rich.markup import escape
 from rich.table import Table
 
 from embedlab_cli.app import app, clean_errors, console, fail, print_json, runs_option
+from embedlab_cli.terminal import shown
 
 
 runs_app = typer.Typer(help="List fitted runs and show their figures.", invoke_without_command=True)
@@ -52,11 +52,11 @@ def threshold_line(cut: dict) -> str:
 def sources_table(name: str, m: dict) -> Table:
     """Each source's fakes against all the reals of one set."""
     cut = (m.get("at_threshold") or {}).get("threshold")
-    table = Table(title=f"{name}: each source's fakes vs all reals", title_justify="left")
+    table = Table(title=f"{shown(name)}: each source's fakes vs all reals", title_justify="left")
     for col in ("source", "fakes", "ROC AUC", "recall" + (f" at {cut:.3f}" if cut is not None else "")):
         table.add_column(col, justify="left" if col == "source" else "right")
     for source, s in m.get("per_source", {}).items():
-        table.add_row(escape(source), fmt(s.get("n")), fmt(s.get("roc_auc")), fmt(s.get("recall")))
+        table.add_row(shown(source), fmt(s.get("n")), fmt(s.get("roc_auc")), fmt(s.get("recall")))
     return table
 
 
@@ -67,7 +67,7 @@ def summary_table(metrics: dict, title: str = "Figures per set") -> Table:
                   caption="\\[lo, hi]: bootstrap 95% interval", caption_justify="left")
     table.add_column("")
     for name, m in sets.items():
-        table.add_column(f"{name}\n(eval)" if m.get("role") == "eval" else name, justify="right")
+        table.add_column(f"{shown(name)}\n(eval)" if m.get("role") == "eval" else shown(name), justify="right")
     rows = [
         ("images", lambda m: fmt(m.get("n"))),
         ("accuracy", lambda m: fmt_ci(m.get("accuracy"), m.get("accuracy_ci"))),
@@ -91,21 +91,21 @@ def summary_table(metrics: dict, title: str = "Figures per set") -> Table:
 def print_set(name: str, m: dict) -> None:
     """Per-class precision/recall and the confusion matrix of one set."""
     labels = m.get("labels", [])
-    per = Table(title=f"{name}: per class", title_justify="left")
+    per = Table(title=f"{shown(name)}: per class", title_justify="left")
     for col in ("class", "precision", "recall", "F1", "support", "predicted"):
         per.add_column(col, justify="left" if col == "class" else "right")
     for label in labels:
         c = m.get("per_class", {}).get(label, {})
         missing = label in m.get("missing_classes", [])
-        per.add_row(label + (" [dim](not in set)[/dim]" if missing else ""), fmt(c.get("precision")),
+        per.add_row(shown(label) + (" [dim](not in set)[/dim]" if missing else ""), fmt(c.get("precision")),
                     fmt(c.get("recall")), fmt(c.get("f1")), fmt(c.get("support")), fmt(c.get("predicted")))
-    cm = Table(title=f"{name}: confusion matrix", title_justify="left",
+    cm = Table(title=f"{shown(name)}: confusion matrix", title_justify="left",
                caption="rows: true label; columns: predicted", caption_justify="left")
     cm.add_column("true \\ pred")
     for label in labels:
-        cm.add_column(label, justify="right")
+        cm.add_column(shown(label), justify="right")
     for label, row in zip(labels, m.get("confusion_matrix", [])):
-        cm.add_row(label, *(f"[bold]{v}[/bold]" if i == labels.index(label) else str(v) for i, v in enumerate(row)))
+        cm.add_row(shown(label), *(f"[bold]{v}[/bold]" if i == labels.index(label) else str(v) for i, v in enumerate(row)))
     console.print(per)
     console.print(cm)
     notes = []
@@ -123,26 +123,26 @@ def print_set(name: str, m: dict) -> None:
 
 def print_run(params: dict, metrics: dict, path: Path | str, sets: Iterable[str] | None = None) -> None:
     """The run's description, its figures per set and the detail of ``sets``."""
-    feats = escape("+".join(params.get("features", [])) or "images")
-    console.print(f"[bold]{params.get('name')}[/bold]  {params.get('kind')} [cyan]{params.get('model')}[/cyan] "
-                  f"on {feats}, {params.get('task')} ({', '.join(params.get('classes', []))}"
-                  + (f"; positive class {params['positive_class']}" if params.get("positive_class") else "")
+    feats = shown("+".join(params.get("features", [])) or "images")
+    console.print(f"[bold]{shown(params.get('name'))}[/bold]  {params.get('kind')} [cyan]{shown(params.get('model'))}[/cyan] "
+                  f"on {feats}, {params.get('task')} ({shown(', '.join(params.get('classes', [])))}"
+                  + (f"; positive class {shown(params['positive_class'])}" if params.get("positive_class") else "")
                   + ")", highlight=False)
     data = params.get("data", {})
     splits = data.get("splits") or {}
     counts = ", ".join(f"{k} {v}" for k, v in (data.get("counts") or {}).items())
-    console.print(f"data: {escape(str(data.get('path')))} ({data.get('n_images')} images"
+    console.print(f"data: {shown(str(data.get('path')))} ({data.get('n_images')} images"
                   + (f"; {counts}" if counts else "")
                   + (f"; test held out by a stratified split, seed {splits.get('seed')}"
                      if splits.get("source") == "stratified" else "") + ")", highlight=False)
     if params.get("eval_on"):
-        console.print(f"eval features: {escape('+'.join(params.get('eval_features', [])))}", highlight=False)
+        console.print(f"eval features: {shown('+'.join(params.get('eval_features', [])))}", highlight=False)
     if params.get("search"):
         s = params["search"]
         console.print(f"search: {s['candidates']} candidates, {s['folds']}-fold CV on train, {s['scoring']} "
-                      f"{s['best_score']:.3f}, best {escape(str(s['best_params']))}", highlight=False)
+                      f"{s['best_score']:.3f}, best {shown(str(s['best_params']))}", highlight=False)
     if params.get("leave_out"):
-        console.print(f"left out of train and valid: the fakes of source [bold]{escape(params['leave_out'])}"
+        console.print(f"left out of train and valid: the fakes of source [bold]{shown(params['leave_out'])}"
                       "[/bold], scored on test as a generator never seen", highlight=False)
     cut = params.get("threshold") or metrics.get("threshold")
     if cut and cut.get("value") is not None:
@@ -156,10 +156,10 @@ def print_run(params: dict, metrics: dict, path: Path | str, sets: Iterable[str]
             if metrics["sets"][name].get("per_source"):
                 console.print(sources_table(name, metrics["sets"][name]))
     for n in params.get("notes", []) or []:
-        console.print(f"[cyan]note:[/cyan] {escape(n)}", highlight=False)
+        console.print(f"[cyan]note:[/cyan] {shown(n)}", highlight=False)
     for w in params.get("warnings", []) or []:
-        console.print(f"[yellow]warning while fitting:[/yellow] {w}", highlight=False)
-    console.print(f"run folder: {path}", highlight=False)
+        console.print(f"[yellow]warning while fitting:[/yellow] {shown(w)}", highlight=False)
+    console.print(f"run folder: {shown(path)}", highlight=False)
 
 
 @runs_app.callback()
@@ -199,7 +199,7 @@ def runs(
     for col in ("name", "model", "features", "data", "n", "accuracy", "ROC AUC", "eval sets"):
         out.add_column(col, justify="right" if col in ("n", "accuracy", "ROC AUC") else "left", overflow="fold")
     for r in table.itertuples():
-        out.add_row(escape(r.name), str(r.model), escape(r.features), escape(str(r.data)), fmt(r.n), fmt_ci(r.accuracy, r.accuracy_ci),
+        out.add_row(shown(r.name), str(r.model), shown(r.features), shown(str(r.data)), fmt(r.n), fmt_ci(r.accuracy, r.accuracy_ci),
                     fmt(r.roc_auc), ", ".join(r.eval_sets))
     console.print(out)
 
