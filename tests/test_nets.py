@@ -25,6 +25,8 @@ TINY = {
     "emotion-cnn": ("fer2013", {"widths": [4, 8, 8, 8], "blocks": [1, 1, 1, 1]}),
     # dlib's pretrained network at the smallest input that reaches its last stage; stem frozen
     "dlib-resnet": ("fer2013", {"size": 48, "channels": 1, "input_size": 131, "freeze": "stage1"}),
+    "fusion-dlib-resnet": ("real-vs-fake", {"size": 48, "input_size": 131, "freeze": "stage1", "dense": 8,
+                                            "encoding": ENCODING, "face_crop": "never"}),
 }
 
 
