@@ -246,28 +246,38 @@ def _until_a_worker_dies(pending: deque, extractors: list[FeatureExtractor], wor
     pool = _pool(min(workers, len(pending)), extractors)
     running: dict[Future, list[Task]] = {}
     try:
-        # Keep only a few chunks in flight so that a kill loses little work.
-        while pending and len(running) < 2 * workers:
-            chunk = pending.popleft()
-            running[pool.submit(extract_chunk, chunk)] = chunk
-        while running:
+        while pending or running:
+            # Keep only a few chunks in flight so that a kill loses little work.
+            while pending and len(running) < 2 * workers:
+                chunk = pending.popleft()
+                try:
+                    running[pool.submit(extract_chunk, chunk)] = chunk
+                except BrokenProcessPool:  # a worker died since the last chunk finished
+                    pending.appendleft(chunk)
+                    return _settle(running, chunk_done)
             finished, _ = wait(running, return_when=FIRST_COMPLETED)
             for fut in finished:
                 try:
                     rows = fut.result()
                 except BrokenProcessPool:
-                    lost = list(running.values())
-                    running.clear()
-                    return lost
+                    return _settle(running, chunk_done)
                 chunk_done(rows, len(running.pop(fut)))
-                if pending:
-                    chunk = pending.popleft()
-                    running[pool.submit(extract_chunk, chunk)] = chunk
         return []
     finally:
         for fut in running:
             fut.cancel()
         pool.shutdown(wait=False, kill_workers=True)
+
+
+def _settle(running: dict[Future, list[Task]], chunk_done: ChunkDone) -> list[list[Task]]:
+    """After a worker died: commit the chunks that finished all the same, and return the others."""
+    lost = []
+    for fut, chunk in running.items():
+        if fut.done() and not fut.cancelled() and fut.exception() is None:
+            chunk_done(fut.result(), len(chunk))
+        else:
+            lost.append(chunk)
+    return lost
 
 
 def _retry_alone(chunk: list[Task], extractors: list[FeatureExtractor], chunk_done: ChunkDone) -> None:
