@@ -26,13 +26,13 @@ def test_failed_images_are_counted_then_listed_with_their_reason(tmp_path):
     assert before.exit_code == 0 and "0 of 0 images in the cache failed; 4 not computed yet" in before.output
     encoded = runner.invoke(app, ["encode", *args, "-w", "1", "-q"])
     assert encoded.exit_code == 0, encoded.output  # the two broken files are counted, not fatal
-    assert "empty file: 1" in " ".join(encoded.output.split())
+    assert "decode error: 1" in " ".join(encoded.output.split())
     listed = runner.invoke(app, ["cache", "failures", *args], terminal_width=120)
     assert listed.exit_code == 0, listed.output
     words = " ".join(listed.output.split())
     assert "spectrum: 2 of 4 images in the cache failed" in words
-    assert "empty.jpg" in words and "notes.png" in words and "empty file" in words
+    assert "empty.jpg" in words and "notes.png" in words and "decode error" in words
     rows = json.loads(runner.invoke(app, ["cache", "failures", *args, "--format", "json"]).stdout)
     assert sorted((r["image_id"], r["reason"]) for r in rows) == [
-        ("empty.jpg", "empty file"), ("notes.png", "not a recognised image")]
+        ("empty.jpg", "decode error"), ("notes.png", "unsupported format")]
     assert all(r["feature"] == "spectrum" and r["error"] for r in rows)
