@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from pathlib import Path
@@ -35,7 +36,12 @@ def report(
     compute: bool = typer.Option(True, "--compute/--cached-only",
                                  help="Compute missing features, or use only images already in the cache."),
     workers: Optional[int] = typer.Option(None, "--workers", "-w", min=1, metavar="N", help="Worker processes for missing features."),
-    thumbnails: int = typer.Option(500, "--thumbnails", min=0, metavar="N", help="Points that get a hover thumbnail (a sample)."),
+    thumbnail_budget: float = typer.Option(
+        15.0, "--thumbnail-budget", metavar="MB", min=0,
+        help="Size budget of the hover thumbnails, in MB: every plotted point gets one while they fit (about 1 KB "
+        "each), spread evenly over datasets and labels; the page states how many did."),
+    thumbnails: Optional[int] = typer.Option(None, "--thumbnails", min=0, metavar="N",
+                                             help="At most this many hover thumbnails (default: the budget decides)."),
     n_neighbors: int = typer.Option(15, "--n-neighbors", min=2, metavar="N", help="UMAP n_neighbors."),
     min_dist: float = typer.Option(0.1, "--min-dist", min=0.0, metavar="X", help="UMAP min_dist."),
     seed: int = typer.Option(0, "--seed", min=0, metavar="N", help="Seed for UMAP and the samples; same seed, same report."),
@@ -57,12 +63,42 @@ def report(
     started = time.perf_counter()
     if not data and not runs and os.environ.get(RUNS_ENV):
         runs = [Path(os.environ[RUNS_ENV])]
-    with progress_bar("report: encoding") as update:
+    with contextlib.ExitStack() as bars:
+        encoding = _Encoding(bars)
         path = write_report(output, datasets=data or [], runs=runs or [], cache_dir=cache_dir, features=features,
                             generated=generated or None, compute=compute, workers=workers,
-                            max_thumbnails=thumbnails, seed=seed, title=title,
+                            max_thumbnails=thumbnails, thumbnail_budget_mb=thumbnail_budget, seed=seed, title=title,
                             umap_params={"n_neighbors": n_neighbors, "min_dist": min_dist},
-                            on_step=lambda msg: note(f"report: {shown(msg)}"), on_progress=update)
+                            on_step=encoding.step, on_plan=encoding.plan, on_progress=encoding.progress)
     size = path.stat().st_size / 1e6
     console.print(f"wrote [bold]{path}[/bold] ({size:.1f} MB) in {time.perf_counter() - started:.1f} s",
                   highlight=False)
+
+
+class _Encoding:
+    """What the report says while it works: each dataset it encodes, a bar while it computes features."""
+
+    def __init__(self, bars: contextlib.ExitStack):
+        self.bars = bars
+        self.update = None
+
+    def plan(self, plan) -> None:
+        self.close()
+        left_out = f", {plan.left_out:,} without cached features left out" if plan.left_out else ""
+        note(shown(f"report: {plan.dataset} ({plan.path}): {plan.images:,} images, features {plan.features}: "
+                   f"{plan.cached:,} cached, {plan.to_compute:,} to compute{left_out}"))
+        if plan.to_compute:
+            self.update = self.bars.enter_context(progress_bar(f"encoding {plan.dataset}"))
+
+    def progress(self, done: int, total: int) -> None:
+        if self.update is not None:
+            self.update(done, total)
+
+    def step(self, message: str) -> None:
+        if not message.startswith("features of "):
+            self.close()
+            note(shown(f"report: {message}"))
+
+    def close(self) -> None:
+        self.bars.close()
+        self.update = None

@@ -131,9 +131,9 @@ def built(tmp_path_factory):
     _fake_run(runs / "emotions", fer_table, "classifier", eval_table=syn_table)
     out = tmp / "report.html"
     started = time.perf_counter()
-    # one dataset as an encode() table, one as PATH::SPEC, one as a path; every point gets a hover thumbnail
+    # one dataset as an encode() table, one as PATH::SPEC, one as a path; the default thumbnail budget
     write_report(out, datasets=[rvf_table, f"{syn}::{FEATURES}", str(SAMPLE / "fer2013")], runs=[runs],
-                 cache_dir=cache, max_thumbnails=10_000, thumbs_per_class=100, workers=1)
+                 cache_dir=cache, thumbs_per_class=100, workers=1)
     return {"tmp": tmp, "out": out, "html": out.read_text(encoding="utf-8"), "runs": runs, "cache": cache,
             "rvf": rvf, "syn": syn, "rvf_table": rvf_table, "seconds": time.perf_counter() - started}
 
@@ -262,6 +262,71 @@ def test_roc_covers_eval_sets_with_tpr_at_one_percent_fpr(built):
     assert "TPR at 1% FPR" in html and "Fakes caught when at most 1% of reals are called fake" in html
 
 
+def test_every_point_has_a_thumbnail_within_the_default_budget(built):
+    html = built["html"]
+    points = _data_blocks(html)["embedlab-points"]
+    plotted = {int(i) for k, b in _data_blocks(html).items() if k.startswith("fig-")
+               for t in b["data"] if t.get("type") == "scattergl" for i in _values(t.get("customdata", []))}
+    assert plotted and plotted <= {int(i) for i in points["thumbs"]}
+    assert points["n_thumbs"] == points["n_points"]
+    assert all(uri.startswith("data:image/webp;base64,") for uri in points["thumbs"].values())
+    assert "Hover thumbnails for every plotted point" in html and "of a 15 MB size budget" in html
+
+
+def test_thumbnail_budget_beyond_500_points():
+    from embedlab.report.thumbnails import budgeted_thumbnails, stratified_order
+
+    image = str(sorted((SAMPLE / "real-vs-fake" / "test" / "real").glob("*.jpg"))[0])
+    items = [(i, image, f"hash-{i}") for i in range(1200)]  # distinct hashes: each is encoded and counted
+    thumbs, used = budgeted_thumbnails(items, 10_000_000)
+    assert len(thumbs) == 1200 and used == sum(len(u) for u in thumbs.values())
+    half, used_half = budgeted_thumbnails(items, used // 2)
+    assert used_half <= used // 2 and len(half) == pytest.approx(600, abs=2)
+    # the order thumbnails are given in: round robin over the groups, so any prefix is balanced
+    order = stratified_order(["a"] * 900 + ["b"] * 300, seed=0)
+    assert sorted(order.tolist()) == list(range(1200))
+    assert (order[:600] >= 900).sum() == 300
+
+
+def test_emotion_projection_shows_origin_first(built):
+    fig = _figure(built["html"], "Emotions, real and generated faces together")
+    shown = [t for t in fig["data"] if t.get("visible") is True]
+    assert [t["name"].split(" (")[0] for t in shown] == ["real", "generated"]  # generated drawn last, on top
+    assert shown[0]["legendgrouptitle"]["text"] == "origin"
+    assert fig["layout"]["updatemenus"][0]["buttons"][0]["label"] == "colour: origin"
+
+
+def test_mean_spectrum_per_class(built):
+    fig = _figure(built["html"], "Mean power spectrum per class: real-vs-fake")
+    table = embedlab.encode(built["rvf"], "spectrum[size=64]", cache_dir=built["cache"], workers=1)
+    X, ok = embedlab.feature_matrix(table, ["spectrum"])
+    lines = {t["name"].split(" (")[0]: t for t in fig["data"]}
+    assert set(lines) == {"real", "fake"}
+    for label, trace in lines.items():
+        expected = X[ok & (table["label"] == label).to_numpy()].mean(axis=0)
+        assert np.allclose(_values(trace["y"]), expected, atol=1e-4)
+        assert _values(trace["x"])[-1] == pytest.approx(31 / 64)  # cycles per pixel
+    _figure(built["html"], "Mean power spectrum per class: synthetic-emotions")
+    both = _figure(built["html"], "Mean power spectrum, real and generated faces")
+    assert {t["name"].split(" (")[0] for t in both["data"]} >= {"fer2013 · real", "synthetic-emotions · generated"}
+    assert '<section id="spectra">' in built["html"]
+
+
+def test_warns_when_compared_encodings_come_from_different_detectors(built):
+    from embedlab.report import sections
+    from embedlab.report.page import Page
+    from embedlab.report.writer import build_context
+
+    hog = embedlab.encode(built["syn"], "encoding", cache_dir=built["cache"], workers=1)
+    ctx = build_context(Page("t"), [built["rvf_table"], hog], [], [], generated=None, seed=0, umap_params={},
+                        thumbs_per_class=1, timings={})
+    sections.norms_section(ctx)
+    body = ctx.page.sections[0][2]
+    assert ("encoding vectors were computed with different settings (real-vs-fake: detector=none; "
+            "synthetic-emotions: detector=hog") in body
+    assert "different settings" not in built["html"]  # every dataset of the main report: detector=none
+
+
 def test_dataset_args_and_default_features(built):
     src = parse_dataset_arg("data/x::encoding[detector=none],spectrum")
     assert (src.path, src.features) == ("data/x", "encoding[detector=none],spectrum")
@@ -281,9 +346,22 @@ def test_cli_without_arguments_covers_results(built, tmp_path, monkeypatch):
     shutil.copytree(built["runs"], tmp_path / "results" / "runs")
     shutil.copytree(built["cache"], tmp_path / "results" / "cache")
     monkeypatch.chdir(tmp_path)
-    result = CliRunner().invoke(app, ["report", "--cached-only", "--thumbnails", "20"])
+    result = CliRunner().invoke(app, ["report", "--cached-only", "--thumbnail-budget", "0.02"])
     assert result.exit_code == 0, result.output
+    # which datasets it encodes, with how many images, before the work starts
+    n_rvf = len(list(built["rvf"].rglob("*.jpg")))
+    assert f"report: real-vs-fake ({built['rvf']}): {n_rvf:,} images, features {FEATURES}: {n_rvf:,} cached, " \
+           "0 to compute" in result.stderr
+    n_fer = len(list((SAMPLE / "fer2013").rglob("*.jpg")))
+    assert f"report: fer2013 (" in result.stderr and f"{n_fer:,} images, features {FEATURES}" in result.stderr
     html = (tmp_path / "results" / "report.html").read_text(encoding="utf-8")
+    points = _data_blocks(html)["embedlab-points"]
+    assert 0 < points["n_thumbs"] < points["n_points"] and points["thumb_bytes"] <= 20_000
+    statement = f"Hover thumbnails for {points['n_thumbs']:,} of {points['n_points']:,} plotted points"
+    assert statement in html and "of a 0.02 MB size budget" in html
+    # the budget is spread over the labels rather than spent on the first one
+    labels = {points["labels"][points["label"][int(i)]] for i in points["thumbs"]}
+    assert {"real", "fake", "happy", "sad"} <= labels
     assert "real-vs-fake" in html and "logistic" in html and "Real vs generated: real-vs-fake" in html
     bad = CliRunner().invoke(app, ["report", str(tmp_path / "missing"), "-o", str(tmp_path / "r.html")])
     assert bad.exit_code == 2 and "no such file or folder" in bad.output and "Traceback" not in bad.output
@@ -366,7 +444,7 @@ def test_report_in_headless_browser(built):
                     path: tip.querySelector('.tip-path').textContent,
                     img: tip.querySelector('img').hidden ? null : tip.querySelector('img').src};""")
         assert tip["hidden"] is False, "hovering a point shows no card"
-        assert tip["img"] and tip["img"].startswith("data:image/jpeg;base64,")
+        assert tip["img"] and tip["img"].startswith("data:image/webp;base64,")
         if tip["point"] == where["target"]:  # unless another point lies exactly on top of it
             assert tip["path"].endswith(HOSTILE_FILE)
         browser.execute_script("window.embedlabShowPoint(arguments[0], {clientX: 50, clientY: 50})", where["target"])
@@ -378,6 +456,26 @@ def test_report_in_headless_browser(built):
         assert browser.execute_script("return document.title") == "embedlab report"
         assert browser.execute_script("return window.pwned === undefined")
         assert browser.execute_script("return document.querySelectorAll('svg[onload], img[onerror]').length") == 0
+        # the hover card keeps off the legend and the colour buttons, even for a point right beside them
+        covered = browser.execute_script("""
+            const out = [], tip = document.getElementById('tip');
+            const hit = (a, b) => a.left < b.right && b.left < a.right && a.top < b.bottom && b.top < a.bottom;
+            for (const gd of document.querySelectorAll('div.fig[data-points]')) {
+              gd.scrollIntoView({block: 'center'});
+              const boxes = Array.from(gd.querySelectorAll('g.legend, g.updatemenu-container'))
+                .map(el => el.getBoundingClientRect());
+              for (const r of boxes) {
+                for (const [x, y] of [[r.left - 4, r.top + 4], [r.left - 4, r.bottom - 4], [r.left + 4, r.top + 4]]) {
+                  window.embedlabShowPoint(Number(gd._fullData[0].customdata[0]), {clientX: x, clientY: y}, gd);
+                  const t = tip.getBoundingClientRect();
+                  if (boxes.some(b => hit(t, b))) out.push([gd.id, x, y]);
+                }
+              }
+              if (!boxes.length) out.push([gd.id, 'no legend found']);
+              if (boxes.length > 1 && hit(boxes[0], boxes[1])) out.push([gd.id, 'the colour buttons cover the legend']);
+            }
+            return out;""")
+        assert not covered, f"the hover card covers a legend: {covered}"
         browser.execute_script("window.scrollTo(0, 0)")
         shot = ROOT / "results" / "report-browser-test.png"
         shot.parent.mkdir(exist_ok=True)

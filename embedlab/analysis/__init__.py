@@ -18,6 +18,7 @@ from embedlab.analysis.norms import (compare_groups, dimension_effects, l2_norms
                                      plot_dimension_effects, plot_norm_boxes, plot_norm_distributions,
                                      summarize_groups)
 from embedlab.analysis.projection import Projection, knn_transfer, plot_projection, project, separation
+from embedlab.analysis.spectra import mean_spectra, plot_mean_spectra
 from embedlab.analysis.results import (RunRecord, comparison_table, confident_mistakes, plot_confusion,
                                       per_class_accuracy, plot_history, plot_per_class_accuracy, plot_pr, plot_roc,
                                       read_run_folder, wilson_interval)
@@ -31,5 +32,5 @@ __all__ = [
     "RunRecord", "comparison_table", "confident_mistakes", "plot_confusion", "plot_history", "plot_pr",
     "plot_roc", "read_run_folder", "wilson_interval",
     "plot_reliability", "plot_source_matrix", "source_matrix", "detection_curves", "detection_table",
-    "per_class_accuracy", "plot_per_class_accuracy", "TARGET_FPR",
+    "per_class_accuracy", "plot_per_class_accuracy", "TARGET_FPR", "mean_spectra", "plot_mean_spectra",
 ]

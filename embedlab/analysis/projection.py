@@ -213,7 +213,9 @@ def plot_projection(projection: Projection, colour_by: Mapping[str, Sequence[Any
     layout["legend"] = {"itemsizing": "constant", "x": 1.02, "xanchor": "left", "y": 1.0, "yanchor": "top"}
     if len(buttons) > 1:
         # the colouring buttons sit above the legend, out of the title's way
-        layout["legend"].update(y=0.98 - 0.075 * len(buttons))
+        # (a button takes about 36 px of the plot's height; the legend starts below the last one)
+        plot_height = layout["height"] - layout["margin"]["t"] - layout["margin"]["b"]
+        layout["legend"].update(y=max(0.0, 1.0 - (36 * len(buttons) + 12) / plot_height))
         layout["updatemenus"] = [{"type": "buttons", "direction": "down", "buttons": buttons, "showactive": True,
                                   "x": 1.02, "xanchor": "left", "y": 1.0, "yanchor": "top"}]
     fig.update_layout(**layout)

@@ -212,6 +212,7 @@ figure.thumb img { width:64px; height:64px; object-fit:contain; background:#eee;
 figure.mistake { width:150px; }
 .label { font-weight:600; margin-top:6px; }
 .note { background:#fff8e1; border-left:3px solid #f0b400; padding:6px 10px; margin:8px 0; }
+.note.warning { background:#fdecea; border-left-color:#d62728; }
 nav#contents { margin:8px 0 4px; } nav#contents h2 { font-size:16px; margin:8px 0 4px; }
 nav#contents ol { margin:0; padding-left:22px; } nav#contents > ol > li { margin:2px 0; font-weight:600; }
 nav#contents ol ol { columns:2; font-weight:400; } nav#contents a { color:var(--accent); text-decoration:none; }
@@ -239,7 +240,7 @@ PAGE_SCRIPT = """
     var rel = points.rel[i];
     return rel.charAt(0) === "/" || rel.indexOf(":") > 0 ? rel : points.roots[points.dataset[i]] + "/" + rel;
   }
-  function show(i, ev) {
+  function show(i, ev, gd) {
     if (i === undefined || i === null || i < 0 || i >= points.rel.length) { return; }
     var bits = [points.labels[points.label[i]], points.datasets[points.dataset[i]]];
     var split = points.splits[points.split[i]];
@@ -247,17 +248,41 @@ PAGE_SCRIPT = """
     parts.title.textContent = bits.join(" \\u00b7 ");
     parts.path.textContent = pathOf(i);
     var uri = points.thumbs[String(i)];
-    if (typeof uri === "string" && uri.indexOf("data:image/jpeg;base64,") === 0) {
+    if (typeof uri === "string" && (uri.indexOf("data:image/webp;base64,") === 0 ||
+                                    uri.indexOf("data:image/jpeg;base64,") === 0)) {
       tipImg.src = uri; tipImg.hidden = false; parts.note.textContent = "";
     } else {
       tipImg.removeAttribute("src"); tipImg.hidden = true;
-      parts.note.textContent = "no thumbnail: " + points.n_thumbs + " sampled points have one";
+      parts.note.textContent = "no thumbnail: " + points.budget_note;
     }
     tip.hidden = false;
     var x = ev && ev.clientX !== undefined ? ev.clientX : 20, y = ev && ev.clientY !== undefined ? ev.clientY : 20;
-    tip.style.left = Math.min(x + 16, window.innerWidth - 380) + "px";
-    tip.style.top = Math.min(y + 16, window.innerHeight - 170) + "px";
+    place(x, y, gd);
     tip.dataset.point = String(i);
+  }
+  function overlaps(a, b) {
+    return a.left < b.right && b.left < a.right && a.top < b.bottom && b.top < a.bottom;
+  }
+  // The card goes beside the pointer, on whichever side keeps it off the figure's legend and
+  // colour buttons, and inside the window.
+  function place(x, y, gd) {
+    tip.style.left = "0px"; tip.style.top = "0px";  // measured with room to spare: near an edge it would shrink
+    var w = tip.offsetWidth, h = tip.offsetHeight, gap = 16;
+    var avoid = gd ? Array.prototype.map.call(gd.querySelectorAll("g.legend, g.updatemenu-container"),
+                                              function (el) { return el.getBoundingClientRect(); }) : [];
+    var spots = [[x + gap, y + gap], [x - gap - w, y + gap], [x + gap, y - gap - h], [x - gap - w, y - gap - h]];
+    avoid.forEach(function (r) { spots.push([r.left - gap - w, y + gap], [r.left - gap - w, y - gap - h]); });
+    var best = null;
+    for (var k = 0; k < spots.length && best === null; k++) {
+      var left = Math.max(0, Math.min(spots[k][0], window.innerWidth - w));
+      var top = Math.max(0, Math.min(spots[k][1], window.innerHeight - h));
+      var box = { left: left, top: top, right: left + w, bottom: top + h };
+      if (!avoid.some(function (r) { return overlaps(box, r); })) { best = box; }
+    }
+    best = best || { left: Math.max(0, Math.min(x + gap, window.innerWidth - w)),
+                     top: Math.max(0, Math.min(y + gap, window.innerHeight - h)) };
+    tip.style.left = best.left + "px";
+    tip.style.top = best.top + "px";
   }
   function hide() { tip.hidden = true; }
   var figs = Array.prototype.slice.call(document.querySelectorAll("div.fig[data-spec]"));
@@ -272,7 +297,7 @@ PAGE_SCRIPT = """
       if (div.dataset.points) {
         div.on("plotly_hover", function (ev) {
           var p = ev.points && ev.points[0];
-          if (p) { show(Number(p.customdata), ev.event); }
+          if (p) { show(Number(p.customdata), ev.event, div); }
         });
         div.on("plotly_unhover", hide);
       }

@@ -11,12 +11,17 @@ import numpy as np
 import pandas as pd
 
 from embedlab import analysis
+from embedlab.api import encode, feature_matrix
+from embedlab.compute.cache import FeatureCache
+from embedlab.core.defaults import DEFAULT_CACHE_DIR
+from embedlab.features import create_extractor
 from embedlab.datasets import inspect_dataset
 from embedlab.analysis import GENERATED, REAL
 from embedlab.report.page import Page, esc, fmt, frame_table, html_table
-from embedlab.report.thumbnails import stratified_sample, thumbnail_uri
+from embedlab.report.thumbnails import budgeted_thumbnails, stratified_order, thumbnail_uri
 
 MIN_POINTS = 10  # fewer faces than this make no useful projection or test
+THUMB_BUDGET_MARK = "<!--thumbnail budget-->"  # where the statement of the hover thumbnails goes
 
 
 @dataclass
@@ -37,6 +42,9 @@ class Context:
     thumbs_per_class: int
     notes: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
+    cache_dir: str | os.PathLike = DEFAULT_CACHE_DIR   # for the features a section computes (spectra)
+    compute: bool = True
+    workers: int | None = None
 
 
 def _thumb_html(uri: str | None, caption: str, extra: str = "", css: str = "thumb", path: str = "") -> str:
@@ -115,6 +123,31 @@ def overview_section(ctx: Context) -> None:
 FAILURES_SHOWN = 100
 
 
+# -- like with like ---------------------------------------------------------------------
+def settings_warning(ctx: Context) -> str:
+    """A warning when the datasets' vectors of the analysed feature were computed with different settings.
+
+    An encoding of a 48x48 crop taken whole (``detector=none``) and one of a
+    face found by HOG in a portrait differ by how the face was cropped, not
+    only by the face; comparing them across datasets mixes the two.
+    """
+    settings = {}
+    for name, table in zip(ctx.names, ctx.tables):
+        described = (table.attrs.get("features") or {}).get(ctx.feature) if ctx.feature else None
+        if described is not None:
+            settings[name] = {k: str(v) for k, v in (described.get("params") or {}).items()}
+    if len({tuple(sorted(p.items())) for p in settings.values()}) < 2:
+        return ""
+    differing = sorted({k for p in settings.values() for k in p
+                        if len({q.get(k, "(default)") for q in settings.values()}) > 1})
+    each = "; ".join(f"{name}: " + ", ".join(f"{k}={p.get(k, '(default)')}" for k in differing)
+                     for name, p in settings.items())
+    return (f'<p class="note warning">The datasets\' {esc(ctx.feature)} vectors were computed with different '
+            f"settings ({esc(each)}). Differences between these datasets may come from how the faces were "
+            "found and cropped rather than from the faces: encode every dataset with the same spec "
+            "(DATA::SPEC) to compare like with like.</p>")
+
+
 # -- norms ----------------------------------------------------------------------
 def _mixed_groups(ctx: Context) -> list[tuple[str, np.ndarray]]:
     """(title, row mask) of each set of faces with both real and generated ones."""
@@ -146,7 +179,7 @@ def norms_section(ctx: Context) -> None:
     t = ctx.table
     norms = analysis.l2_norms(ctx.X)
     parts = [f"<p>Length (L2 norm) of each <b>{esc(ctx.feature)}</b> vector. Tests are two-sided; "
-             "the AUC treats the norm alone as a score for group B (0.5: no information).</p>"]
+             "the AUC treats the norm alone as a score for group B (0.5: no information).</p>", settings_warning(ctx)]
     stat_rows: list[dict[str, Any]] = []
     grid = []
     for title, mask in _mixed_groups(ctx):
@@ -235,18 +268,22 @@ def projections_section(ctx: Context) -> None:
                          ["label"]))
     emo = t["emotion"].notna().to_numpy() & ctx.ok
     if emo.sum() >= MIN_POINTS:
-        seps = ["emotion"] + (["origin"] if t.loc[emo, "origin"].nunique() > 1 else []) + (
+        mixed = t.loc[emo, "origin"].nunique() > 1
+        seps = ["emotion"] + (["origin"] if mixed else []) + (
             ["dataset"] if t.loc[emo, "dataset"].nunique() > 1 else [])
+        # with both origins, the first view shows where the (few) generated faces fall among the real ones
+        colours = ["origin", "emotion"] if mixed else ["emotion", "origin"]
         jobs.append(("Emotions, real and generated faces together", np.flatnonzero(emo),
-                     ["emotion", "origin", "dataset", "split"], "origin", seps))
+                     colours + ["dataset", "split"], "origin", seps))
     if not jobs and ctx.ok.sum() >= MIN_POINTS:
         jobs.append(("All datasets", np.flatnonzero(ctx.ok), ["dataset", "label", "split"], None,
                      ["label", "dataset"] if len(ctx.names) > 1 else ["label"]))
     if not jobs:
         return
-    parts = [f"<p>UMAP of the <b>{esc(ctx.feature)}</b> vectors. Hover a point for its thumbnail (a capped "
-             "sample has one) and path. The separation numbers are computed in the original space: the "
-             "silhouette, and how often a face's nearest neighbours share its group (against chance).</p>"]
+    parts = [f"<p>UMAP of the <b>{esc(ctx.feature)}</b> vectors. Hover a point for its thumbnail and path; "
+             f"{THUMB_BUDGET_MARK} The separation numbers are computed in the original space: the "
+             "silhouette, and how often a face's nearest neighbours share its group (against chance).</p>",
+             settings_warning(ctx)]
     for title, rows, colour_cols, symbol_col, sep_cols in jobs:
         X = ctx.X[rows]
         started = time.perf_counter()
@@ -289,6 +326,65 @@ def _cross_domain(ctx: Context, rows: np.ndarray) -> str:
         ("agreement", "neighbours (real) with the same emotion", "pct"), ("chance", "chance", "pct"),
         ("accuracy", "kNN vote correct", "pct"), ("most_common", "most common kNN vote", "")],
         caption="Where generated faces fall among real ones: their 10 nearest real faces, in the original space")
+
+
+# -- spectra ----------------------------------------------------------------------
+SPECTRUM_SPEC = "spectrum[size=64]"  # one size for every dataset, so that their frequency axes agree
+SPECTRUM_PER_CLASS = 200             # images per class behind a mean spectrum when none are encoded
+
+
+def _spectra(ctx: Context, name: str, table: pd.DataFrame) -> tuple[pd.DataFrame, str] | None:
+    """The ``spectrum`` rows of one dataset: its own when encoded, else a sample per class; and a note."""
+    if "spectrum.ok" in table and table["spectrum.ok"].fillna(False).astype(bool).any():
+        size = int(((table.attrs.get("features") or {}).get("spectrum") or {}).get("params", {}).get("size", 256))
+        return table, f"spectrum[size={size}] of every image"
+    sample = table[["image_id", "path", "label", "split", "hash"]].copy()
+    sample.attrs.update({k: v for k, v in table.attrs.items() if k in ("name", "root", "layout")})
+    if not ctx.compute:  # cached-only: the images whose spectrum is already cached
+        sample = sample[sample["hash"].isin(FeatureCache(ctx.cache_dir).known_hashes(
+            create_extractor(SPECTRUM_SPEC).key())).to_numpy()]
+        if sample.empty:
+            return None
+    encoded = encode(sample, SPECTRUM_SPEC, cache_dir=ctx.cache_dir, workers=ctx.workers,
+                     per_class=SPECTRUM_PER_CLASS, seed=ctx.seed)
+    return encoded, f"{SPECTRUM_SPEC}, up to {SPECTRUM_PER_CLASS} images per class"
+
+
+def spectra_section(ctx: Context) -> None:
+    """Mean power spectrum per class of each dataset, and real against generated across them."""
+    figs, pooled, notes = [], [], []
+    for name, table in zip(ctx.names, ctx.tables):
+        found = _spectra(ctx, name, table)
+        if found is None:
+            notes.append(f"{name}: no cached spectra (--cached-only)")
+            continue
+        encoded, how = found
+        X, ok = feature_matrix(encoded, ["spectrum"])
+        size = int(encoded.attrs["features"]["spectrum"]["params"]["size"])
+        labels = encoded.loc[ok, "label"].astype(str).to_numpy()
+        spectra = analysis.mean_spectra(X[ok], labels, size=size)
+        figs.append(ctx.page.figure(analysis.plot_mean_spectra(
+            spectra, title=f"Mean power spectrum per class: {name}", order=analysis.EMOTIONS + ("real", "fake"),
+            note=f"{how}; images resized to {size}x{size} and made grey first")))
+        origin = analysis.origin_of_labels(labels, analysis.dataset_is_generated(
+            str(encoded.attrs.get("root") or name), ctx.generated) or analysis.dataset_is_generated(name, ctx.generated))
+        pooled.append((name, size, X[ok], origin))
+    if not figs:
+        return
+    parts = ["<p>The azimuthally averaged log power spectrum (the <code>spectrum</code> feature): how much of "
+             "each image's variation lies at each spatial frequency. Generators can leave traces at high "
+             "frequencies; blur and compression remove them.</p>"]
+    parts += [f'<p class="note">{esc(n)}</p>' for n in notes]
+    parts.append(f'<h3>Per class</h3><div class="grid">{"".join(figs)}</div>')
+    sizes = {size for _, size, _, _ in pooled}
+    origins = {o for *_, origin in pooled for o in origin}
+    if len(sizes) == 1 and {REAL, GENERATED} <= origins:
+        X = np.vstack([x for _, _, x, _ in pooled])
+        groups = np.concatenate([np.char.add(f"{name} · ", origin.astype(str)) for name, _, _, origin in pooled])
+        fig = analysis.plot_mean_spectra(analysis.mean_spectra(X, groups, size=sizes.pop()),
+                                         title="Mean power spectrum, real and generated faces")
+        parts.append("<h3>Real and generated</h3>" + ctx.page.figure(fig))
+    ctx.page.add("spectra", "Analysis: spectra", "".join(parts))
 
 
 # -- models -------------------------------------------------------------------------
@@ -440,8 +536,22 @@ def _acc_cell(row: dict, origin: str) -> str:
 
 
 # -- hover data ---------------------------------------------------------------------
-def points_data(ctx: Context, thumb_rows: Sequence[int]) -> dict[str, Any]:
-    """The table the hover card reads: per row indices into small lists, paths, sampled thumbnails."""
+@dataclass
+class ThumbnailBudget:
+    """How much of the page the hover thumbnails may take, and at most how many there are."""
+
+    megabytes: float = 15.0
+    max_count: int | None = None
+
+    def describe(self, n_thumbs: int, n_points: int, used_bytes: int) -> str:
+        every = "every plotted point" if n_thumbs >= n_points else f"{n_thumbs:,} of {n_points:,} plotted points"
+        return (f"Hover thumbnails for {every} ({used_bytes / 1e6:.1f} MB of a {self.megabytes:g} MB size budget"
+                + (f", at most {self.max_count:,}" if self.max_count is not None else "")
+                + "; set with --thumbnail-budget MB).")
+
+
+def points_data(ctx: Context, budget: ThumbnailBudget) -> dict[str, Any]:
+    """The table the hover card reads: per row indices into small lists, paths, and thumbnails."""
     t = ctx.table
     roots = []
     for name in ctx.names:
@@ -456,14 +566,15 @@ def points_data(ctx: Context, thumb_rows: Sequence[int]) -> dict[str, Any]:
         rel.append(full[len(root) + 1:] if root and full.startswith(root + os.sep) else full)
     labels, label_idx = _codes(t["label"])
     splits, split_idx = _codes(t["split"].fillna(""))
-    thumbs = {}
-    for i in thumb_rows:
-        uri = thumbnail_uri(str(t.at[int(i), "path"]))
-        if uri:
-            thumbs[str(int(i))] = uri
+    order = thumbnail_order(ctx)
+    picked = order if budget.max_count is None else order[:max(0, budget.max_count)]
+    hashes = t["hash"].astype(str).to_numpy() if "hash" in t else t["path"].astype(str).to_numpy()
+    thumbs, used = budgeted_thumbnails(((int(i), str(t.at[int(i), "path"]), hashes[int(i)]) for i in picked),
+                                       int(budget.megabytes * 1e6))
     return {"datasets": ctx.names, "roots": roots, "dataset": dataset.tolist(), "rel": rel,
             "labels": labels, "label": label_idx, "splits": splits, "split": split_idx,
-            "thumbs": thumbs, "n_thumbs": len(thumbs)}
+            "thumbs": thumbs, "n_thumbs": len(thumbs), "n_points": int(len(order)), "thumb_bytes": used,
+            "budget_note": budget.describe(len(thumbs), len(order), used)}
 
 
 def _codes(values: pd.Series) -> tuple[list[str], list[int]]:
@@ -471,8 +582,10 @@ def _codes(values: pd.Series) -> tuple[list[str], list[int]]:
     return [str(u) for u in uniques], codes.tolist()
 
 
-def thumbnail_rows(ctx: Context, cap: int) -> np.ndarray:
-    """Rows that get a hover thumbnail: spread over dataset x label, among plotted rows."""
+def thumbnail_order(ctx: Context) -> np.ndarray:
+    """The plotted rows in the order they get a hover thumbnail: round robin over dataset x label."""
+    if not len(ctx.table):
+        return np.empty(0, dtype=np.int64)
     rows = np.flatnonzero(ctx.ok) if ctx.X is not None else np.arange(len(ctx.table))
     groups = (ctx.table.loc[rows, "dataset"] + "/" + ctx.table.loc[rows, "label"].astype(str)).to_numpy()
-    return rows[stratified_sample(groups, cap, seed=ctx.seed)]
+    return rows[stratified_order(groups, seed=ctx.seed)]

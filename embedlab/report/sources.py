@@ -145,12 +145,41 @@ def datasets_of_runs(run_folders: Sequence[Path]) -> list[DatasetSource]:
     return list(sources.values())
 
 
+@dataclass
+class EncodingPlan:
+    """What the report is about to encode for one dataset: told to the caller before the work starts."""
+
+    dataset: str
+    path: str
+    images: int
+    features: str
+    cached: int       # images whose every feature is already in the cache
+    left_out: int     # images without cached features, left out with compute=False
+
+    @property
+    def to_compute(self) -> int:
+        return self.images - self.cached
+
+
+def _cached_hashes(spec: str, cache_dir: str | os.PathLike) -> set[str]:
+    cache = FeatureCache(cache_dir)
+    known: set[str] | None = None
+    for ex in resolve_features(spec):
+        hashes = cache.known_hashes(ex.key())
+        known = hashes if known is None else known & hashes
+    return known or set()
+
+
 def encoded_table(source: DatasetSource, default_spec: str | None, cache_dir: str | os.PathLike, *,
-                  compute: bool = True, workers: int | None = None, on_progress: Callable[[int, int], None] | None = None) -> pd.DataFrame:
+                  compute: bool = True, workers: int | None = None,
+                  on_progress: Callable[[int, int], None] | None = None,
+                  on_plan: Callable[[EncodingPlan], None] | None = None) -> pd.DataFrame:
     """The dataset with its feature columns (see :func:`embedlab.encode`).
 
     With ``compute=False`` only images already in the cache are kept, so
     nothing is computed; ``attrs["report_dropped"]`` counts the others.
+    ``on_plan`` hears which dataset is encoded, with which features, and how
+    many of its images are cached, before any work starts.
     """
     if source.table is not None and source.features is None:
         table = source.table
@@ -158,17 +187,15 @@ def encoded_table(source: DatasetSource, default_spec: str | None, cache_dir: st
             return table
     table = source.table if source.table is not None else datasets.load(source.path)
     spec = source.features or default_spec or default_features(table, cache_dir)
-    dropped = 0
+    cached = table["hash"].isin(_cached_hashes(spec, cache_dir)).to_numpy()
+    dropped = 0 if compute else int((~cached).sum())
+    if on_plan is not None:
+        on_plan(EncodingPlan(dataset=str(table.attrs.get("name") or source.label),
+                             path=str(table.attrs.get("root") or source.label), images=len(table) - dropped,
+                             features=spec, cached=int(cached.sum()), left_out=dropped))
     if not compute:
-        cache = FeatureCache(cache_dir)
-        known = None
-        for ex in resolve_features(spec):
-            hashes = cache.known_hashes(ex.key())
-            known = hashes if known is None else known & hashes
-        keep = table["hash"].isin(known or set())
-        dropped = int((~keep).sum())
         attrs = dict(table.attrs)
-        table = table[keep.to_numpy()].reset_index(drop=True)
+        table = table[cached].reset_index(drop=True)
         table.attrs.update(attrs)
         if table.empty:
             raise DatasetError(f"{source.label}: none of its images has cached '{spec}' features in {cache_dir}; "

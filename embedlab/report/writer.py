@@ -19,7 +19,7 @@ from embedlab.core.errors import EmbedlabError, ModelError
 from embedlab.core.io import atomic_write_bytes, check_output_file
 from embedlab.report import sections
 from embedlab.report.page import Page, esc, html_table
-from embedlab.report.sources import as_source, datasets_of_runs, encoded_table, find_run_folders
+from embedlab.report.sources import EncodingPlan, as_source, datasets_of_runs, encoded_table, find_run_folders
 
 UMAP_DEFAULTS = {"n_neighbors": 15, "min_dist": 0.1, "metric": "euclidean"}
 
@@ -36,12 +36,14 @@ def write_report(
     generated: Sequence[str] | None = None,
     compute: bool = True,
     workers: int | None = None,
-    max_thumbnails: int = 500,
+    max_thumbnails: int | None = None,
+    thumbnail_budget_mb: float = 15.0,
     thumbs_per_class: int = 6,
     umap_params: dict[str, Any] | None = None,
     seed: int = 0,
     title: str = "embedlab report",
     on_step: Callable[[str], None] | None = None,
+    on_plan: Callable[[EncodingPlan], None] | None = None,
     on_progress: Callable[[int, int], None] | None = None,
 ) -> Path:
     """Write the interactive report to ``out_path`` and return that path.
@@ -56,10 +58,13 @@ def write_report(
     ``generated`` names the datasets whose faces are all generated (default:
     those named like ``synthetic-*``). With ``compute=False`` only images
     whose features are already cached are used; ``workers`` is passed to
-    :func:`embedlab.encode` for the rest.
+    :func:`embedlab.encode` for the rest. Every plotted point gets a hover
+    thumbnail while they fit in ``thumbnail_budget_mb`` megabytes (and number
+    at most ``max_thumbnails``); the page states how many did.
 
-    ``on_step`` hears what is being done (which dataset is encoded, and how many images it has);
-    ``on_progress`` hears ``(done, total)`` images while features are computed.
+    ``on_step`` hears each stage's name; ``on_plan`` each dataset about to
+    be encoded (an :class:`EncodingPlan`: images, features, how many are
+    cached) and ``on_progress`` ``(done, total)`` images while it is.
 
     The file embeds Plotly's JavaScript once and needs no network.
     """
@@ -72,7 +77,8 @@ def write_report(
     tables = []
     for source in sources:
         step(f"features of {source.label}")
-        table = encoded_table(source, features, cache_dir, compute=compute, workers=workers, on_progress=on_progress)
+        table = encoded_table(source, features, cache_dir, compute=compute, workers=workers,
+                              on_plan=on_plan, on_progress=on_progress)
         summary = table.attrs.get("summary") or {}
         step(f"{source.label}: {len(table)} images, features {table.attrs.get('feature_spec', 'given')}"
              + (f", {summary['computed_images']} computed now" if summary.get("computed_images") else ", all cached"))
@@ -83,8 +89,9 @@ def write_report(
     ctx = build_context(Page(title), tables, records, notes, generated=generated, seed=seed,
                         umap_params={**UMAP_DEFAULTS, **(umap_params or {})}, thumbs_per_class=thumbs_per_class,
                         timings=timings)
+    ctx.cache_dir, ctx.compute, ctx.workers = cache_dir, compute, workers
     timings["combine"] = time.perf_counter() - t0
-    points = build_sections(ctx, max_thumbnails, step)
+    points = build_sections(ctx, sections.ThumbnailBudget(thumbnail_budget_mb, max_thumbnails), step)
     step("writing")
     out = Path(out_path)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -130,11 +137,13 @@ def build_context(page: Page, tables: list[pd.DataFrame], records: list, notes: 
                             timings=timings, notes=notes)
 
 
-def build_sections(ctx: sections.Context, max_thumbnails: int, step: Callable[[str], None]) -> dict[str, Any]:
+def build_sections(ctx: sections.Context, budget: sections.ThumbnailBudget,
+                   step: Callable[[str], None]) -> dict[str, Any]:
     """Add every section to the page, timing each; returns the hover thumbnails' data."""
     # results first, then the analysis of the features, then the datasets they come from
     for name, build in (("models", sections.models_section), ("norms", sections.norms_section),
-                        ("projections", sections.projections_section), ("datasets", sections.overview_section)):
+                        ("projections", sections.projections_section), ("spectra", sections.spectra_section),
+                        ("datasets", sections.overview_section)):
         if name != "models" and not len(ctx.table):
             continue
         step(name)
@@ -143,7 +152,7 @@ def build_sections(ctx: sections.Context, max_thumbnails: int, step: Callable[[s
         ctx.timings[name] = time.perf_counter() - t0
     step("thumbnails")
     t0 = time.perf_counter()
-    points = sections.points_data(ctx, sections.thumbnail_rows(ctx, max_thumbnails) if len(ctx.table) else [])
+    points = sections.points_data(ctx, budget)
     ctx.timings["thumbnails"] = time.perf_counter() - t0
     return points
 
@@ -154,7 +163,9 @@ def render(ctx: sections.Context, points: dict[str, Any], started: float) -> str
     import plotly
 
     ctx.page.add("about", "About this report", _about(ctx, ctx.timings, started))
-    header = _header(ctx, ctx.tables, ctx.records, plotly.__version__, len(points["thumbs"]))
+    note = esc(points["budget_note"])
+    ctx.page.sections = [(a, t, h.replace(sections.THUMB_BUDGET_MARK, note)) for a, t, h in ctx.page.sections]
+    header = _header(ctx, ctx.tables, ctx.records, plotly.__version__, points)
     return ctx.page.render(plotly_js=get_plotlyjs(), points=points, header=header)
 
 
@@ -169,7 +180,7 @@ def _analysed_feature(tables: list[pd.DataFrame]) -> str | None:
     return "encoding" if "encoding" in common else common[0]
 
 
-def _header(ctx, tables, records, plotly_version: str, n_thumbs: int) -> str:
+def _header(ctx, tables, records, plotly_version: str, points: dict[str, Any]) -> str:
     when = _dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
     rows = []
     for name, t in zip(ctx.names, tables):
@@ -180,8 +191,9 @@ def _header(ctx, tables, records, plotly_version: str, n_thumbs: int) -> str:
                      "images": len(t), "ok": ok})
     parts = [f"<h1>{esc(ctx.page.title)}</h1>",
              f"<p class=\"muted\">Written {esc(when)} by embedlab {esc(embedlab.__version__)} · "
-             f"{len(ctx.table):,} images in {len(tables)} dataset(s) · {len(records)} run(s) · "
-             f"hover thumbnails for {n_thumbs:,} sampled points</p>"]
+             f"{len(ctx.table):,} images in {len(tables)} dataset(s) · {len(records)} run(s)</p>"]
+    if points["n_points"]:
+        parts.append(f'<p class="muted" id="thumb-budget">{esc(points["budget_note"])}</p>')
     if rows:
         parts.append(html_table(rows, [("dataset", "dataset", ""), ("path", "path", ""), ("layout", "layout", ""),
                                        ("features", "features", ""), ("images", "images", "int"),
