@@ -140,6 +140,8 @@ def settings_warning(ctx: Context) -> str:
         return ""
     differing = sorted({k for p in settings.values() for k in p
                         if len({q.get(k, "(default)") for q in settings.values()}) > 1})
+    shared = [k for k in differing if all(k in p for p in settings.values())]  # e.g. detector
+    differing = shared or differing
     each = "; ".join(f"{name}: " + ", ".join(f"{k}={p.get(k, '(default)')}" for k in differing)
                      for name, p in settings.items())
     return (f'<p class="note warning">The datasets\' {esc(ctx.feature)} vectors were computed with different '
