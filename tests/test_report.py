@@ -312,12 +312,13 @@ def test_mean_spectrum_per_class(built):
     assert '<section id="spectra">' in built["html"]
 
 
-def test_warns_when_compared_encodings_come_from_different_detectors(built):
+def test_warns_when_compared_encodings_come_from_different_detectors(built, tmp_path):
     from embedlab.report import sections
     from embedlab.report.page import Page
     from embedlab.report.writer import build_context
 
-    hog = embedlab.encode(built["syn"], "encoding", cache_dir=built["cache"], workers=1)
+    # a cache of its own: the HOG encodings must not change what later tests find cached
+    hog = embedlab.encode(built["syn"], "encoding[detector=hog]", cache_dir=tmp_path / "cache", workers=1)
     ctx = build_context(Page("t"), [built["rvf_table"], hog], [], [], generated=None, seed=0, umap_params={},
                         thumbs_per_class=1, timings={})
     sections.norms_section(ctx)
