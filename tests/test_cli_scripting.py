@@ -153,6 +153,6 @@ def test_report_says_which_datasets_it_encodes_and_how_many_images(tmp_path, mon
                                  "--cache-dir", str(tmp_path / "cache"), "-w", "1", "--thumbnails", "5"])
     assert result.exit_code == 0, result.output
     log = result.stderr
-    assert f"report: features of {data}" in log
+    assert f"report: synthetic-emotions ({data}): 15 images, features pixels:8: 0 cached, 15 to compute" in log
     assert f"report: {data}: 15 images, features pixels:8, 15 computed now" in log
-    assert "report: encoding: 15/15 images" in log
+    assert "encoding synthetic-emotions: 15/15 images" in log
