@@ -27,7 +27,6 @@ Images of one size go through the network together, on CPU threads or CUDA.
 
 from __future__ import annotations
 
-import hashlib
 import math
 import os
 from dataclasses import dataclass
@@ -39,7 +38,7 @@ import numpy as np
 
 from embedlab.core.errors import FeatureError
 from embedlab.features import dlib_resnet
-from embedlab.features.dlib_resnet import _Layer, _read_details, _Stream
+from embedlab.features.dlib_resnet import _Layer, _read_details, _Stream, check_file_end, read_layer_state
 from embedlab.features.facerec import import_face_recognition_models
 
 #: SHA-256 of ``mmod_human_face_detector.dat`` as dlib publishes it and face_recognition_models ships it.
@@ -168,24 +167,8 @@ def parse_detector(data: bytes, path: str = "<bytes>", *, sha256: str | None = O
             channels = _read_details(s, layer, channels)
         if layer.kind == "con" and layer.params["relu"]:
             raise s.fail("fused convolution+relu layers are not supported")
-        for flag in ("setup", "gradient stale", "output disabled"):
-            s.boolean(f"{flag} flag of layer {i}")
-        s.tensor(f"input gradient of layer {i}")
-        s.tensor(f"cached output of layer {i}")
-        if i == len(layers) - 1:
-            s.tensor(f"final gradient of layer {i}")
-            if versions[i] == 3:
-                s.uint(f"sample expansion factor of layer {i}")
-        elif versions[i] == 2:
-            s.tensor(f"parameter gradient of layer {i}")
-    if s.pos != len(data):
-        raise s.fail(f"{len(data) - s.pos} unexpected bytes after the network")
-    digest = hashlib.sha256(data).hexdigest()
-    if sha256 is not None and digest != sha256:
-        raise FeatureError(
-            f"model file {path} has the layout of {MODEL_NAME} but not its published content "
-            f"(sha256 {digest[:16]}..., expected {sha256[:16]}...): it is corrupt or a different "
-            f"model; reinstall face_recognition_models")
+        read_layer_state(s, i, versions[i], last=i == len(layers) - 1)
+    digest = check_file_end(s, data, path, sha256, MODEL_NAME)
     layers.reverse()
     (width, height), = options["windows"]
     return DetectorWeights(path, digest, (width, height), options["nms_iou"], options["nms_covered"],

@@ -191,6 +191,33 @@ def _default_padding(size: int, stride: int) -> int:
     return 0 if stride != 1 else size // 2
 
 
+def read_layer_state(s: _Stream, i: int, version: int, last: bool) -> None:
+    """Skip what dlib saves after each layer's details: its flags and training-time tensors."""
+    for flag in ("setup", "gradient stale", "output disabled"):
+        s.boolean(f"{flag} flag of layer {i}")
+    s.tensor(f"input gradient of layer {i}")
+    s.tensor(f"cached output of layer {i}")
+    if last:
+        s.tensor(f"final gradient of layer {i}")
+        if version == 3:
+            s.uint(f"sample expansion factor of layer {i}")
+    elif version == 2:
+        s.tensor(f"parameter gradient of layer {i}")
+
+
+def check_file_end(s: _Stream, data: bytes, path, sha256: str | None, model: str) -> str:
+    """The file's sha256, once nothing is left unread and it matches ``sha256`` (when given)."""
+    if s.pos != len(data):
+        raise s.fail(f"{len(data) - s.pos} unexpected bytes after the network")
+    digest = hashlib.sha256(data).hexdigest()
+    if sha256 is not None and digest != sha256:
+        raise FeatureError(
+            f"model file {path} has the layout of {model} but not its published content "
+            f"(sha256 {digest[:16]}..., expected {sha256[:16]}...): it is corrupt or a different "
+            f"model; reinstall face_recognition_models")
+    return digest
+
+
 def _read_details(s: _Stream, layer: _Layer, channels: int) -> int:
     """Read one layer's own fields; return the channel count it outputs."""
     kind = layer.kind
@@ -332,24 +359,8 @@ def parse_model(data: bytes, path: str = "<bytes>", *, sha256: str | None = OFFI
         channels = _read_details(s, layer, channels)
         if layer.kind == "add_prev":
             channels = max(before, tags[layer.args[0]])
-        for flag in ("setup", "gradient stale", "output disabled"):
-            s.boolean(f"{flag} flag of layer {i}")
-        s.tensor(f"input gradient of layer {i}")
-        s.tensor(f"cached output of layer {i}")
-        if i == len(layers) - 1:
-            s.tensor(f"final gradient of layer {i}")
-            if versions[i] == 3:
-                s.uint(f"sample expansion factor of layer {i}")
-        elif versions[i] == 2:
-            s.tensor(f"parameter gradient of layer {i}")
-    if s.pos != len(data):
-        raise s.fail(f"{len(data) - s.pos} unexpected bytes after the network")
-    digest = hashlib.sha256(data).hexdigest()
-    if sha256 is not None and digest != sha256:
-        raise FeatureError(
-            f"model file {path} has the layout of dlib's face recognition network but not its "
-            f"published content (sha256 {digest[:16]}..., expected {sha256[:16]}...): it is corrupt "
-            f"or a different model; reinstall face_recognition_models")
+        read_layer_state(s, i, versions[i], last=i == len(layers) - 1)
+    digest = check_file_end(s, data, path, sha256, "dlib's face recognition network")
     layers.reverse()
     return DescriptorWeights(path, digest, means, layers)
 
