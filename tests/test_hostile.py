@@ -194,6 +194,10 @@ def test_an_unreadable_file_is_a_row_in_every_command():
             for d in dirs:
                 os.chmod(os.path.join(folder, d), 0o777)
 
+        private = os.path.join(data, "test", "real", "private")  # a sub-folder nobody may list
+        os.mkdir(private)
+        shutil.copy(locked, os.path.join(private, "hidden.jpg"))
+        os.chmod(private, 0)
         def cli(*args) -> str:
             env = {**os.environ, "HOME": work}
             done = subprocess.run([*prefix, sys.executable, "-m", "embedlab_cli.main", *map(str, args)],
@@ -203,19 +207,25 @@ def test_an_unreadable_file_is_a_row_in_every_command():
 
         where = ["--cache-dir", os.path.join(work, "cache")]
         report = json.loads(cli("datasets", "inspect", data, "--json"))
-        assert [(r["image_id"], r["reason"]) for r in report["unreadable"]] == [("test/real/locked.jpg", "unreadable")]
+        assert [(r["image_id"], r["reason"]) for r in report["unreadable"]] == [
+            ("test/real/locked.jpg", "unreadable"), ("test/real/private", "unreadable")]
         assert "Permission denied" in report["unreadable"][0]["error"]
         assert "1 image(s) not used (unreadable: 1)" in cli("encode", data, "-f", FEATURE, *where, "-w", "1", "-q")
         cli("fit", data, "-f", FEATURE, "-m", "logreg", *where, "--runs-dir", os.path.join(work, "runs"),
             "--name", "lr", "-w", "1", "-q")
         failures = pd.read_csv(os.path.join(work, "runs", "lr", "failures.csv"))
-        assert failures[["image_id", "reason"]].values.tolist() == [["test/real/locked.jpg", "unreadable"]]
+        assert failures[["image_id", "reason"]].values.tolist() == [["test/real/locked.jpg", "unreadable"],
+                                                                    ["test/real/private", "unreadable"]]
         rows = pd.DataFrame(json.loads(cli("predict", os.path.join(data, "test"), "--run",
                                            os.path.join(work, "runs", "lr"), *where, "--format", "json")))
         assert rows.set_index("image_id").loc["test/real/locked.jpg", "reason"] == "unreadable"
-        assert rows["pred"].notna().sum() == len(rows) - 1
+        assert rows.set_index("image_id").loc["test/real/private", "reason"] == "unreadable"
+        assert rows["pred"].notna().sum() == len(rows) - 2
         page = os.path.join(work, "report.html")
-        cli("report", f"{data}::{FEATURE}", "-o", page, *where, "--thumbnails", "5", "-w", "1")
-        assert "locked.jpg" in open(page, encoding="utf-8").read()
+        cli("report", f"{data}::{FEATURE}", "-o", page, *where, "--thumbnails", "5", "-w", "0")
+        html = open(page, encoding="utf-8").read()
+        assert "locked.jpg" in html and "test/real/private" in html
     finally:
         shutil.rmtree(work, ignore_errors=True)
+        if os.path.isdir(os.path.join(work, "data", "test", "real", "private")):
+            os.chmod(os.path.join(work, "data", "test", "real", "private"), 0o700)

@@ -106,6 +106,9 @@ def read_file(uri: str | os.PathLike) -> bytes:
         info = os.stat(uri)
     except OSError as exc:
         raise _stat_error(uri, exc) from None
+    if stat.S_ISDIR(info.st_mode) and not os.access(uri, os.R_OK | os.X_OK):
+        raise ImageReadError(f"{uri}: unreadable (a folder that cannot be listed: permission denied; "
+                             "the images in it are not counted)", "unreadable")
     if not stat.S_ISREG(info.st_mode):
         kind = "a folder" if stat.S_ISDIR(info.st_mode) else "not a regular file"
         raise ImageReadError(f"{uri}: not a file ({kind} with an image name)", "not a file")

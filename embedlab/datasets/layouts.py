@@ -59,9 +59,19 @@ def images_in(folder: Path) -> list[Path]:
     """Every entry under ``folder`` with an image name, whatever it is: files, and also folders,
     links (broken or looping) and formats embedlab cannot read, which then get failure rows.
 
-    Linked folders are not entered, so a link to a parent folder cannot loop.
+    A folder that cannot be listed (no permission) is an entry too, whatever its name, so that
+    the images it hides are reported as unreadable rather than silently missing. Linked folders
+    are not entered, so a link to a parent folder cannot loop.
     """
-    return sorted(p for p in folder.rglob("*") if is_image_name(p))
+    found: list[Path] = []
+
+    def unlisted(exc: OSError) -> None:
+        if exc.filename is not None:
+            found.append(Path(exc.filename))
+
+    for top, dirs, files in os.walk(folder, onerror=unlisted):
+        found += [p for p in (Path(top, name) for name in dirs + files) if is_image_name(p)]
+    return sorted(found)
 
 
 def _rows(root: Path, files: list[Path], label: str, split: str | None,
