@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from embedlab_cli.app import RESULTS_DIR, SAMPLE_DATA_DIR, app, clean_errors, console, progress_bar
+from embedlab_cli.app import RESULTS_DIR, SAMPLE_DATA_DIR, app, clean_errors, console, progress_bar, WORKERS_HELP
 
 
 @app.command()
@@ -15,7 +15,7 @@ from embedlab_cli.app import RESULTS_DIR, SAMPLE_DATA_DIR, app, clean_errors, co
 def demo(
     data: Path = typer.Argument(SAMPLE_DATA_DIR, help="Folder holding the sample datasets."),
     out: Path = typer.Option(RESULTS_DIR, "--out", "-o", help="Output folder (cache, runs, report)."),
-    workers: Optional[int] = typer.Option(None, "--workers", "-w", min=1, metavar="N", help="Worker processes (default: all cores)."),
+    workers: Optional[int] = typer.Option(None, "--workers", "-w", min=0, metavar="N", help=WORKERS_HELP),
 ) -> None:
     """Encode the bundled sample, fit a real/fake detector and an emotion model, write the report.
 

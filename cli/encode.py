@@ -8,7 +8,7 @@ from typing import Literal, Optional
 import typer
 from rich.table import Table
 
-from embedlab_cli.app import app, cache_option, clean_errors, console, progress_bar
+from embedlab_cli.app import app, cache_option, clean_errors, console, progress_bar, WORKERS_HELP
 from embedlab_cli.terminal import print_failures, shown
 
 
@@ -22,7 +22,7 @@ def encode(
         "parameters in brackets, e.g. 'encoding\\[detector=none,jitters=2]'. See `embedlab features`. "
         "On aligned face crops (the fer2013-folders, fer2013-csv and kaggle-140k layouts) an encoding that names "
         "no detector runs none, as if written encoding\\[detector=none]; name one to run it."),
-    workers: Optional[int] = typer.Option(None, "--workers", "-w", min=1, metavar="N", help="Worker processes (default: all cores)."),
+    workers: Optional[int] = typer.Option(None, "--workers", "-w", min=0, metavar="N", help=WORKERS_HELP),
     per_class: Optional[int] = typer.Option(None, "--per-class", min=1, metavar="N", help="Use at most N images per split and label."),
     cache_dir: Path = cache_option(),
     layout: str = typer.Option("auto", "--layout", help="Dataset layout; 'auto' detects it."),

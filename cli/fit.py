@@ -12,7 +12,7 @@ import typer
 
 from embedlab.classifiers import CLASSIFIERS, parse_params
 from embedlab_cli.app import (app, cache_option, clean_errors, clock, console, note, progress_bar, runs_option,
-                              verbosity)
+                              verbosity, WORKERS_HELP)
 from embedlab_cli.runs import print_run
 from embedlab_cli.terminal import print_failures
 
@@ -38,8 +38,9 @@ def fit(
         None, "--eval-on", help="Another labelled dataset to score, repeatable; labels matched by name."),
     eval_features: Optional[str] = typer.Option(
         None, "--eval-features",
-        help="Feature specs for the --eval-on sets (default: --features); same features and sizes, e.g. "
-        "'encoding' (face detector) for medium shots when training used 'encoding\\[detector=none]'."),
+        help="Feature specs for the --eval-on sets (default: --features). They name the same features, of the "
+        "same sizes, computed another way: e.g. 'encoding' (face detector on) for medium-shot portraits when "
+        "training used 'encoding\\[detector=none]' on aligned crops."),
     missing: Literal["drop", "error"] = typer.Option("drop", "--missing", help="Images without features: 'drop' (counted) or 'error'."),
     per_class: Optional[int] = typer.Option(None, "--per-class", min=1, metavar="N", help="Use at most N images per split and label of DATA."),
     name: Optional[str] = typer.Option(None, "--name", help="Run name (default: data-features-model-time)."),
@@ -47,7 +48,7 @@ def fit(
     cache_dir: Path = cache_option(),
     layout: str = typer.Option("auto", "--layout", help="Dataset layout; 'auto' detects it."),
     seed: int = typer.Option(0, "--seed", min=0, metavar="N", help="Seed for splits, models and bootstrap intervals."),
-    workers: Optional[int] = typer.Option(None, "--workers", "-w", min=1, metavar="N", help="Worker processes (default: all cores)."),
+    workers: Optional[int] = typer.Option(None, "--workers", "-w", min=0, metavar="N", help=WORKERS_HELP),
     scheduler: Optional[str] = typer.Option(
         None, "--scheduler",
         help="xgboost only: train with xgboost.dask on a Dask cluster (tcp://HOST:8786, or local:N worker "

@@ -8,7 +8,7 @@ from typing import Literal, Optional
 import typer
 from rich.table import Table
 
-from embedlab_cli.app import app, cache_option, clean_errors, console, fail, print_json, progress_bar, runs_option
+from embedlab_cli.app import app, cache_option, clean_errors, console, fail, print_json, progress_bar, runs_option, WORKERS_HELP
 from embedlab_cli.runs import threshold_line
 from embedlab_cli.terminal import shown
 
@@ -29,7 +29,7 @@ def predict(
         "face in medium shots for a run fitted on 'encoding\\[detector=none]'."),
     runs_dir: Path = runs_option(),
     cache_dir: Path = cache_option(),
-    workers: Optional[int] = typer.Option(None, "--workers", "-w", min=1, metavar="N", help="Worker processes (default: all cores)."),
+    workers: Optional[int] = typer.Option(None, "--workers", "-w", min=0, metavar="N", help=WORKERS_HELP),
     threshold: Optional[float] = typer.Option(
         None, "--threshold", min=0.0, metavar="X", max=1.0,
         help="Binary runs: call an image positive (fake) when its probability is at or above this, instead "

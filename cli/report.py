@@ -10,7 +10,7 @@ from typing import List, Optional
 
 import typer
 
-from embedlab_cli.app import DEFAULT_REPORT, RUNS_ENV, app, cache_option, clean_errors, console, note, progress_bar
+from embedlab_cli.app import DEFAULT_REPORT, RUNS_ENV, app, cache_option, clean_errors, console, note, progress_bar, WORKERS_HELP
 from embedlab_cli.terminal import shown
 
 
@@ -35,7 +35,7 @@ def report(
     cache_dir: Path = cache_option(),
     compute: bool = typer.Option(True, "--compute/--cached-only",
                                  help="Compute missing features, or use only images already in the cache."),
-    workers: Optional[int] = typer.Option(None, "--workers", "-w", min=1, metavar="N", help="Worker processes for missing features."),
+    workers: Optional[int] = typer.Option(None, "--workers", "-w", min=0, metavar="N", help=WORKERS_HELP),
     thumbnail_budget: float = typer.Option(
         15.0, "--thumbnail-budget", metavar="MB", min=0,
         help="Size budget of the hover thumbnails, in MB: every plotted point gets one while they fit (about 1 KB "

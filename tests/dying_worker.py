@@ -32,3 +32,17 @@ class DiesOnBrightImages(FeatureExtractor):
                 Path(self.marker).touch()
             os.kill(os.getpid(), signal.SIGKILL)
         return np.array([mean], np.float32), {}
+
+
+class DiesOnPrepare(DiesOnBrightImages):
+    """Kills every worker process while it loads (``prepare``), before any image: a pool that cannot start."""
+
+    name = "dies-on-prepare"
+
+    def __init__(self):
+        super().__init__()
+        self.parent = os.getpid()
+
+    def prepare(self) -> None:
+        if os.getpid() != self.parent:
+            os.kill(os.getpid(), signal.SIGKILL)

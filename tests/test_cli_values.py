@@ -30,7 +30,7 @@ def cases(tmp_path):
         "--runs-dir a file": (["fit", RVF, *FAST, "--runs-dir", a_file, "--cache-dir", tmp_path / "c"], "--runs-dir"),
         "encode --scheduler bogus://x": (["encode", RVF, *FAST, "--scheduler", "bogus://x", "--cache-dir",
                                           tmp_path / "c"], "--scheduler"),
-        "encode --workers 0": (["encode", RVF, "-w", "0"], "--workers"),
+        "encode --workers -1": (["encode", RVF, "-w", "-1"], "--workers"),
         "encode --per-class 0": (["encode", RVF, "--per-class", "0"], "--per-class"),
         "encode --engine nope": (["encode", RVF, "--engine", "nope"], "--engine"),
         "report -o /proc/nope/r.html": (["report", RVF, "-o", "/proc/nope/r.html"], "cannot write there"),
@@ -50,7 +50,7 @@ def cases(tmp_path):
 @pytest.mark.parametrize("case", [
     "fit -p C=abc", "fit -p C=-1", "fit -p widths=abc", "fit --missing nope", "fit --target-fpr 1.5",
     "fit --epochs 0", "fit --name ../x", "--cache-dir a file", "--runs-dir a file",
-    "encode --scheduler bogus://x", "encode --workers 0", "encode --per-class 0", "encode --engine nope",
+    "encode --scheduler bogus://x", "encode --workers -1", "encode --per-class 0", "encode --engine nope",
     "report -o /proc/nope/r.html", "report -o a folder", "report --n-neighbors 0", "report --thumbnails -5",
     "report --min-dist -1", "predict --format xml", "predict --threshold 2", "predict --task nope",
     "datasets inspect --show -1"])

@@ -170,8 +170,9 @@ def _as_ordinary_user() -> list[str] | None:
 def test_an_unreadable_file_is_a_row_in_every_command():
     """Mode 000 for real: as root, the commands run as `nobody` (through setpriv), whom it stops.
 
-    One worker each: the interpreter of a virtual environment made by root may sit where `nobody`
-    cannot start new processes from it; the worker pool meets bad files in the tests above.
+    In the command's own process (``-w 0``): the interpreter of a virtual environment made by root
+    may sit where `nobody` cannot start worker processes from it (embedlab then stops with one
+    line naming ``--workers 0``); the worker pool meets bad files in the tests above.
     """
     import shutil
     import subprocess
@@ -193,11 +194,11 @@ def test_an_unreadable_file_is_a_row_in_every_command():
         for folder, dirs, files in os.walk(work):
             for d in dirs:
                 os.chmod(os.path.join(folder, d), 0o777)
-
         private = os.path.join(data, "test", "real", "private")  # a sub-folder nobody may list
         os.mkdir(private)
         shutil.copy(locked, os.path.join(private, "hidden.jpg"))
         os.chmod(private, 0)
+
         def cli(*args) -> str:
             env = {**os.environ, "HOME": work}
             done = subprocess.run([*prefix, sys.executable, "-m", "embedlab_cli.main", *map(str, args)],
@@ -210,9 +211,10 @@ def test_an_unreadable_file_is_a_row_in_every_command():
         assert [(r["image_id"], r["reason"]) for r in report["unreadable"]] == [
             ("test/real/locked.jpg", "unreadable"), ("test/real/private", "unreadable")]
         assert "Permission denied" in report["unreadable"][0]["error"]
-        assert "1 image(s) not used (unreadable: 1)" in cli("encode", data, "-f", FEATURE, *where, "-w", "1", "-q")
+        assert "cannot be listed" in report["unreadable"][1]["error"]
+        assert "2 image(s) not used (unreadable: 2)" in cli("encode", data, "-f", FEATURE, *where, "-w", "0", "-q")
         cli("fit", data, "-f", FEATURE, "-m", "logreg", *where, "--runs-dir", os.path.join(work, "runs"),
-            "--name", "lr", "-w", "1", "-q")
+            "--name", "lr", "-w", "0", "-q")
         failures = pd.read_csv(os.path.join(work, "runs", "lr", "failures.csv"))
         assert failures[["image_id", "reason"]].values.tolist() == [["test/real/locked.jpg", "unreadable"],
                                                                     ["test/real/private", "unreadable"]]
@@ -226,6 +228,6 @@ def test_an_unreadable_file_is_a_row_in_every_command():
         html = open(page, encoding="utf-8").read()
         assert "locked.jpg" in html and "test/real/private" in html
     finally:
-        shutil.rmtree(work, ignore_errors=True)
         if os.path.isdir(os.path.join(work, "data", "test", "real", "private")):
             os.chmod(os.path.join(work, "data", "test", "real", "private"), 0o700)
+        shutil.rmtree(work, ignore_errors=True)

@@ -5,10 +5,12 @@ from __future__ import annotations
 import os
 
 import numpy as np
+import pytest
 from PIL import Image
 
 import embedlab
-from dying_worker import DiesOnBrightImages
+from dying_worker import DiesOnBrightImages, DiesOnPrepare
+from embedlab.core.errors import WorkerStartError
 
 
 def test_a_dying_worker_costs_only_its_images(tmp_path):
@@ -36,3 +38,36 @@ def test_a_dying_worker_costs_only_its_images(tmp_path):
     known = FeatureCache(tmp_path / "cache").known_hashes(extractor.key())
     assert set(rows.loc[["white.png", *lost], "hash"]).isdisjoint(known)
     assert set(rows.loc[["grey.png", *[n for n in ok if n not in lost]], "hash"]) <= set(known)
+
+
+def test_one_worker_is_a_process_of_its_own_so_a_dying_image_costs_only_its_chunk(tmp_path):
+    """`-w 1` (and a single chunk) run in one worker process, not in the command's own process."""
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for i in range(3):
+        Image.new("RGB", (16, 16), (10 * i, 0, 0)).save(folder / f"ok{i}.png")
+    Image.new("RGB", (16, 16), (255, 255, 255)).save(folder / "white.png")
+    extractor = DiesOnBrightImages(marker=str(tmp_path / "died-once"))
+    df = embedlab.encode(folder, [extractor], workers=1, chunk_size=1, cache_dir=tmp_path / "cache")
+    rows = df.set_index(df["path"].map(os.path.basename))
+    assert rows.loc["white.png", "dies-on.reason"] == "worker died"
+    assert rows.loc[["ok0.png", "ok1.png", "ok2.png"], "dies-on.ok"].all()
+    # one chunk holding every image: the run still ends, with every image recorded
+    df = embedlab.encode(folder, [extractor], workers=1, chunk_size=16, cache_dir=tmp_path / "cache2")
+    assert set(df["dies-on.reason"].dropna()) == {"worker died"} and len(df) == 4
+
+
+def test_workers_zero_works_in_this_process(tmp_path):
+    folder = tmp_path / "images"
+    folder.mkdir()
+    Image.new("RGB", (16, 16), (1, 2, 3)).save(folder / "a.png")
+    df = embedlab.encode(folder, "pixels[size=4]", workers=0, cache_dir=tmp_path / "cache")
+    assert df["pixels.ok"].all() and df.attrs["summary"]["features"]["pixels"]["computed"] == 1
+
+
+def test_workers_that_cannot_start_are_one_clear_error_not_a_death_per_image(tmp_path):
+    folder = tmp_path / "images"
+    folder.mkdir()
+    Image.new("RGB", (16, 16), (1, 2, 3)).save(folder / "a.png")
+    with pytest.raises(WorkerStartError, match="could not start.*--workers 0"):
+        embedlab.encode(folder, [DiesOnPrepare()], workers=1, cache_dir=tmp_path / "cache")

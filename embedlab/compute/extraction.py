@@ -10,6 +10,8 @@
 from __future__ import annotations
 
 import os
+import re
+import sys
 import time
 from collections import deque
 from concurrent.futures import FIRST_COMPLETED, Future, wait
@@ -25,7 +27,7 @@ from embedlab.compute.cache import FeatureCache
 from embedlab.compute.distributed import ChunkDone, parse_scheduler, run_chunks
 from embedlab.compute.workers import Task, extract_chunk, init_worker
 from embedlab.core.defaults import DEFAULT_CACHE_DIR
-from embedlab.core.errors import FeatureError, UsageError
+from embedlab.core.errors import FeatureError, UsageError, WorkerStartError
 from embedlab.core.specs import parse_spec
 from embedlab.core.system import default_workers
 from embedlab.datasets import as_table, sample_per_class
@@ -110,6 +112,11 @@ def encode(
     computed, taken from the cache and failed (by reason); ``df.attrs["features"]``
     describes each extractor and its cache key.
 
+    ``workers`` worker processes compute what the cache lacks (default: all cores); an image that
+    kills its worker (a crash, the out-of-memory killer) costs only that worker's chunk, which is
+    retried once and then recorded as failed. ``workers=0`` works in this process instead: no
+    start-up time, but such an image ends the run.
+
     ``scheduler`` sends the work to a Dask cluster (``tcp://host:8786``) or a
     local one (``local:N``) instead of this machine's process pool; results
     land in the same cache either way.
@@ -123,15 +130,15 @@ def encode(
     features, notes = with_layout_defaults(features, df.attrs.get("layout"))
     extractors = resolve_features(features)
     workers = default_workers() if workers is None else int(workers)
-    if workers < 1:
-        raise UsageError(f"--workers must be at least 1, got {workers}")
+    if workers < 0:
+        raise UsageError(f"--workers must be 0 (work in this process) or more, got {workers}")
     cache = FeatureCache(cache_dir)
     tasks, cached_counts = missing_tasks(df, extractors, cache)
     committer = Committer(cache, extractors, len(tasks), on_progress)
     chunks = [tasks[s:s + chunk_size] for s in range(0, len(tasks), chunk_size)]
     if chunks and scheduler is not None:
         run_chunks(chunks, extractors, scheduler, committer.commit)
-    elif chunks and (workers == 1 or len(chunks) == 1):
+    elif chunks and workers == 0:
         run_here(chunks, extractors, committer.commit)
     elif chunks:
         run_in_pool(chunks, extractors, workers, committer.commit)
@@ -211,7 +218,8 @@ class Committer:
 
 
 def run_here(chunks: list[list[Task]], extractors: list[FeatureExtractor], chunk_done: ChunkDone) -> None:
-    """Extract every chunk in this process (one worker, or a single chunk)."""
+    """Extract every chunk in this process (``workers=0``): no start-up time, but an image that
+    crashes the process ends the run (the chunks committed before it stay cached)."""
     for ex in extractors:
         ex.prepare()
     for chunk in chunks:
@@ -236,8 +244,20 @@ def _pool(workers: int, extractors: list[FeatureExtractor]) -> ProcessPoolExecut
     threads = 1 if workers > 1 else None
     # loky (joblib's process pool) starts clean interpreters like spawn, but never re-runs the
     # caller's script in them: a plain script without `if __name__ == "__main__":` works.
-    return ProcessPoolExecutor(max_workers=workers, context=get_context("loky"),
+    pool = ProcessPoolExecutor(max_workers=workers, context=get_context("loky"),
                                initializer=init_worker, initargs=(extractors, threads, os.getpid()))
+    # A worker that dies before it is given an image is no image's fault: say so, rather than
+    # record every image as "worker died".
+    try:
+        pool.submit(os.getpid).result()
+    except BrokenProcessPool as exc:
+        pool.shutdown(wait=False, kill_workers=True)
+        codes = re.search(r"exit codes of the workers are (\{.*?\})", str(exc))
+        raise WorkerStartError(
+            f"worker processes could not start (they exited before any image{', exit codes ' + codes[1] if codes else ''}): "
+            f"this user may not be able to run {sys.executable}, or loading the models failed there; "
+            "--workers 0 (workers=0) works in this process instead") from None
+    return pool
 
 
 def _until_a_worker_dies(pending: deque, extractors: list[FeatureExtractor], workers: int,

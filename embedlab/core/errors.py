@@ -62,6 +62,10 @@ class NoFaceFound(FeatureError):
     """The face detector found no face in an image."""
 
 
+class WorkerStartError(EmbedlabError):
+    """Worker processes cannot start at all (as opposed to an image that kills one)."""
+
+
 class CacheError(EmbedlabError):
     """The feature cache is unreadable or inconsistent."""
 
