@@ -96,7 +96,7 @@ def refuse_for_networks(model: str, *, search: bool, class_weight: str | None, *
                          "take their encoding from -p encoding=SPEC)",
         "search": "--search is a grid search over a classifier's parameters; for a network set them with -p",
         "class_weight": "--class-weight is a classifier option; networks weight classes by default "
-                         "(-p balance=weights|sampler|none)",
+                         "(-p balance=weights|sampler|sources|none)",
     }
     given = {**options, "search": search or None,
              "class_weight": None if class_weight in (None, "none") else class_weight}

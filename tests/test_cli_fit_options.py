@@ -12,6 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from embedlab_cli.main import app
+from embedlab.nets.training import BALANCE
 
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample"
 runner = CliRunner()
@@ -45,7 +46,7 @@ def test_a_network_takes_the_dataset_options_and_prints_each_epoch(tmp_path, mon
 @pytest.mark.parametrize("option,reason", [
     (["--eval-features", "encoding"], "a network reads the images of those sets itself"),
     (["--search"], "for a network set them with -p"),
-    (["--class-weight", "balanced"], "-p balance=weights|sampler|none"),
+    (["--class-weight", "balanced"], "-p balance=" + "|".join(BALANCE)),  # every way a network balances
     (["--scheduler", "local:1"], "networks train here"),
     (["--missing", "sometimes"], "'sometimes' is not one of"),  # checked up front, as a choice
 ])
