@@ -60,6 +60,8 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=2, help="CPU threads for both detectors")
     parser.add_argument("--chunk", type=int, default=16, help="images per alternation (and per torch call)")
     parser.add_argument("--device", default="cpu", help="where the torch detector runs")
+    parser.add_argument("--sets", default="face-photos,real-vs-fake",
+                        help="which image sets, comma-separated (default: %(default)s)")
     parser.add_argument("--out", type=Path, default=ROOT / "results" / "bench" / "mmod.json")
     args = parser.parse_args()
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
@@ -78,8 +80,8 @@ def main() -> int:
         return 2
     # in a fixed shuffled order, so that a run stopped early has covered every split and class alike
     order = np.random.default_rng(0).permutation(len(table))
-    sets = [("real-vs-fake", table["path"].iloc[order].tolist())]
-    if args.photos.exists():
+    sets = [("real-vs-fake", table["path"].iloc[order].tolist())] if "real-vs-fake" in args.sets else []
+    if args.photos.exists() and "face-photos" in args.sets:
         sets.insert(0, ("face-photos", sorted(str(p) for p in args.photos.rglob("*")
                                               if p.suffix.lower() in (".jpg", ".png"))))
     detector = dlib_mmod.load_face_detector(device=args.device)
