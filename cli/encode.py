@@ -50,7 +50,10 @@ def encode(
     With dlib's own network: [bold]embedlab encode data/sample/face-photos --engine dlib[/bold]
     """
     from embedlab import datasets
-    from embedlab.api import encode as run_encode
+    from embedlab.compute.extraction import encode as run_encode
+
+    if "cnn" in features:  # a network run folder as a cnn backbone (cnn:RUN) needs the networks plugged in
+        import embedlab.api  # noqa: F401
 
     if engine is not None or device is not None:
         features = encoding_options(features, engine=engine, device=device)
