@@ -20,7 +20,7 @@ def encode(
         "encoding", "--features", "-f",
         help="Comma-separated feature specs: encoding, spectrum, pixels, cnn:resnet18; "
         "parameters in brackets, e.g. 'encoding\\[detector=none,jitters=2]'. See `embedlab features`. "
-        "On aligned face crops (the fer2013-folders, fer2013-csv and kaggle-140k layouts) an encoding that names "
+        "On 48x48 FER face crops (the fer2013-folders and fer2013-csv layouts) an encoding that names "
         "no detector runs none, as if written encoding\\[detector=none]; name one to run it."),
     workers: Optional[int] = typer.Option(None, "--workers", "-w", min=0, metavar="N", help=WORKERS_HELP),
     per_class: Optional[int] = typer.Option(None, "--per-class", min=1, metavar="N", help="Use at most N images per split and label."),

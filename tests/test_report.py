@@ -337,7 +337,9 @@ def test_dataset_args_and_default_features(built):
     syn = embedlab.datasets.load(built["syn"])
     assert default_features(syn, built["cache"]) == FEATURES
     assert default_features(syn, built["tmp"] / "empty-cache") == "encoding"
-    assert default_features(built["rvf_table"], built["tmp"] / "empty-cache") == FEATURES
+    assert default_features(built["rvf_table"], built["tmp"] / "empty-cache") == "encoding"  # HOG finds 256 px faces
+    fer = embedlab.datasets.load("data/sample/fer2013")
+    assert default_features(fer, built["tmp"] / "empty-cache") == "encoding[detector=none]"  # 48x48 crops: no detector
 
 
 def test_cli_without_arguments_covers_results(built, tmp_path, monkeypatch):

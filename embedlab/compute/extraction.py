@@ -35,10 +35,12 @@ from embedlab.features import FeatureExtractor, create_extractor, split_feature_
 
 ProgressCallback = Callable[[int, int], None]
 
-#: dataset layouts whose images are tight, aligned face crops (FER-2013's 48x48 faces, the 140k
-#: faces): a face detector misses most faces in them, so there a bare ``encoding`` (no detector
-#: named) means ``encoding[detector=none]``, the whole image as the face
-ALIGNED_FACE_LAYOUTS = ("fer2013-folders", "fer2013-csv", "kaggle-140k")
+#: dataset layouts whose images are small, tight face crops (FER-2013's 48x48 faces): a face
+#: detector misses most faces in them, so there a bare ``encoding`` (no detector named) means
+#: ``encoding[detector=none]``, the whole image as the face. The 140k faces (256 px) are not among
+#: them: HOG finds their faces, and its landmark-aligned chip gives the better encoding (an SVM on
+#: the 1,800 dev images scores test ROC AUC 0.955 with it, 0.862 with detector=none).
+ALIGNED_FACE_LAYOUTS = ("fer2013-folders", "fer2013-csv")
 
 
 def with_layout_defaults(features: Any, layout: str | None) -> tuple[Any, list[str]]:

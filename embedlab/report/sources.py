@@ -21,19 +21,15 @@ import pandas as pd
 from embedlab import datasets
 from embedlab.api import encode
 from embedlab.compute.cache import FeatureCache
-from embedlab.compute.extraction import resolve_features
+from embedlab.compute.extraction import ALIGNED_FACE_LAYOUTS, resolve_features
 from embedlab.core.errors import DatasetError, EmbedlabError, ModelError
 from embedlab.features import create_extractor
 from embedlab.runs.folder import PARAMS_FILE, run_params
 
 SPEC_SEPARATOR = "::"
-#: features per dataset layout when nothing is cached: the 140k faces and
-#: FER-2013 are already tight face crops, so no detector runs on them
-LAYOUT_FEATURES = {
-    "kaggle-140k": "encoding[detector=none]",
-    "fer2013-folders": "encoding[detector=none]",
-    "fer2013-csv": "encoding[detector=none]",
-}
+#: features per dataset layout when nothing is cached: the same rule as encode and fit
+#: (:data:`~embedlab.compute.extraction.ALIGNED_FACE_LAYOUTS`: no detector on 48x48 FER faces)
+LAYOUT_FEATURES = {layout: "encoding[detector=none]" for layout in ALIGNED_FACE_LAYOUTS}
 FALLBACK_FEATURES = "encoding"
 
 
