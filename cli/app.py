@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import logging
 import os
 import sys
 import time
@@ -79,10 +80,24 @@ def main_options(
                                help="Less output: no progress, no per-epoch lines; results and errors only."),
 ) -> None:
     _state["verbosity"] = -1 if quiet else verbose
-    if verbose >= 2:
-        import logging
+    _debug_logging(verbose >= 2)
 
-        logging.basicConfig(level=logging.DEBUG, stream=sys.stderr)
+
+class _StderrHandler(logging.Handler):
+    """Writes to whatever ``sys.stderr`` is at the time (a test runner swaps it per command)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        print(self.format(record), file=sys.stderr)
+
+
+def _debug_logging(on: bool) -> None:
+    """embedlab's own debug lines on stderr with -vv (what is cached, what runs where); off otherwise."""
+    log = logging.getLogger("embedlab")
+    log.setLevel(logging.DEBUG if on else logging.WARNING)
+    if on and not any(isinstance(h, _StderrHandler) for h in log.handlers):
+        handler = _StderrHandler()
+        handler.setFormatter(logging.Formatter("debug: %(name)s: %(message)s"))
+        log.addHandler(handler)
 
 
 def cache_option(help: str = "Where the feature cache lives.") -> Any:

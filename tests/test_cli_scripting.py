@@ -156,3 +156,39 @@ def test_report_says_which_datasets_it_encodes_and_how_many_images(tmp_path, mon
     assert f"report: synthetic-emotions ({data}): 15 images, features pixels:8: 0 cached, 15 to compute" in log
     assert f"report: {data}: 15 images, features pixels:8, 15 computed now" in log
     assert "encoding synthetic-emotions: 15/15 images" in log
+
+
+def test_terminal_progress_bar_reads_elapsed_then_remaining(monkeypatch):
+    """On a terminal, the bar counts what it names and reads "elapsed H:MM:SS / remaining H:MM:SS"."""
+    import io
+
+    from rich.console import Console
+
+    import embedlab_cli.app as cli_app
+
+    out = io.StringIO()
+    monkeypatch.setattr(cli_app, "err_console", Console(file=out, force_terminal=True, width=160, color_system=None))
+    with cli_app.progress_bar("encoding", unit="images") as update:
+        update(5, 10)
+    text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", out.getvalue())
+    assert re.search(r"encoding .*5/10 images .*elapsed \d:\d\d:\d\d / remaining (\d:\d\d:\d\d|-:--:--)", text), text
+    assert " left" not in text
+
+
+def test_vv_prints_embedlab_debug_lines_and_only_then(tmp_path):
+    args = ["encode", str(SAMPLE / "real-vs-fake"), "-f", "pixels:8", "--cache-dir", str(tmp_path), "-w", "0"]
+    loud = runner.invoke(app, ["-vv", *args])
+    assert loud.exit_code == 0, loud.output
+    assert "debug: embedlab.compute.extraction: pixels: cache key pixels-" in loud.stderr
+    assert "image(s) to compute in" in loud.stderr and "in this process" in loud.stderr
+    quiet = runner.invoke(app, args)  # the same process: -vv does not stay on
+    assert quiet.exit_code == 0 and "debug:" not in quiet.stderr
+
+
+def test_eval_features_help_says_what_may_differ():
+    """It names the same features computed another way, with the literal spec of each side."""
+    shown = runner.invoke(app, ["fit", "--help"], env={"COLUMNS": "200"}).output
+    text = " ".join(re.sub(r"[│╭╮╰╯─]", " ", shown).split())
+    help_text = text[text.index("--eval-features"):text.index("--missing")]
+    assert "same features, of the same sizes, computed another way" in help_text
+    assert "'encoding' (face detector on)" in help_text and "'encoding[detector=none]'" in help_text

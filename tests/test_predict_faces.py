@@ -68,3 +68,17 @@ def test_per_face_in_every_output_format(photos):
     boxes = [f"{r['top']}, {r['right']}, {r['bottom']}, {r['left']}" for r in rows[:2]]
     flat = "".join(table.output.split())
     assert all(b.replace(" ", "") in flat for b in boxes)
+
+
+def test_predict_table_folds_rather_than_cuts_at_80_columns(photos, tmp_path):
+    """Long file names and every column stay whole on an 80-column terminal."""
+    import shutil
+
+    long_name = "a-photograph-whose-file-name-is-far-too-long-for-one-column-of-a-narrow-terminal.jpg"
+    shutil.copy(photos["two"], tmp_path / long_name)
+    table = runner.invoke(app, ["predict", str(tmp_path / long_name), "--run", str(photos["run"].path), "--per-face",
+                                "--cache-dir", str(photos["cache"]), "-w", "1"], env={"COLUMNS": "80"})
+    assert table.exit_code == 0, table.output
+    assert "…" not in table.output and max(map(len, table.output.splitlines())) <= 80
+    first_column = "".join(line.split("│")[1].strip() for line in table.output.splitlines() if line.startswith("│"))
+    assert long_name in first_column  # folded over several lines, whole

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 
 import embedlab
@@ -24,16 +25,20 @@ def readme_python_example() -> str:
     return block.group(1)
 
 
-def test_readme_example_runs_as_a_plain_script(tmp_path):
-    """Saved as example.py and run with `python example.py`: no `if __name__ == "__main__":` in it."""
+@pytest.mark.parametrize("how", ["script", "stdin"])
+def test_readme_example_runs_as_a_plain_script(tmp_path, how):
+    """Saved as example.py and run with `python example.py`, or typed into an interactive shell
+    (`python -` reading it from stdin: a `__main__` with no file, as in a notebook): no
+    `if __name__ == "__main__":` in it."""
     code = readme_python_example()
     assert "__main__" not in code and "workers=2" in code  # a process pool, from an unguarded script
     (tmp_path / "data").mkdir()
     (tmp_path / "data" / "sample").symlink_to(SAMPLE)
     (tmp_path / "example.py").write_text(code)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    out = subprocess.run([sys.executable, "example.py"], cwd=tmp_path, capture_output=True, text=True,
-                         timeout=600, env=env)
+    command = [sys.executable, "example.py"] if how == "script" else [sys.executable, "-"]
+    out = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=600, env=env,
+                         input=None if how == "script" else code)
     assert out.returncode == 0, out.stderr[-3000:]
     assert "'images': 58" in out.stdout and "BrokenProcessPool" not in out.stderr
     assert any((tmp_path / "results" / "cache").iterdir())

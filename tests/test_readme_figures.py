@@ -74,3 +74,22 @@ def test_the_engines_tolerance_is_one_figure_in_readme_and_help():
     assert f"within {tolerance} of dlib's" in help_text.replace("│ ", "").replace(" │", "")
     for other in ("1e-6", "1e-5"):
         assert f"within {other}" not in text
+
+
+def test_readme_shows_the_options_users_script_with():
+    """Each option a researcher scripts with is shown in the README, and each still exists in `--help`."""
+    import re
+
+    readme = (ROOT / "README.md").read_text()
+    helps = {cmd: CliRunner().invoke(app, [*cmd.split(), "--help"], env={"COLUMNS": "200"}).output
+             for cmd in ("", "predict", "report", "fit", "encode", "runs")}
+    shown = {  # option -> the command whose --help lists it
+        "--version": "", "-vv": "", "-q": "", "--per-face": "predict", "--format": "predict",
+        "--thumbnail-budget": "report", "--eval-on": "fit", "--leave-out": "fit", "--target-fpr": "fit",
+        "EMBEDLAB_CACHE_DIR": "encode", "EMBEDLAB_RUNS_DIR": "fit",
+    }
+    for option, command in shown.items():
+        assert option in readme, option
+        listed = {"-vv": "--verbose", "-q": "--quiet"}.get(option, option)
+        assert listed in re.sub(r"\s+", " ", helps[command]), (option, command)
+    assert "embedlab cache failures" in readme and "Exit codes" in readme

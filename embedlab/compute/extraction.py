@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import sys
@@ -34,6 +35,7 @@ from embedlab.datasets import as_table, sample_per_class
 from embedlab.features import FeatureExtractor, create_extractor, split_feature_list
 
 ProgressCallback = Callable[[int, int], None]
+log = logging.getLogger(__name__)
 
 #: dataset layouts whose images are small, tight face crops (FER-2013's 48x48 faces): a face
 #: detector misses most faces in them, so there a bare ``encoding`` (no detector named) means
@@ -138,6 +140,15 @@ def encode(
     tasks, cached_counts = missing_tasks(df, extractors, cache)
     committer = Committer(cache, extractors, len(tasks), on_progress)
     chunks = [tasks[s:s + chunk_size] for s in range(0, len(tasks), chunk_size)]
+    for ex, n in zip(extractors, cached_counts):
+        log.debug("%s: cache key %s under %s; %d image(s) cached", ex.name, ex.key(), cache.root, n)
+    where = (f"scheduler {scheduler}" if scheduler is not None else
+             "this process" if workers == 0 else f"{workers} worker process(es)")
+    if chunks:
+        log.debug("%d image(s) to compute in %d chunk(s) of up to %d, in %s", len(tasks), len(chunks), chunk_size,
+                  where)
+    else:
+        log.debug("nothing to compute: every image is cached")
     if chunks and scheduler is not None:
         run_chunks(chunks, extractors, scheduler, committer.commit)
     elif chunks and workers == 0:
@@ -214,6 +225,8 @@ class Committer:
             ex = self.extractors[i]
             self.cache.append(ex.key(), keep, ex.dim, ex.info_columns)
             self.computed[i] += len(rows)
+            log.debug("%s: chunk of %d image(s) committed (%d failed, %d not cached)", ex.name, n_images,
+                      sum(not r.get("ok", True) for r in rows), len(rows) - len(keep))
         self.done += n_images
         if self.on_progress:
             self.on_progress(self.done, self.total)
@@ -304,6 +317,7 @@ def _settle(running: dict[Future, list[Task]], chunk_done: ChunkDone) -> list[li
 
 def _retry_alone(chunk: list[Task], extractors: list[FeatureExtractor], chunk_done: ChunkDone) -> None:
     """A chunk whose worker died, once more in a fresh process; if that dies too, its images fail."""
+    log.debug("a worker died; its chunk of %d image(s) runs again, alone, in a fresh process", len(chunk))
     with _pool(1, extractors) as pool:
         try:
             rows = pool.submit(extract_chunk, chunk).result()
