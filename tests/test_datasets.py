@@ -172,3 +172,18 @@ def test_inspect_flags_a_split_far_blurrier_than_another(sample, tmp_path):
 
     sharp = Image.open(sample / "face-photos" / "obama.jpg").convert("RGB")
     assert sharpness(np.asarray(sharp.filter(ImageFilter.GaussianBlur(4)))) < sharpness(np.asarray(sharp)) / 1.5
+
+
+def test_other_image_formats_are_rows_and_hidden_files_are_not_images(tmp_path):
+    """The README's promise: `.heic`, `.avif`... are listed as "unsupported format"; names starting
+    with `.` (editor backups, macOS `._` files) are not images."""
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    Image.new("RGB", (8, 8)).save(folder / "ok.png")
+    (folder / "phone.avif").write_bytes(b"\0\0\0\x1cftypavif" + b"\0" * 32)
+    (folder / "._ok.png").write_bytes(b"\0\5\26\7" + b"\0" * 60)  # AppleDouble metadata
+    (folder / ".hidden.jpg").write_bytes(b"not an image")
+    listed = datasets.load(folder)
+    assert sorted(listed["image_id"]) == ["ok.png", "phone.avif"]
+    report = datasets.inspect_dataset(listed)
+    assert report.unreadable[["image_id", "reason"]].values.tolist() == [["phone.avif", "unsupported format"]]
