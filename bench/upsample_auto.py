@@ -43,8 +43,8 @@ def main() -> int:
         cache = Path(tempfile.mkdtemp(prefix="embedlab-bench-"))
         try:
             started = time.perf_counter()
-            df = embedlab.encode(benchmark_table(args.data, args.limit), f"encoding[upsample={upsample}]",
-                                 workers=args.workers, cache_dir=cache)
+            spec = f"encoding[detector=hog,upsample={upsample}]"
+            df = embedlab.encode(benchmark_table(args.data, args.limit), spec, workers=args.workers, cache_dir=cache)
             runs[upsample] = (df, time.perf_counter() - started)
         finally:
             shutil.rmtree(cache, ignore_errors=True)
