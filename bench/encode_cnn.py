@@ -89,7 +89,8 @@ def detector_exactness(paths: list[str], loop_found: list[dict], dlib_detect_s: 
     diffs = [v for r in per_image for v in r["confidence_diffs"]]
     mismatched = [p for p, r in zip(paths, per_image) if r["dlib_faces"] != r["torch_faces"]]
     out = {"images": len(paths), "threads": 2,
-           "dlib_faces": sum(r["dlib_faces"] for r in per_image), "torch_faces": sum(r["torch_faces"] for r in per_image),
+           "dlib_faces": sum(r["dlib_faces"] for r in per_image),
+           "torch_faces": sum(r["torch_faces"] for r in per_image),
            "images_with_a_different_face_count": mismatched, "min_iou": min(ious, default=None),
            "max_confidence_diff": max(diffs, default=None),
            "faces_below_min_iou": sum(v < MIN_IOU for v in ious),

@@ -52,8 +52,8 @@ DEFAULT_CACHE = DEFAULT_CACHE_DIR
 DEFAULT_RUNS = DEFAULT_RUNS_DIR
 WORKERS_HELP = ("Worker processes (default: all cores). An image that kills its worker costs only that "
                 "worker's images. 0 works in this process: no start-up time, but such an image ends the command.")
-__all__ = ["CACHE_ENV", "DEFAULT_CACHE", "DEFAULT_RUNS", "DEFAULT_REPORT", "RESULTS_DIR", "RUNS_ENV", "SAMPLE_DATA_DIR", "WORKERS_HELP", "app", "cache_option",
-           "clean_errors", "clock", "console", "err_console", "fail", "note", "print_json", "progress_bar", "runs_option",
+__all__ = ["CACHE_ENV", "DEFAULT_CACHE", "DEFAULT_RUNS", "DEFAULT_REPORT", "RESULTS_DIR", "RUNS_ENV", "SAMPLE_DATA_DIR",
+           "WORKERS_HELP", "app", "cache_option", "clean_errors", "clock", "console", "err_console", "fail", "note", "print_json", "progress_bar", "runs_option",
            "verbosity"]
 
 _state = {"verbosity": 0}

@@ -268,8 +268,9 @@ def _pool(workers: int, extractors: list[FeatureExtractor]) -> ProcessPoolExecut
     except BrokenProcessPool as exc:
         pool.shutdown(wait=False, kill_workers=True)
         codes = re.search(r"exit codes of the workers are (\{.*?\})", str(exc))
+        codes = f", exit codes {codes[1]}" if codes else ""
         raise WorkerStartError(
-            f"worker processes could not start (they exited before any image{', exit codes ' + codes[1] if codes else ''}): "
+            f"worker processes could not start (they exited before any image{codes}): "
             f"this user may not be able to run {sys.executable}, or loading the models failed there; "
             "--workers 0 (workers=0) works in this process instead") from None
     return pool
