@@ -71,3 +71,25 @@ def test_workers_that_cannot_start_are_one_clear_error_not_a_death_per_image(tmp
     Image.new("RGB", (16, 16), (1, 2, 3)).save(folder / "a.png")
     with pytest.raises(WorkerStartError, match="could not start.*--workers 0"):
         embedlab.encode(folder, [DiesOnPrepare()], workers=1, cache_dir=tmp_path / "cache")
+
+
+def test_through_the_command_line_a_dying_worker_is_a_summary_line_not_a_traceback(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from embedlab.features import EXTRACTORS
+    from embedlab_cli.main import app
+
+    monkeypatch.setitem(EXTRACTORS._entries, "dies-on", DiesOnBrightImages)
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for i in range(32):  # two full chunks of 16, then white.png alone in a third
+        Image.new("RGB", (16, 16), (i, 0, 0)).save(folder / f"ok{i:02d}.png")
+    Image.new("RGB", (16, 16), (255, 255, 255)).save(folder / "white.png")
+    result = CliRunner().invoke(app, ["encode", str(folder), "-f", "dies-on", "-w", "2", "-q",
+                                      "--cache-dir", str(tmp_path / "cache")], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert "Traceback" not in result.output and "BrokenProcessPool" not in result.output
+    words = " ".join(result.output.split())
+    assert "│ dies-on │ 33 │ 0 │ 1 │ worker died: 1 │" in words  # computed (tried), from cache, failed, by reason
+    assert "1 image(s) not used (worker died: 1)" in words
+    assert "white.png: worker died" in words
