@@ -93,3 +93,20 @@ def test_readme_shows_the_options_users_script_with():
         listed = {"-vv": "--verbose", "-q": "--quiet"}.get(option, option)
         assert listed in re.sub(r"\s+", " ", helps[command]), (option, command)
     assert "embedlab cache failures" in readme and "Exit codes" in readme
+
+
+def test_readme_memory_per_worker_quotes_the_benchmark():
+    """The bounded-memory promise quotes `bench/worker_memory.py`'s peaks, rounded as written."""
+    cases = {(c["image"], c["feature"]): c for c in bench("worker_memory.json")["cases"]}
+    assert all(c["ok"] for c in cases.values())
+    text = " ".join(README.split())
+    at_limit = max(cases[(kind, f)]["peak_mb"] for kind in ("jpeg at the pixel limit", "png at the pixel limit")
+                   for f in ("pixels", "spectrum"))
+    with_encoding = max(cases[(kind, "encoding")]["peak_mb"] for kind in ("jpeg at the pixel limit",
+                                                                           "png at the pixel limit"))
+    big = cases[("jpeg 8900x8900 (drafted)", "pixels")]
+    big_encoding = cases[("jpeg 8900x8900 (drafted)", "encoding")]
+    assert f"about {round(at_limit, -1):.0f} MB to decode a 16-Mpixel JPEG or PNG" in text
+    assert f"{with_encoding / 1000:.1f} GB with the `encoding` feature" in text
+    assert f"8900x8900 JPEG decodes at {big['decoded'][0]}x{big['decoded'][1]} " \
+           f"({round(big['peak_mb'], -1):.0f} MB; {round(big_encoding['peak_mb'], -1):.0f} MB with `encoding`)" in text

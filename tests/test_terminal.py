@@ -27,3 +27,23 @@ def test_control_characters_are_shown_escaped():
 
 def test_printable_text_is_unchanged():
     assert printable("Straße/émotion 1.jpg") == "Straße/émotion 1.jpg"
+
+
+def test_fit_prints_labels_as_written(tmp_path):
+    """Class names come from folder names: markup in them prints literally, control characters escaped."""
+    from PIL import Image
+    from typer.testing import CliRunner
+
+    from embedlab_cli.main import app
+
+    labels = ["[red]calm", "tense\x1b[2J"]
+    for k, label in enumerate(labels):
+        (tmp_path / "data" / label).mkdir(parents=True)
+        for i in range(6):
+            Image.new("RGB", (8, 8), (40 * k + i, 100, 0)).save(tmp_path / "data" / label / f"{i}.png")
+    result = CliRunner().invoke(app, ["fit", str(tmp_path / "data"), "-f", "pixels:4", "-m", "logreg", "-w", "0",
+                                      "--cache-dir", str(tmp_path / "c"), "--runs-dir", str(tmp_path / "r")],
+                                env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert "[red]calm" in result.output and "\x1b" not in result.output
+    assert printable(labels[1]) in result.output

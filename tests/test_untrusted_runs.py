@@ -140,3 +140,14 @@ def test_resume_with_a_pickle_as_checkpoint_is_a_clear_error(tmp_path, monkeypat
         assert_one_line_error(invoke(*args[:-9], "--epochs", "3", "--name", "r", "--runs-dir", runs,
                                      "--cache-dir", cache, "--resume", "-q"), "last.pt", "checkpoint")
         assert not mark.exists()
+
+
+def test_predict_writes_face_crops_only_under_crops_dir(tmp_path):
+    photo = Path(__file__).resolve().parents[1] / "data" / "sample" / "face-photos" / "obama.jpg"
+    crops, cache = tmp_path / "my-crops", tmp_path / "cache"
+    result = runner.invoke(app, ["predict", str(photo), "--task", "emotion", "--crops-dir", str(crops),
+                                 "--cache-dir", str(cache), "-w", "0", "--format", "json"])
+    assert result.exit_code == 0, result.output
+    written = [p for p in crops.rglob("*") if p.is_file()]
+    assert written and all(crops in p.parents for p in written)
+    assert not (cache / "crops").exists()  # the default place is not used when --crops-dir is given
