@@ -48,6 +48,10 @@ ROWS = [
     ("| `embedlab encode` (torch engine), 2 workers, cold cache",
      [f"| {encode['cold_images_per_second']:.1f} |", f"| {encode['speedup_cold_vs_naive']:.1f}x |"]),
     ("| `embedlab.encode` from Python, warm cache", [f"| {encode['warm_seconds']:.2f} s in all |"]),
+    ("| the `embedlab encode` command, cold cache", [f"| {encode['cli']['cold_seconds']:.1f} s in all |",
+                                                    f"| {encode['cli']['speedup_cold_vs_naive']:.1f}x |"]),
+    ("| the `embedlab encode` command, warm cache", [f"| {encode['cli']['warm_seconds_best_of_3']:.2f} s in all |",
+                                                    f"| {encode['cli']['speedup_warm_vs_cold']:.0f}x faster than cold |"]),
     ("| `dlib-resnet` | ", [f"| {best_speed('train_speed_cpu.json', 'dlib-resnet'):,.0f} |",
                             f"| {best_speed('train_speed_cuda_b256.json', 'dlib-resnet'):,.0f} |"]),
     ("| `emotion-cnn` | ", [f"| {best_speed('train_speed_cpu.json', 'emotion-cnn'):,.0f} |",
@@ -110,3 +114,41 @@ def test_readme_memory_per_worker_quotes_the_benchmark():
     assert f"{with_encoding / 1000:.1f} GB with the `encoding` feature" in text
     assert f"8900x8900 JPEG decodes at {big['decoded'][0]}x{big['decoded'][1]} " \
            f"({round(big['peak_mb'], -1):.0f} MB; {round(big_encoding['peak_mb'], -1):.0f} MB with `encoding`)" in text
+
+
+STAGE_ROWS = {  # README row -> key in results/bench/stages.json
+    "| decode (file to RGB array) |": "decode",
+    "| detect: HOG, upsample 1 (face_recognition's default) |": "detect: HOG, upsample 1 (dlib)",
+    "| detect: HOG, upsample 0 |": "detect: HOG, upsample 0 (dlib)",
+    "| detect: HOG, `upsample=auto` |": "detect: HOG, upsample auto (dlib)",
+    "| detect: dlib's CNN detector, upsample 1 |": "detect: CNN, upsample 1 (dlib)",
+    "| detect: the same CNN detector in PyTorch, batches of 16 |": "detect: CNN, upsample 1 (torch, batches of 16)",
+    "| landmarks (dlib, 5 points) |": "landmarks (dlib, 5 points)",
+    "| aligned chip (dlib) |": "chip (dlib)",
+    "| descriptor: dlib's network, one chip at a time |": "descriptor (dlib, one chip at a time)",
+    "| descriptor: the same network in PyTorch, one batch |": "descriptor (torch, one batch)",
+    "| cache write (chunks of 16) |": "cache write (chunks of 16)",
+}
+
+
+def test_readme_stage_profile_quotes_the_benchmark():
+    stages = bench("stages.json")
+    for row, key in STAGE_ROWS.items():
+        assert f"{readme_line(row)}" == f"{row} {stages['stages'][key]:.1f} |", row
+    totals = stages["pipeline_totals"]
+    for row, key in (("| **all stages, HOG, dlib engine", "HOG, dlib engine"),
+                     ("| **all stages, HOG, torch engine**", "HOG, torch engine"),
+                     ("| **all stages, CNN detector, torch**", "CNN, torch engine")):
+        assert f"| {totals[key]:.1f} |" in readme_line(row), row
+
+
+def test_readme_encoding_and_detector_sentences_quote_the_benchmarks():
+    text = " ".join(README.split())
+    same = encode["encodings_vs_naive"]
+    assert same["face_found_differs"] == 0
+    assert (f"(the largest difference, {sci(same['max_abs_difference'])}, is float rounding) for every one of the "
+            f"{same['images_compared']:,} faces both find") in text
+    photos = bench("mmod.json")["sets"]["face-photos"]
+    assert photos["exact"] and photos["images"] == photos["of"]
+    assert (f"on all {photos['images']} face-photos images ({photos['torch_faces']} faces;") in text
+    assert f"confidences within {sci(photos['max_confidence_diff'])}, at {photos['speedup']:.1f}x dlib's speed" in text
