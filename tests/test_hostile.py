@@ -188,15 +188,15 @@ def test_an_unreadable_file_is_a_row_in_every_command():
         data = os.path.join(work, "data")
         shutil.copytree(hostile_corpus.SAMPLE, data)
         locked = os.path.join(data, "test", "real", "locked.jpg")
-        shutil.copy(os.path.join(data, "test", "real", sorted(os.listdir(os.path.join(data, "test", "real")))[0]),
-                    locked)
+        a_real = os.path.join(data, "test", "real", sorted(os.listdir(os.path.join(data, "test", "real")))[0])
+        shutil.copy(a_real, locked)
         os.chmod(locked, 0)
         for folder, dirs, files in os.walk(work):
             for d in dirs:
                 os.chmod(os.path.join(folder, d), 0o777)
         private = os.path.join(data, "test", "real", "private")  # a sub-folder nobody may list
         os.mkdir(private)
-        shutil.copy(locked, os.path.join(private, "hidden.jpg"))
+        shutil.copy(a_real, os.path.join(private, "hidden.jpg"))
         os.chmod(private, 0)
 
         def cli(*args) -> str:
