@@ -152,3 +152,19 @@ def test_readme_encoding_and_detector_sentences_quote_the_benchmarks():
     assert photos["exact"] and photos["images"] == photos["of"]
     assert (f"on all {photos['images']} face-photos images ({photos['torch_faces']} faces;") in text
     assert f"confidences within {sci(photos['max_confidence_diff'])}, at {photos['speedup']:.1f}x dlib's speed" in text
+
+
+def test_readme_cnn_detector_figures_quote_the_benchmark():
+    cnn = bench("encode_cnn_cpu.json")
+    det, run, loop = cnn["detector"], cnn["runs"][0], cnn["loop"]
+    assert det["exact"] and run["encodings_vs_loop"]["face_found_differs"] == 0
+    text = " ".join(README.split())
+    assert (f"On all {det['images']:,} real/fake images at face_recognition's default upsampling "
+            f"(`bench/encode_cnn.py`, `results/bench/encode_cnn_cpu.json`): the same {det['torch_faces']:,} faces, "
+            f"IoU {det['min_iou']:.1f} for every face and confidences within {sci(det['max_confidence_diff'])}, "
+            f"with the detector alone at {det['detector_speedup']:.1f}x dlib's speed "
+            f"({det['torch_detector_seconds']:.0f} s against {det['dlib_detector_seconds']:,.0f} s)") in text
+    assert f"| face_recognition's `model=\"cnn\"` loop | {loop['images_per_second']:.2f} | 1x |" in README
+    assert (f"| `embedlab encode`, `encoding[detector=cnn]`, 2 workers, cold cache | {run['images_per_second']:.1f} "
+            f"| {run['speedup_vs_loop']:.1f}x |") in README
+    assert f"(within {sci(run['encodings_vs_loop']['max_abs_difference'])})" in text
