@@ -168,3 +168,14 @@ def test_readme_cnn_detector_figures_quote_the_benchmark():
     assert (f"| `embedlab encode`, `encoding[detector=cnn]`, 2 workers, cold cache | {run['images_per_second']:.1f} "
             f"| {run['speedup_vs_loop']:.1f}x |") in README
     assert f"(within {sci(run['encodings_vs_loop']['max_abs_difference'])})" in text
+
+
+def test_readme_upsample_auto_quotes_the_benchmark():
+    auto = bench("upsample_auto.json")
+    d = auto["encoding_distance_where_both_found"]
+    text = " ".join(README.split())
+    assert (f"it took {auto['seconds']['auto']:.1f} s against {auto['seconds']['upsample_1']:.1f} s, and found a face "
+            f"in {auto['faces_found']['auto']:,} images against {auto['faces_found']['upsample_1']:,}") in text
+    assert (f"a median distance of {d['median']:.3f} from the upsample-1 encoding (95th percentile {d['p95']:.3f}, "
+            f"largest {d['max']:.3f}; {d['over_0.1']} of the {auto['found_by_both']:,} faces moved by more than 0.1")\
+        in text
