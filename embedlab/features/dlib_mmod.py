@@ -38,7 +38,8 @@ import numpy as np
 
 from embedlab.core.errors import FeatureError
 from embedlab.features import dlib_resnet
-from embedlab.features.dlib_resnet import _Layer, _read_details, _Stream, check_file_end, read_layer_state
+from embedlab.features.dlib_resnet import folded_conv, import_torch
+from embedlab.features.dlib_format import Layer, Stream, check_file_end, read_layer_details, read_layer_state
 from embedlab.features.facerec import import_face_recognition_models
 
 #: SHA-256 of ``mmod_human_face_detector.dat`` as dlib publishes it and face_recognition_models ships it.
@@ -46,9 +47,9 @@ OFFICIAL_SHA256 = "4cb19393e2fbaf2b1609a9319ad5386618c886a6234ec1b971f3e87c85d87
 MODEL_NAME = "dlib's MMOD face detector"
 #: the network, outermost layer first, as the file nests it (dlib's ``cnn_face_detector.cpp``)
 ARCHITECTURE = (
-    [_Layer("con", (1, 9, 9, 1, 1))]
-    + [_Layer(k, a) for _ in range(3) for k, a in (("relu", ()), ("affine", ()), ("con", (45, 5, 5, 1, 1)))]
-    + [_Layer(k, a) for n in (32, 32, 16) for k, a in (("relu", ()), ("affine", ()), ("con", (n, 5, 5, 2, 2)))]
+    [Layer("con", (1, 9, 9, 1, 1))]
+    + [Layer(k, a) for _ in range(3) for k, a in (("relu", ()), ("affine", ()), ("con", (45, 5, 5, 1, 1)))]
+    + [Layer(k, a) for n in (32, 32, 16) for k, a in (("relu", ()), ("affine", ()), ("con", (n, 5, 5, 2, 2)))]
 )
 #: the pyramid each level of which is 5/6 of the one above (``pyramid_down<6>``)
 PYRAMID_RATE = 6
@@ -69,14 +70,14 @@ class DetectorWeights:
     nms_covered: float                      # ... or fraction of either box covered
     channel_means: tuple[float, float, float]
     padding: tuple[int, int]                # between pyramid levels, around the tiled image
-    layers: list[_Layer]
+    layers: list[Layer]
 
 
-def _architecture() -> list[_Layer]:
-    return [_Layer(layer.kind, layer.args) for layer in ARCHITECTURE]
+def _architecture() -> list[Layer]:
+    return [Layer(layer.kind, layer.args) for layer in ARCHITECTURE]
 
 
-def _read_mmod_options(s: _Stream) -> dict:
+def _read_mmod_options(s: Stream) -> dict:
     version = s.version("mmod options", (1, 2, 3, 4))
     if version == 1:
         windows = [(s.uint("detector window width"), s.uint("detector window height"))]
@@ -103,12 +104,12 @@ def _read_mmod_options(s: _Stream) -> dict:
     return options
 
 
-def _read_affine(s: _Stream, layer: _Layer, channels: int) -> None:
+def _read_affine(s: Stream, layer: Layer, channels: int) -> None:
     """dlib stores the trained net's batch norm (``bn_con2``); inference turns it into an affine map."""
     start = s.pos
     if s.string("affine layer") != "bn_con2":
         s.pos = start
-        _read_details(s, layer, channels)
+        read_layer_details(s, layer, channels)
         return
     params = s.tensor("batch norm parameters").reshape(-1)
     g_shape, b_shape = s.alias("batch norm gamma"), s.alias("batch norm beta")
@@ -146,7 +147,7 @@ def read_detector_file(path: str | os.PathLike, *, sha256: str | None = OFFICIAL
 
 def parse_detector(data: bytes, path: str = "<bytes>", *, sha256: str | None = OFFICIAL_SHA256) -> DetectorWeights:
     """:func:`read_detector_file` on the file's bytes; ``path`` names it in errors."""
-    s = _Stream(data, path, MODEL_NAME)
+    s = Stream(data, path, MODEL_NAME)
     s.version("loss layer", (1,))
     s.expect("MMOD loss layer", ("loss_mmod_",))
     options = _read_mmod_options(s)
@@ -164,7 +165,7 @@ def parse_detector(data: bytes, path: str = "<bytes>", *, sha256: str | None = O
         if layer.kind == "affine":
             _read_affine(s, layer, channels)
         else:
-            channels = _read_details(s, layer, channels)
+            channels = read_layer_details(s, layer, channels)
         if layer.kind == "con" and layer.params["relu"]:
             raise s.fail("fused convolution+relu layers are not supported")
         read_layer_state(s, i, versions[i], last=i == len(layers) - 1)
@@ -225,13 +226,13 @@ def _upsample_plan(h: int, w: int, nr: int, nc: int):
 
 def upsample_image(image: np.ndarray) -> np.ndarray:
     """dlib's ``pyramid_up(image, pyramid_down<2>)`` of a uint8 RGB image, to the pixel."""
-    torch = _torch()
+    torch = import_torch()
     return upsample_batch(torch.from_numpy(np.ascontiguousarray(image))[None])[0].numpy()
 
 
 def upsample_batch(images):
     """:func:`upsample_image` of a uint8 tensor ``(N, H, W, 3)``, on its device."""
-    torch = _torch()
+    torch = import_torch()
     n, h, w = images.shape[:3]
     nr, nc = upsampled_size(h, w)
     left, frac, tops, bottoms, tbs, tail_left, tail_frac = _upsample_plan(h, w, nr, nc)
@@ -313,17 +314,9 @@ def tiled_pyramid(nr: int, nc: int, padding: int = 10, outer_padding: int = 11):
 
 
 # -- the network ----------------------------------------------------------------
-def _torch():
-    return dlib_resnet._torch()
-
-
-def _folded(con: _Layer, affine: _Layer):
-    return dlib_resnet._folded_conv(con, affine)
-
-
 @lru_cache(maxsize=None)
 def _module_class():
-    torch = _torch()
+    torch = import_torch()
     nn = torch.nn
     F = torch.nn.functional
 
@@ -359,7 +352,7 @@ class FaceDetector:
     # -- the tiled pyramid --------------------------------------------------
     def pyramid_tensor(self, images):
         """The normalised tiled pyramid of same-size uint8 images ``(N, H, W, 3)`` (a tensor on the device)."""
-        torch = _torch()
+        torch = import_torch()
         F = torch.nn.functional
         n, h, w = images.shape[:3]
         rows, cols, rects = tiled_pyramid(h, w, *self.weights.padding)
@@ -402,7 +395,7 @@ class FaceDetector:
 
     def score_maps(self, images, batch_size: int = BATCH_SIZE, upsample: int = 0):
         """Score maps ``(N, h, w)`` of same-size uint8 images ``(N, H, W, 3)``, and the pyramid's level rectangles."""
-        torch = _torch()
+        torch = import_torch()
         outs, rects = [], None
         with torch.inference_mode(), torch.backends.cudnn.flags(enabled=True, allow_tf32=False):
             for start in range(0, len(images), batch_size):
@@ -475,15 +468,15 @@ def _rect_down(box, levels: int):
 def build_face_detector(weights: DetectorWeights, device: str = "cpu") -> FaceDetector:
     """A :class:`FaceDetector` on ``device`` from what :func:`read_detector_file` read."""
     layers = [layer for layer in weights.layers if layer.kind != "relu"]
-    convs = [_folded(con, affine) for con, affine in zip(layers[0:-1:2], layers[1:-1:2])]
+    convs = [folded_conv(con, affine) for con, affine in zip(layers[0:-1:2], layers[1:-1:2])]
     head_layer = layers[-1]
-    torch = _torch()
+    torch = import_torch()
     w = head_layer.params["weight"]
     head = torch.nn.Conv2d(w.shape[1], w.shape[0], w.shape[2:], 1, w.shape[2] // 2)
     with torch.no_grad():
         head.weight.copy_(torch.from_numpy(w))
         head.bias.copy_(torch.from_numpy(head_layer.params["bias"]))
-    net = _module_class()(convs, head).eval().to(device, memory_format=_torch().channels_last)
+    net = _module_class()(convs, head).eval().to(device, memory_format=import_torch().channels_last)
     return FaceDetector(weights, net, device)
 
 
