@@ -31,7 +31,8 @@ def fit(
         "svm", "--model", "-m",
         help=f"Classifier: {', '.join(CLASSIFIERS.names())}; or a network from embedlab.nets."),
     param: Optional[list[str]] = typer.Option(
-        None, "--param", "-p", help="Model option key=value, repeatable (e.g. -p C=10 -p gamma=0.01)."),
+        None, "--param", "-p", help="Model option key=value, repeatable (e.g. -p C=10 -p gamma=0.01); a list as "
+        "-p widths=32,64."),
     search: bool = typer.Option(False, "--search", help="Cross-validated grid search on the training split."),
     class_weight: Literal["none", "balanced"] = typer.Option("none", "--class-weight", help="'balanced' weights classes by inverse frequency."),
     eval_on: Optional[list[Path]] = typer.Option(

@@ -97,3 +97,31 @@ def test_classes_left_without_features_name_the_spec_to_try(tmp_path):
     assert result.exit_code == 1, result.output
     assert "no training image of class(es) blank has features (no face found:" in words
     assert "try --features 'encoding[detector=none]'" in words
+
+
+def test_list_parameters_take_the_shell_form(tmp_path):
+    """`-p widths=4,8` is the list (4, 8), as `-p widths=(4,8)` is."""
+    result = runner.invoke(app, ["fit", str(SAMPLE / "real-vs-fake"), "-m", "cnn", "-p", "widths=4,8", "-p", "size=16",
+                                 "-p", "dense=8", "--epochs", "1", "-w", "0", "-q", "--name", "lists",
+                                 "--runs-dir", str(tmp_path / "runs"), "--cache-dir", str(tmp_path / "cache")])
+    assert result.exit_code == 0, result.output
+    params = json.loads((tmp_path / "runs" / "lists" / "params.json").read_text())
+    assert params["model_params"]["widths"] == [4, 8]
+
+
+def test_a_network_fit_that_stops_before_training_leaves_no_run_folder(tmp_path):
+    """No training image has a face for the encoding an encoding-mlp reads: one error line, no half-made run."""
+    from PIL import Image
+
+    for label in ("real", "fake"):
+        (tmp_path / "data" / label).mkdir(parents=True)
+        for i in range(4):
+            Image.new("RGB", (32, 32), (60 * i, 0, 0)).save(tmp_path / "data" / label / f"{i}.png")
+    args = ["fit", str(tmp_path / "data"), "-m", "encoding-mlp", "-p", "encoding=encoding[detector=hog]",
+            "--epochs", "1", "-w", "0", "--name", "no-faces", "--runs-dir", str(tmp_path / "runs"),
+            "--cache-dir", str(tmp_path / "cache")]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 1 and "no usable training images" in result.output, result.output
+    assert not (tmp_path / "runs" / "no-faces").exists()
+    again = runner.invoke(app, args)  # the name is free: the same error, not "already exists"
+    assert "already exists" not in again.output and "no usable training images" in again.output

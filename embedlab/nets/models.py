@@ -20,6 +20,7 @@ from typing import Any, Callable
 
 from embedlab.core.errors import FeatureError, ModelError, OptionError
 from embedlab.core.registry import Registry
+from embedlab.core.specs import parse_value
 from embedlab.features import dlib_resnet
 from embedlab.features.cnn import IMAGENET_MEAN, IMAGENET_STD, resolve_weights
 
@@ -103,6 +104,8 @@ def checked_param(network: str, key: str, value: Any, default: Any) -> Any:
 
     >>> checked_param("cnn", "widths", [8, 8], (32, 64))
     (8, 8)
+    >>> checked_param("cnn", "widths", "8,16", (32, 64))  # -p widths=8,16
+    (8, 16)
     >>> checked_param("cnn", "size", 10**6, 64)
     Traceback (most recent call last):
     ...
@@ -131,8 +134,12 @@ def checked_param(network: str, key: str, value: Any, default: Any) -> Any:
         return v
 
     if isinstance(default, (tuple, list)):
+        if isinstance(value, str) and "," in value:  # `-p widths=32,64`, as a shell user writes it
+            value = tuple(parse_value(v) for v in value.split(",") if v.strip())
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):  # `-p widths=32`: one value
+            value = (value,)
         if not isinstance(value, (tuple, list)) or not value or len(value) > 64:
-            raise bad("must be a list of 1 to 64 values, e.g. (32,64)")
+            raise bad("must be a list of 1 to 64 values, e.g. 32,64 or (32,64)")
         like = default[0] if default else value[0]
         return tuple(one(v, like) for v in value)
     return one(value, default) if default is not None else value
