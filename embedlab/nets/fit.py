@@ -15,6 +15,7 @@ and write (:mod:`embedlab.runs.folder`).
 from __future__ import annotations
 
 import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable
@@ -233,6 +234,13 @@ def input_failures(frame: pd.DataFrame, prepared: tuple, set_name: str) -> pd.Da
 
 # -- the entry point ------------------------------------------------------------------------
 # The keyword arguments are the public interface the CLI, the tests and the benchmarks call.
+def remove_unstarted_run(folder: Path) -> None:
+    """Remove a run folder that holds nothing but its ``params.json``: a fit that stopped before
+    training began leaves no half-made run behind (and its name free for the next try)."""
+    if folder.is_dir() and {p.name for p in folder.iterdir()} <= {PARAMS_FILE}:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 def fit_network(data, network: str, params: dict[str, Any] | None = None,
                 eval_on: Iterable[str | os.PathLike] = (), runs_dir: str | os.PathLike = DEFAULT_RUNS_DIR,
                 name: str | None = None, cache_dir: str | os.PathLike = DEFAULT_CACHE_DIR, seed: int = 0,
@@ -274,16 +282,21 @@ def fit_network(data, network: str, params: dict[str, Any] | None = None,
 
     seed_everything(seed)
     frames = {r: run.table[run.roles == r].reset_index(drop=True) for r in SPLITS}
-    prepared = {r: prepare_inputs(spec, p, f, run.classes, cache_dir) for r, f in frames.items() if len(f)}
-    if missing == "error":
-        check_no_missing(prepared, p)
-    train_inputs = prepared["train"][0]
-    if len(train_inputs) == 0:
-        raise ModelError(f"{run.params_json['name']}: no usable training images")
-    n_out = 1 if run.task == "binary" else len(run.classes)
-    with torch.random.fork_rng():
-        torch.manual_seed(seed)
-        module = build_module(spec, p, n_out)
+    try:
+        prepared = {r: prepare_inputs(spec, p, f, run.classes, cache_dir) for r, f in frames.items() if len(f)}
+        if missing == "error":
+            check_no_missing(prepared, p)
+        train_inputs = prepared["train"][0]
+        if len(train_inputs) == 0:
+            raise ModelError(f"{run.params_json['name']}: no usable training images")
+        n_out = 1 if run.task == "binary" else len(run.classes)
+        with torch.random.fork_rng():
+            torch.manual_seed(seed)
+            module = build_module(spec, p, n_out)
+    except BaseException:
+        if started is None:
+            remove_unstarted_run(run.folder)
+        raise
     summary = train_loop(module, spec, p, run.task, len(run.classes), train_inputs, prepared["valid"][0],
                          run.folder, seed, dev, resume, on_progress, run.positive_index)
 
