@@ -179,3 +179,13 @@ def test_readme_upsample_auto_quotes_the_benchmark():
     assert (f"a median distance of {d['median']:.3f} from the upsample-1 encoding (95th percentile {d['p95']:.3f}, "
             f"largest {d['max']:.3f}; {d['over_0.1']} of the {auto['found_by_both']:,} faces moved by more than 0.1")\
         in text
+
+
+def test_readme_speed_targets_are_the_benchmark_table():
+    table = (BENCH / "encode_targets.md").read_text()
+    assert table in README
+    targets = bench("encode_targets.json")["rows"]
+    assert [r["met"] for r in targets] == [r["measured"] >= r["target"] for r in targets]
+    assert [r["measured"] for r in targets] == [encode["speedup_cold_vs_naive"],  # the table is today's results
+                                                bench("encode_cnn_cpu.json")["runs"][0]["speedup_vs_loop"],
+                                                encode["cli"]["speedup_warm_vs_cold"]]
