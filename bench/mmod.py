@@ -33,21 +33,16 @@ MIN_IOU, MAX_CONFIDENCE_DIFF = 0.95, 1e-3
 LARGE = 500_000  # pixels above which photographs are not upsampled
 
 
-def iou(a, b) -> float:
-    w = min(a[2], b[2]) - max(a[0], b[0]) + 1
-    h = min(a[3], b[3]) - max(a[1], b[1]) + 1
-    inner = max(w, 0) * max(h, 0)
-    area = lambda r: (r[2] - r[0] + 1) * (r[3] - r[1] + 1)  # noqa: E731
-    return inner / (area(a) + area(b) - inner)
-
 
 def compare(found, expected) -> dict:
     """Per image: counts, and for each of dlib's faces the best-overlapping torch face."""
+    from embedlab.features.dlib_mmod import box_iou  # here: main() sets the thread count before numpy loads
+
     out = {"dlib_faces": len(expected), "torch_faces": len(found), "ious": [], "confidence_diffs": []}
     for box in expected:
         if found:
-            best = max(found, key=lambda f: iou(f, box))
-            out["ious"].append(iou(best, box))
+            best = max(found, key=lambda f: box_iou(f, box))
+            out["ious"].append(box_iou(best, box))
             out["confidence_diffs"].append(abs(best[4] - box[4]))
     return out
 

@@ -22,20 +22,12 @@ def detector():
     return mm.load_face_detector(device="cpu")
 
 
-def iou(a, b) -> float:
-    """IoU of inclusive (left, top, right, bottom) boxes."""
-    w = min(a[2], b[2]) - max(a[0], b[0]) + 1
-    h = min(a[3], b[3]) - max(a[1], b[1]) + 1
-    inner = max(w, 0) * max(h, 0)
-    area = lambda r: (r[2] - r[0] + 1) * (r[3] - r[1] + 1)  # noqa: E731
-    return inner / (area(a) + area(b) - inner)
-
 
 def assert_same_detections(found, expected, where):
     assert len(found) == len(expected), (where, found, expected)
     for box in expected:  # matched by overlap, not by order: near-equal confidences may swap
-        best = max(found, key=lambda f: iou(f, box))
-        assert iou(best, box) >= MIN_IOU, (where, found, expected)
+        best = max(found, key=lambda f: mm.box_iou(f, box))
+        assert mm.box_iou(best, box) >= MIN_IOU, (where, found, expected)
         assert abs(best[4] - box[4]) <= MAX_CONFIDENCE_DIFF, (where, found, expected)
 
 

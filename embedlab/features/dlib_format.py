@@ -12,12 +12,22 @@ from __future__ import annotations
 
 import hashlib
 import math
+import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
 from embedlab.core.errors import FeatureError
+
+
+def read_model_bytes(path: str | os.PathLike) -> bytes:
+    """The bytes of a dlib model file, or a FeatureError naming it when it cannot be read."""
+    try:
+        return Path(path).read_bytes()
+    except OSError as exc:
+        raise FeatureError(f"cannot read dlib model file {path}: {exc.strerror or exc}") from None
 
 
 # -- dlib's serialisation primitives (dlib/serialize.h) ---------------------

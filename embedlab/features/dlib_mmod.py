@@ -31,7 +31,6 @@ import math
 import os
 from dataclasses import dataclass
 from functools import lru_cache
-from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -39,7 +38,8 @@ import numpy as np
 from embedlab.core.errors import FeatureError
 from embedlab.features import dlib_resnet
 from embedlab.features.dlib_resnet import folded_conv, import_torch
-from embedlab.features.dlib_format import Layer, Stream, check_file_end, read_layer_details, read_layer_state
+from embedlab.features.dlib_format import (Layer, Stream, check_file_end, read_layer_details, read_layer_state,
+                                          read_model_bytes)
 from embedlab.features.facerec import import_face_recognition_models
 
 #: SHA-256 of ``mmod_human_face_detector.dat`` as dlib publishes it and face_recognition_models ships it.
@@ -138,10 +138,7 @@ def read_detector_file(path: str | os.PathLike, *, sha256: str | None = OFFICIAL
     raises :class:`FeatureError` naming the file and what was wrong.
     """
     path = str(path)
-    try:
-        data = Path(path).read_bytes()
-    except OSError as exc:
-        raise FeatureError(f"cannot read dlib model file {path}: {exc.strerror or exc}") from None
+    data = read_model_bytes(path)
     return parse_detector(data, path, sha256=sha256)
 
 
@@ -490,6 +487,21 @@ def load_face_detector(path: str | os.PathLike | None = None, *, device: str = "
     """Read dlib's face detector file (default: face_recognition_models') into a ready :class:`FaceDetector`."""
     weights = read_detector_file(path or default_detector_path(), sha256=sha256)
     return build_face_detector(weights, dlib_resnet.resolve_device(device))
+
+
+def box_iou(a: Sequence[float], b: Sequence[float]) -> float:
+    """Intersection over union of two boxes ``(left, top, right, bottom, ...)`` whose corners are
+    both inside, as dlib's rectangles are.
+
+    >>> box_iou((0, 0, 9, 9), (5, 0, 14, 9))
+    0.3333333333333333
+    """
+    w = min(a[2], b[2]) - max(a[0], b[0]) + 1
+    h = min(a[3], b[3]) - max(a[1], b[1]) + 1
+    inner = max(w, 0) * max(h, 0)
+    area_a = (a[2] - a[0] + 1) * (a[3] - a[1] + 1)
+    area_b = (b[2] - b[0] + 1) * (b[3] - b[1] + 1)
+    return inner / (area_a + area_b - inner)
 
 
 def dlib_detections(images: Sequence[np.ndarray], upsample: int = 0,

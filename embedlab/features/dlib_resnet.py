@@ -29,7 +29,7 @@ import numpy as np
 from embedlab.core.errors import FeatureError
 from embedlab.core import system
 from embedlab.features.dlib_format import (Layer, Stream, check_file_end, default_padding, read_layer_details,
-                                          read_layer_state)
+                                          read_layer_state, read_model_bytes)
 from embedlab.features.facerec import import_face_recognition, import_face_recognition_models
 
 #: SHA-256 of the model file dlib publishes and face_recognition_models ships.
@@ -98,10 +98,7 @@ def read_model_file(path: str | os.PathLike, *, sha256: str | None = OFFICIAL_SH
     raises :class:`FeatureError` naming the file and what was wrong.
     """
     path = str(path)
-    try:
-        data = Path(path).read_bytes()
-    except OSError as exc:
-        raise FeatureError(f"cannot read dlib model file {path}: {exc.strerror or exc}") from None
+    data = read_model_bytes(path)
     return parse_model(data, path, sha256=sha256)
 
 
