@@ -36,6 +36,10 @@ def encode(
         "(PyTorch, batched; the default) or dlib. Same encodings (within 1e-4 of dlib's), shared cache."),
     device: Optional[Literal["auto", "cpu", "cuda"]] = typer.Option(
         None, "--device", help="Where the torch engine runs: auto (CUDA when available), cpu or cuda."),
+    rehash: bool = typer.Option(
+        False, "--rehash", help="Read and hash every image file again. By default a file the cache has "
+        "hashed before is trusted while its size, inode, modification and change times are unchanged "
+        "(as git trusts its index); any write to a file changes its change time."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Compute features for every image of DATA and store them in the cache.
@@ -50,6 +54,7 @@ def encode(
     With dlib's own network: [bold]embedlab encode data/sample/face-photos --engine dlib[/bold]
     """
     from embedlab import datasets
+    from embedlab.compute.cache import FeatureCache
     from embedlab.compute.extraction import encode as run_encode
 
     if "cnn" in features:  # a network run folder as a cnn backbone (cnn:RUN) needs the networks plugged in
@@ -57,7 +62,7 @@ def encode(
 
     if engine is not None or device is not None:
         features = encoding_options(features, engine=engine, device=device)
-    table = datasets.load(data, layout=layout)
+    table = datasets.load(data, layout=layout, hash_index=None if rehash else FeatureCache(cache_dir).file_index())
     console.print(f"[bold]{shown(data)}[/bold]: {len(table)} images, layout [cyan]{table.attrs['layout']}[/cyan]",
                   highlight=False)
     for warning in table.attrs.get("warnings", []):

@@ -36,6 +36,7 @@ from embedlab.classifiers.pipelines import (adapt_to_data, create_classifier, se
                                             supports_sample_weight, target_prefix)
 from embedlab.classifiers.run import ClassifierRun, load_classifier_run
 from embedlab.classifiers.xgboost_dask import fit_xgboost_dask
+from embedlab.compute.cache import FeatureCache
 from embedlab.compute.distributed import parse_scheduler
 from embedlab.compute.extraction import encode, feature_matrix, resolve_features, with_layout_defaults
 from embedlab.core.defaults import DEFAULT_CACHE_DIR, DEFAULT_RUNS_DIR
@@ -230,7 +231,7 @@ def check_labels(table: pd.DataFrame, where: str) -> list[str]:
 
 def load_data(data: str | os.PathLike | pd.DataFrame, config: FitConfig) -> Data:
     """The training table split into roles, and every eval set, read and checked before any work."""
-    table = as_table(data, config.layout)
+    table = as_table(data, config.layout, hash_index=FeatureCache(config.cache_dir).file_index())
     where = table.attrs.get("root", str(data) if not isinstance(data, pd.DataFrame) else "the table")
     if config.per_class:
         table = sample_per_class(table, config.per_class, seed=config.seed).reset_index(drop=True)

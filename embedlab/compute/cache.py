@@ -38,6 +38,7 @@ import pyarrow.parquet as pq
 from embedlab.core.defaults import DEFAULT_CACHE_DIR
 from embedlab.core.errors import CacheError
 from embedlab.core.io import atomic_write, atomic_write_bytes
+from embedlab.datasets.hash_index import INDEX_NAME, FileHashIndex
 
 BASE_FIELDS = [("hash", pa.string()), ("ok", pa.bool_()), ("reason", pa.string()), ("error", pa.string())]
 #: merge a key's parts into one once it has more than this many
@@ -63,6 +64,11 @@ class FeatureCache:
     def new_part(self, key: str) -> Path:
         """A fresh part name: time-ordered, unique across processes."""
         return self.entry(key) / f"part-{time.time_ns():020d}-{uuid.uuid4().hex[:8]}.parquet"
+
+    def file_index(self) -> FileHashIndex:
+        """The content hashes of the image files this cache has seen, by file identity (see
+        :mod:`embedlab.datasets.hash_index`): a warm run reads no image file it remembers unchanged."""
+        return FileHashIndex(self.root / INDEX_NAME)
 
     def keys(self) -> list[str]:
         if not self.root.is_dir():

@@ -128,7 +128,7 @@ def encode(
     started = time.perf_counter()
     if scheduler is not None:
         parse_scheduler(scheduler)  # a bad address is a usage error before any work
-    df = as_table(data, layout=layout)
+    df = as_table(data, layout=layout, hash_index=FeatureCache(cache_dir).file_index())
     if per_class is not None:
         df = sample_per_class(df, per_class, seed=seed)
     features, notes = with_layout_defaults(features, df.attrs.get("layout"))
@@ -172,7 +172,7 @@ def failures(data: Any, features: str | Sequence[str] = "encoding", *,
     ``df.attrs["checked"]`` and ``df.attrs["not_computed"]`` count, per feature, the images found
     in the cache and those not computed yet.
     """
-    table = as_table(data, layout=layout)
+    table = as_table(data, layout=layout, hash_index=FeatureCache(cache_dir).file_index())
     features, _ = with_layout_defaults(features, table.attrs.get("layout"))
     cache = FeatureCache(cache_dir)
     parts, checked, not_computed = [], {}, {}

@@ -37,6 +37,7 @@ import numpy as np
 
 from embedlab.core.errors import ImageReadError
 from embedlab.datasets.fer_csv import read_fer_csv
+from embedlab.datasets.hash_index import FileHashIndex
 
 #: the default limits (see :func:`limits`): a file's bytes, and an image's decoded pixels
 MAX_FILE_BYTES = 50 * 2**20
@@ -236,14 +237,31 @@ def is_image_name(path: Path) -> bool:
     return not path.name.startswith(".") and (suffix in IMAGE_SUFFIXES or suffix in OTHER_IMAGE_SUFFIXES)
 
 
-def file_status(uri: str) -> tuple[str | None, str | None, str | None]:
+def file_status(uri: str, index: FileHashIndex | None = None) -> tuple[str | None, str | None, str | None]:
     """``(hash, reason, error)`` of one listed image: its content hash, or why it gives no image.
 
     Only the file is checked here (and read, to hash it); decoding happens where features are computed.
+    With an ``index``, a regular file it remembers unchanged is not read again, and a file read
+    here is remembered.
     """
     if not is_csv_row(uri) and Path(uri).suffix.lower() in OTHER_IMAGE_SUFFIXES:
         return None, "unsupported format", f"{uri}: unsupported format ({Path(uri).suffix} files are not read)"
+    key = info = None
+    if index is not None and not is_csv_row(uri) and "://" not in uri:
+        key = os.path.abspath(uri)
+        try:
+            info = os.stat(uri)
+        except OSError:
+            info = None
+        if info is not None and stat.S_ISREG(info.st_mode) and info.st_size <= limits()[0] \
+                and os.access(uri, os.R_OK):
+            known = index.lookup(key, info)
+            if known is not None:
+                return known, None, None
     try:
-        return image_hash(uri), None, None
+        content = image_hash(uri)
     except ImageReadError as exc:
         return None, exc.reason, str(exc)
+    if info is not None and stat.S_ISREG(info.st_mode):
+        index.remember(key, info, content)
+    return content, None, None

@@ -20,6 +20,7 @@ import pandas as pd
 
 from embedlab.core.errors import DatasetError, DatasetPathError, UsageError
 from embedlab.core.io import atomic_write_bytes
+from embedlab.datasets.hash_index import FileHashIndex
 from embedlab.datasets.images import file_status
 from embedlab.datasets.layouts import LAYOUTS, SPLIT_ALIASES, detect_layout, images_in
 from embedlab.datasets.sources import fill_sources
@@ -34,13 +35,18 @@ CONTAINER_NAMES = {"examples", "example", "tests", "test_images", "testdata", "d
                    "outputs", "results", "samples", "sample", "assets", "static", "media", "downloads"}
 
 
-def load(path: str | os.PathLike, layout: str = "auto") -> pd.DataFrame:
+def load(path: str | os.PathLike, layout: str = "auto", *,
+         hash_index: FileHashIndex | str | os.PathLike | None = None) -> pd.DataFrame:
     """One row per image: ``image_id``, ``path``, ``label``, ``split``, ``hash``.
 
     ``image_id`` is stable (the path relative to the dataset root, or the row
     of a CSV); ``hash`` is the content hash that keys the feature cache. The
     layout chosen is in ``df.attrs["layout"]``, the root in ``df.attrs["root"]``.
     Layouts: ``auto`` or one of ``LAYOUTS.names()``.
+
+    Every file is read and hashed, unless ``hash_index`` (a :class:`FileHashIndex` or its file,
+    such as a feature cache's ``file-hashes.parquet``) remembers it unchanged since it was last
+    hashed: same device, inode, size, modification and change time.
     """
     path = Path(path).expanduser()
     if not path.exists():
@@ -55,7 +61,7 @@ def load(path: str | os.PathLike, layout: str = "auto") -> pd.DataFrame:
     df = LAYOUTS.create(layout).list(root)
     if df.empty:
         raise DatasetError(f"{root}: no images found (layout {layout})")
-    df = with_file_status(df)
+    df = with_file_status(df, hash_index)
     df["split"] = df["split"].astype(object).where(df["split"].notna(), None)
     df = fill_sources(df, default=_dataset_name(root))
     extra = [c for c in df.columns if c not in COLUMNS]
@@ -93,9 +99,12 @@ def _dataset_name(root: Path) -> str:
     return root.stem if root.is_file() else root.name
 
 
-def with_file_status(df: pd.DataFrame) -> pd.DataFrame:
+def with_file_status(df: pd.DataFrame, hash_index: FileHashIndex | str | os.PathLike | None = None) -> pd.DataFrame:
     """``df`` with ``hash``, ``read_reason`` and ``read_error`` per row: a bad file is a row, never an error."""
-    status = [file_status(uri) for uri in df["path"]]
+    index = hash_index if hash_index is None or isinstance(hash_index, FileHashIndex) else FileHashIndex(hash_index)
+    status = [file_status(uri, index) for uri in df["path"]]
+    if index is not None:
+        index.save()
     df["hash"], df["read_reason"], df["read_error"] = (
         [s[i] for s in status] if status else [] for i in range(3))
     return df
@@ -121,7 +130,8 @@ def sample_per_class(df: pd.DataFrame, n: int, seed: int = 0) -> pd.DataFrame:
     return out
 
 
-def as_table(data: Any, layout: str = "auto") -> pd.DataFrame:
+def as_table(data: Any, layout: str = "auto", *,
+             hash_index: FileHashIndex | str | os.PathLike | None = None) -> pd.DataFrame:
     """``data`` as a table: a dataset path is loaded, a table (from :func:`load`) is used as it is,
     and images given one by one (paths, numpy arrays, PIL images, or a list of them) make an
     unlabelled table (:func:`image_table`).
@@ -136,7 +146,7 @@ def as_table(data: Any, layout: str = "auto") -> pd.DataFrame:
         return data.reset_index(drop=True)
     if is_in_memory_image(data) or isinstance(data, (list, tuple)):
         return image_table(data)
-    return load(data, layout=layout)
+    return load(data, layout=layout, hash_index=hash_index)
 
 
 def is_in_memory_image(value: Any) -> bool:
