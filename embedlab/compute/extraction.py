@@ -17,12 +17,10 @@ import time
 from collections import deque
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from concurrent.futures.process import BrokenProcessPool
-from typing import Any, Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
 
 import numpy as np
 import pandas as pd
-from joblib.externals.loky import ProcessPoolExecutor
-from joblib.externals.loky.backend import get_context
 
 from embedlab.compute.cache import FeatureCache
 from embedlab.compute.distributed import ChunkDone, parse_scheduler, run_chunks
@@ -33,6 +31,9 @@ from embedlab.core.specs import parse_spec
 from embedlab.core.system import default_workers
 from embedlab.datasets import as_table, sample_per_class
 from embedlab.features import FeatureExtractor, create_extractor, split_feature_list
+
+if TYPE_CHECKING:
+    from joblib.externals.loky import ProcessPoolExecutor
 
 ProgressCallback = Callable[[int, int], None]
 log = logging.getLogger(__name__)
@@ -256,6 +257,9 @@ def run_in_pool(chunks: list[list[Task]], extractors: list[FeatureExtractor], wo
 
 
 def _pool(workers: int, extractors: list[FeatureExtractor]) -> ProcessPoolExecutor:
+    from joblib.externals.loky import ProcessPoolExecutor
+    from joblib.externals.loky.backend import get_context
+
     threads = 1 if workers > 1 else None
     # loky (joblib's process pool) starts clean interpreters like spawn, but never re-runs the
     # caller's script in them: a plain script without `if __name__ == "__main__":` works.
