@@ -57,9 +57,6 @@ def encode(
     from embedlab.compute.cache import FeatureCache
     from embedlab.compute.extraction import encode as run_encode
 
-    if "cnn" in features:  # a network run folder as a cnn backbone (cnn:RUN) needs the networks plugged in
-        import embedlab.api  # noqa: F401
-
     if engine is not None or device is not None:
         features = encoding_options(features, engine=engine, device=device)
     table = datasets.load(data, layout=layout, hash_index=None if rehash else FeatureCache(cache_dir).file_index())

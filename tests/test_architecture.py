@@ -67,3 +67,15 @@ def test_no_module_imports_itself_back():
     cycles = [(a, b) for a in sorted(graph.modules) for b in sorted(graph.find_modules_directly_imported_by(a))
               if graph.find_shortest_chain(importer=b, imported=a)]
     assert cycles == []
+
+
+def test_a_network_run_backbone_is_plugged_in_through_its_entry_point():
+    """``cnn:RUN`` works with only the features layer imported: the entry point loads the networks' plug-in."""
+    code = ("import sys\n"
+            "from embedlab.features import create_extractor\n"
+            "assert 'embedlab.nets' not in sys.modules\n"
+            "ex = create_extractor('cnn:tests/fixtures/runs/network-cnn')\n"
+            "print(type(ex).__module__, type(ex).__name__, ex.dim)\n")
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["embedlab.nets.features", "NetworkRunEmbedding", "8"]

@@ -28,12 +28,28 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 #: ``(accepts(backbone) -> bool, CnnEmbedding subclass)``. embedlab.nets adds network
 #: run folders this way, so that features never import the networks.
 BACKBONE_PLUGINS: list[tuple[Callable[[str], bool], type]] = []
+#: The entry-point group of packages that plug in backbones: loaded the first time a spec names a
+#: backbone nothing registered so far accepts (``embedlab.nets`` is one; see pyproject.toml).
+PLUGIN_GROUP = "embedlab.backbones"
+_plugins_loaded = False
 
 
 def register_backbone(accepts: Callable[[str], bool], extractor: type) -> None:
     """Let ``extractor`` (a :class:`CnnEmbedding` subclass) handle the backbones ``accepts`` takes."""
     if (accepts, extractor) not in BACKBONE_PLUGINS:
         BACKBONE_PLUGINS.append((accepts, extractor))
+
+
+def load_backbone_plugins() -> None:
+    """Import every installed backbone plug-in (the :data:`PLUGIN_GROUP` entry points), once."""
+    global _plugins_loaded
+    if _plugins_loaded:
+        return
+    _plugins_loaded = True
+    from importlib.metadata import entry_points
+
+    for entry in entry_points(group=PLUGIN_GROUP):
+        entry.load()  # importing the plug-in's module registers it
 
 
 def hub_checkpoint_dir() -> Path:
@@ -109,9 +125,11 @@ class CnnEmbedding(FeatureExtractor):
     def variant_for(cls, params: dict[str, Any]) -> type:
         backbone = str(params.get("backbone", "resnet18"))
         if backbone not in BACKBONES and backbone != DLIB_BACKBONE:
-            for accepts, extractor in BACKBONE_PLUGINS:
-                if accepts(backbone):
-                    return extractor
+            for _ in range(2):
+                for accepts, extractor in BACKBONE_PLUGINS:
+                    if accepts(backbone):
+                        return extractor
+                load_backbone_plugins()
         return cls
 
     @property
@@ -140,8 +158,9 @@ class CnnEmbedding(FeatureExtractor):
 
     def validate(self) -> None:
         if self.backbone not in BACKBONES and (Path(str(self.backbone)) / "params.json").is_file():
-            raise FeatureError(f"feature 'cnn': {self.backbone} is a run folder; network runs are read as "
-                               "features once embedlab.nets is imported (embedlab.api and the CLI do so)")
+            raise FeatureError(f"feature 'cnn': {self.backbone} is a run folder, but no installed plug-in reads "
+                               f"network runs (the {PLUGIN_GROUP!r} entry points): install embedlab with pip, "
+                               "or import embedlab.nets first")
         check_choice(self, "backbone", (*BACKBONES, DLIB_BACKBONE))
         if self._dlib:
             check_choice(self, "layer", tuple(dlib_resnet.LAYER_DIMS))
