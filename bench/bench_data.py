@@ -1,11 +1,39 @@
-"""The images every encoding benchmark runs on, listed the same way for each."""
+"""What every encoding benchmark shares: the images it runs on, listed the same way for each, its
+command-line start (``--data``, ``--limit``, ``--out``), its CPU thread count and the machine's load."""
 
 from __future__ import annotations
 
+import argparse
+import os
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "real-vs-fake" / "real_vs_fake" / "real-vs-fake"
+OUT_DIR = ROOT / "results" / "bench"
+
+
+def bench_parser(doc: str, out: str | None, *, limit: int | None = None,
+                 data_help: str = "dataset folder") -> argparse.ArgumentParser:
+    """A parser with the options every benchmark takes: ``--data``, ``--limit`` and ``--out``
+    (default ``results/bench/<out>``; with ``out=None`` the script adds its own ``--out``)."""
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help=f"{data_help} (default: %(default)s)")
+    parser.add_argument("--limit", type=int, default=limit,
+                        help="images to use (default: %(default)s)" if limit else "use only the first N images")
+    if out is not None:
+        parser.add_argument("--out", type=Path, default=OUT_DIR / out, help="result file (default: %(default)s)")
+    return parser
+
+
+def use_threads(n: int) -> None:
+    """Run BLAS and OpenMP on ``n`` threads: call before numpy or torch is imported."""
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = str(n)
+
+
+def load_average() -> list[float]:
+    return [round(x, 2) for x in os.getloadavg()]
 
 
 def benchmark_table(data: Path, limit: int | None = None):
@@ -16,3 +44,12 @@ def benchmark_table(data: Path, limit: int | None = None):
         return None
     table = datasets.load(data).sort_values("image_id", ignore_index=True)
     return table.head(limit) if limit else table
+
+
+def table_or_exit(data: Path, limit: int | None = None):
+    """:func:`benchmark_table`, or exit with status 2 and a message naming the missing folder."""
+    table = benchmark_table(data, limit)
+    if table is None:
+        print(f"error: {data} not found; pass --data PATH", file=sys.stderr)
+        raise SystemExit(2)
+    return table

@@ -15,7 +15,6 @@ Writes results/bench/encode.json and prints the ratios.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import platform
@@ -26,7 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench_data import DEFAULT_DATA, ROOT, benchmark_table  # noqa: E402  (bench/ is on sys.path)
+from bench_data import bench_parser, benchmark_table, load_average, table_or_exit  # noqa: E402  (bench/ is on sys.path)
 
 
 def naive_loop(paths: list[str]) -> tuple[float, list]:
@@ -54,25 +53,19 @@ def cli_seconds(args: list[str]) -> float:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="dataset folder (default: %(default)s)")
-    parser.add_argument("--limit", type=int, default=None, help="use only the first N images")
+    parser = bench_parser(__doc__, "encode.json")
     parser.add_argument("--workers", type=int, default=2, help="embedlab worker processes")
     parser.add_argument("--engine", default="torch", choices=("torch", "dlib"),
                         help="how embedlab runs dlib's descriptor network (see bench/encode_torch.py)")
-    parser.add_argument("--out", type=Path, default=ROOT / "results" / "bench" / "encode.json")
     args = parser.parse_args()
 
     import numpy as np
 
     import embedlab
 
-    table = benchmark_table(args.data, args.limit)
-    if table is None:
-        print(f"error: {args.data} not found; pass --data PATH", file=sys.stderr)
-        return 2
+    table = table_or_exit(args.data, args.limit)
     paths = table["path"].tolist()
-    print(f"{len(paths)} images from {args.data}; load average {os.getloadavg()}")
+    print(f"{len(paths)} images from {args.data}; load average {load_average()}")
 
     naive_s, naive_encodings = naive_loop(paths)
     print(f"naive face_recognition loop: {naive_s:.1f} s ({len(paths) / naive_s:.2f} img/s)", flush=True)
@@ -112,7 +105,7 @@ def main() -> int:
     result = {
         "data": str(args.data), "images": len(paths), "workers": args.workers, "engine": args.engine, "spec": spec,
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
-                    "python": platform.python_version(), "load_average_after": os.getloadavg()},
+                    "python": platform.python_version(), "load_average_after": load_average()},
         "naive_seconds": naive_s, "naive_images_per_second": len(paths) / naive_s,
         "naive_faces_found": sum(e is not None for e in naive_encodings),
         "cold_seconds": cold_s, "cold_images_per_second": len(paths) / cold_s,

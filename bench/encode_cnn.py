@@ -16,7 +16,6 @@ results/bench/encode_cnn_<device>.json, with the GPU's name when one is used.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import platform
@@ -26,7 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench_data import DEFAULT_DATA, ROOT, benchmark_table  # noqa: E402  (bench/ is on sys.path)
+from bench_data import ROOT, bench_parser, benchmark_table, load_average, table_or_exit  # noqa: E402  (bench/ is on sys.path)
 
 
 def naive_loop(paths: list[str]) -> tuple[float, float, list[dict]]:
@@ -102,9 +101,7 @@ def detector_exactness(paths: list[str], loop_found: list[dict], dlib_detect_s: 
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="dataset folder (default: %(default)s)")
-    parser.add_argument("--limit", type=int, default=None, help="use only the first N images")
+    parser = bench_parser(__doc__, None)
     parser.add_argument("--loop-limit", type=int, default=None, help="images for face_recognition's loop")
     parser.add_argument("--skip-loop", action="store_true", help="time embedlab only")
     parser.add_argument("--workers", type=int, default=None, help="worker processes (default: 2 on CPU, 1 on CUDA)")
@@ -116,18 +113,15 @@ def main() -> int:
     import embedlab
     import torch
 
-    table = benchmark_table(args.data, args.limit)
-    if table is None:
-        print(f"error: {args.data} not found; pass --data PATH", file=sys.stderr)
-        return 2
+    table = table_or_exit(args.data, args.limit)
     paths = table["path"].tolist()
     workers = args.workers or (2 if args.device == "cpu" else 1)
     card = torch.cuda.get_device_name(0) if args.device == "cuda" else None
-    print(f"{len(paths)} images, {args.device} {card or ''}, {workers} workers; load {os.getloadavg()}", flush=True)
+    print(f"{len(paths)} images, {args.device} {card or ''}, {workers} workers; load {load_average()}", flush=True)
     result = {"data": str(args.data), "images": len(paths), "device": args.device, "gpu": card,
               "workers": workers, "runs": [],
               "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "torch": torch.__version__,
-                          "load_average_before": os.getloadavg()}}
+                          "load_average_before": load_average()}}
     if not args.skip_loop:
         loop_paths = paths[:args.loop_limit] if args.loop_limit else paths
         loop_s, loop_detect_s, loop_found = naive_loop(loop_paths)
@@ -157,7 +151,7 @@ def main() -> int:
     if "loop" in result and args.device == "cpu":
         result["detector"] = detector_exactness(loop_paths, loop_found, loop_detect_s)
         print(json.dumps(result["detector"]), flush=True)
-    result["machine"]["load_average_after"] = os.getloadavg()
+    result["machine"]["load_average_after"] = load_average()
     out = args.out or ROOT / "results" / "bench" / f"encode_cnn_{args.device}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2))

@@ -24,7 +24,6 @@ results/bench/encode_torch_exactness.json (agreement with dlib).
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import platform
@@ -36,13 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench_data import DEFAULT_DATA, ROOT, benchmark_table  # bench/ is on sys.path
-
-OUT = ROOT / "results" / "bench"
-
-
-def load_average() -> list[float]:
-    return [round(x, 2) for x in os.getloadavg()]
+from bench_data import OUT_DIR as OUT, bench_parser, load_average, table_or_exit  # bench/ is on sys.path
 
 
 def naive_loop(paths: list[str]) -> tuple[float, np.ndarray]:
@@ -109,9 +102,7 @@ def agreement(reference: np.ndarray, other: np.ndarray, ids: list[str]) -> dict:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="dataset folder (default: %(default)s)")
-    parser.add_argument("--limit", type=int, default=None, help="use only the first N images")
+    parser = bench_parser(__doc__, None)
     parser.add_argument("--device", default="cpu", choices=("auto", "cpu", "cuda"), help="torch engine device")
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args()
@@ -119,10 +110,7 @@ def main() -> int:
     import torch
 
 
-    table = benchmark_table(args.data, args.limit)
-    if table is None:
-        print(f"error: {args.data} not found; pass --data PATH", file=sys.stderr)
-        return 2
+    table = table_or_exit(args.data, args.limit)
     paths, ids = table["path"].tolist(), table["image_id"].tolist()
     n = len(paths)
     print(f"{n} images from {args.data}; load average {load_average()}", flush=True)

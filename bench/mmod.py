@@ -18,7 +18,6 @@ Writes results/bench/mmod.json.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import platform
@@ -26,7 +25,7 @@ import sys
 import time
 from pathlib import Path
 
-from bench_data import DEFAULT_DATA, ROOT, benchmark_table  # noqa: E402  (bench/ is on sys.path)
+from bench_data import ROOT, bench_parser, load_average, table_or_exit, use_threads  # noqa: E402  (bench/ is on sys.path)
 
 PHOTOS = ROOT.parent / "shared" / "data" / "face-photos"
 MIN_IOU, MAX_CONFIDENCE_DIFF = 0.95, 1e-3
@@ -48,19 +47,15 @@ def compare(found, expected) -> dict:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="real/fake folder (default: %(default)s)")
+    parser = bench_parser(__doc__, "mmod.json", data_help="real/fake folder")
     parser.add_argument("--photos", type=Path, default=PHOTOS, help="face-photos folder (default: %(default)s)")
-    parser.add_argument("--limit", type=int, default=None, help="use only the first N real/fake images")
     parser.add_argument("--threads", type=int, default=2, help="CPU threads for both detectors")
     parser.add_argument("--chunk", type=int, default=16, help="images per alternation (and per torch call)")
     parser.add_argument("--device", default="cpu", help="where the torch detector runs")
     parser.add_argument("--sets", default="face-photos,real-vs-fake",
                         help="which image sets, comma-separated (default: %(default)s)")
-    parser.add_argument("--out", type=Path, default=ROOT / "results" / "bench" / "mmod.json")
     args = parser.parse_args()
-    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ[var] = str(args.threads)
+    use_threads(args.threads)
 
     import numpy as np
     import torch
@@ -69,10 +64,7 @@ def main() -> int:
     from embedlab.features import dlib_mmod
 
     torch.set_num_threads(args.threads)
-    table = benchmark_table(args.data, args.limit)
-    if table is None:
-        print(f"error: {args.data} not found; pass --data PATH", file=sys.stderr)
-        return 2
+    table = table_or_exit(args.data, args.limit)
     # in a fixed shuffled order, so that a run stopped early has covered every split and class alike
     order = np.random.default_rng(0).permutation(len(table))
     sets = [("real-vs-fake", table["path"].iloc[order].tolist())] if "real-vs-fake" in args.sets else []
@@ -81,12 +73,12 @@ def main() -> int:
                                               if p.suffix.lower() in (".jpg", ".png"))))
     detector = dlib_mmod.load_face_detector(device=args.device)
     dlib_mmod.dlib_detections([np.zeros((64, 64, 3), np.uint8)])  # load dlib's model outside the timing
-    print(f"load average {os.getloadavg()}, {args.threads} threads, torch on {args.device}", flush=True)
+    print(f"load average {load_average()}, {args.threads} threads, torch on {args.device}", flush=True)
 
     result = {"threads": args.threads, "device": args.device, "sets": {},
               "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
                           "python": platform.python_version(), "torch": torch.__version__,
-                          "load_average_before": os.getloadavg()},
+                          "load_average_before": load_average()},
               "criteria": {"same_face_count": True, "min_iou": MIN_IOU, "max_confidence_diff": MAX_CONFIDENCE_DIFF}}
     for name, paths in sets:
         per_image, dlib_s, torch_s = [], 0.0, 0.0
@@ -111,7 +103,7 @@ def main() -> int:
             write(result, args.out)
         print(json.dumps({k: v for k, v in result["sets"][name].items()
                           if k != "images_with_a_different_face_count"}), flush=True)
-    result["machine"]["load_average_after"] = os.getloadavg()
+    result["machine"]["load_average_after"] = load_average()
     write(result, args.out)
     print(f"-> {args.out}")
     return 0

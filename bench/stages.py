@@ -17,16 +17,14 @@ table the README quotes.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import platform
 import sys
 import tempfile
 import time
-from pathlib import Path
 
-from bench_data import DEFAULT_DATA, ROOT, benchmark_table  # noqa: E402  (bench/ is on sys.path)
+from bench_data import bench_parser, load_average, table_or_exit, use_threads  # noqa: E402  (bench/ is on sys.path)
 
 
 def per_image_ms(seconds: float, n: int) -> float:
@@ -40,15 +38,11 @@ def timed(fn, items):
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="dataset folder (default: %(default)s)")
-    parser.add_argument("--limit", type=int, default=200, help="images to profile (default: %(default)s)")
+    parser = bench_parser(__doc__, "stages.json", limit=200)
     parser.add_argument("--cnn-limit", type=int, default=20, help="images for dlib's CNN detector")
     parser.add_argument("--threads", type=int, default=1, help="CPU threads (torch and BLAS)")
-    parser.add_argument("--out", type=Path, default=ROOT / "results" / "bench" / "stages.json")
     args = parser.parse_args()
-    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ[var] = str(args.threads)
+    use_threads(args.threads)
 
     import numpy as np
     import torch
@@ -60,10 +54,7 @@ def main() -> int:
     from embedlab.features.facerec import import_face_recognition
 
     torch.set_num_threads(args.threads)
-    table = benchmark_table(args.data, args.limit)
-    if table is None:
-        print(f"error: {args.data} not found; pass --data PATH", file=sys.stderr)
-        return 2
+    table = table_or_exit(args.data, args.limit)
     paths = table["path"].tolist()
     n, n_cnn = len(paths), min(args.cnn_limit, len(paths))
     fr = import_face_recognition()
@@ -72,7 +63,7 @@ def main() -> int:
     net = dlib_resnet.load_descriptor_net(device="cpu")
     detector = dlib_mmod.load_face_detector(device="cpu")
     cnn_dlib = fr.api.cnn_face_detector
-    print(f"{n} images ({n_cnn} for dlib's CNN detector), {args.threads} threads, load {os.getloadavg()}", flush=True)
+    print(f"{n} images ({n_cnn} for dlib's CNN detector), {args.threads} threads, load {load_average()}", flush=True)
 
     stages: dict[str, float] = {}
     images, s = timed(read_image, paths)
@@ -132,7 +123,7 @@ def main() -> int:
               "threads": args.threads, "unit": "milliseconds per image", "stages": stages,
               "pipeline_totals": totals,
               "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "torch": torch.__version__,
-                          "load_average_after": os.getloadavg()}}
+                          "load_average_after": load_average()}}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2))
     print("| stage | ms per image |\n|---|---|")

@@ -11,33 +11,26 @@ Writes results/bench/upsample_auto.json.
 
 from __future__ import annotations
 
-import argparse
 import json
-import os
 import shutil
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from bench_data import DEFAULT_DATA, ROOT, benchmark_table  # noqa: E402  (bench/ is on sys.path)
+from bench_data import bench_parser, benchmark_table, load_average, table_or_exit  # noqa: E402  (bench/ is on sys.path)
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="dataset folder (default: %(default)s)")
-    parser.add_argument("--limit", type=int, default=None, help="use only the first N images")
+    parser = bench_parser(__doc__, "upsample_auto.json")
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--out", type=Path, default=ROOT / "results" / "bench" / "upsample_auto.json")
     args = parser.parse_args()
 
     import numpy as np
 
     import embedlab
 
-    if benchmark_table(args.data, 1) is None:
-        print(f"error: {args.data} not found; pass --data PATH", file=sys.stderr)
-        return 2
+    table_or_exit(args.data, 1)
     runs = {}
     for upsample in ("1", "auto"):
         cache = Path(tempfile.mkdtemp(prefix="embedlab-bench-"))
@@ -65,7 +58,7 @@ def main() -> int:
         "encoding_distance_where_both_found": {
             "median": float(np.median(distance)), "p95": float(np.quantile(distance, 0.95)),
             "max": float(distance.max()), "over_0.1": int((distance > 0.1).sum())},
-        "load_average_after": os.getloadavg(),
+        "load_average_after": load_average(),
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2))
