@@ -117,6 +117,20 @@ def test_interrupted_run_resumes_to_the_same_end(sample, tmp_path, shared_cache)
     np.testing.assert_allclose(pa[probas].to_numpy(float), pb[probas].to_numpy(float), atol=1e-5)
 
 
+def test_a_run_stopped_in_its_first_epoch_says_how_to_reuse_its_name(sample, tmp_path, shared_cache):
+    def interrupt(done, total, info):
+        raise KeyboardInterrupt  # at the first batch: no epoch finished, no checkpoint
+
+    with pytest.raises(KeyboardInterrupt):
+        _fit(sample, tmp_path, shared_cache, "emotion-cnn", {}, epochs=2, name="early", on_progress=interrupt)
+    assert sorted(p.name for p in (tmp_path / "early").iterdir()) == ["params.json"]
+    with pytest.raises(ModelError, match="stopped before it finished an epoch.*remove that folder"):
+        _fit(sample, tmp_path, shared_cache, "emotion-cnn", {}, epochs=2, name="early")
+    with pytest.raises(ModelError, match="no checkpoint to resume from.*fit again without resuming"):
+        fit_network(sample / "fer2013", "emotion-cnn", runs_dir=tmp_path, cache_dir=shared_cache,
+                    device="cpu", name="early", resume=True)
+
+
 def test_penultimate_layer_is_a_feature(sample, tmp_path, shared_cache):
     import embedlab
 

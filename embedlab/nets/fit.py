@@ -147,6 +147,10 @@ def start_run(data, spec: NetworkSpec, p: dict[str, Any], *, eval_on: list[str],
     folder = runs_dir / name
     if started is None:
         if folder.exists() and any(folder.iterdir()):
+            if {p.name for p in folder.iterdir()} == {PARAMS_FILE}:
+                raise ModelError(f"run {folder} was stopped before it finished an epoch, so it holds no model "
+                                 f"and nothing to resume (only {PARAMS_FILE}): remove that folder to reuse the "
+                                 "name, or choose another name; the features it computed are in the cache")
             raise ModelError(f"run {folder} already exists; choose another name or pass resume=True")
         folder.mkdir(parents=True, exist_ok=True)
     features = [p["encoding"]] if spec.uses_encoding else []

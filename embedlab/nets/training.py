@@ -413,7 +413,8 @@ def train_loop(module, spec: NetworkSpec, p: dict[str, Any], task: str, n_classe
     last = folder / LAST_FILE
     if resume:
         if not last.is_file():
-            raise ModelError(f"{last}: no checkpoint to resume from (the run never finished an epoch)")
+            raise ModelError(f"{last}: no checkpoint to resume from (the run never finished an epoch): "
+                             f"remove {folder} and fit again without resuming")
         try:  # weights_only: a pickled payload is refused, never run
             ckpt = torch.load(last, map_location=device, weights_only=True)
             module.load_state_dict(ckpt["model"])
