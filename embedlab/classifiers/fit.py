@@ -249,7 +249,7 @@ def load_data(data: str | os.PathLike | pd.DataFrame, config: FitConfig) -> Data
         raise ModelError(f"{where}: class(es) {', '.join(absent)} have no training image")
     loaded = Data(table, where, classes, roles, split_info)
     for path in map(Path, config.eval_on):
-        et = as_table(path)
+        et = as_table(path, hash_index=FeatureCache(config.cache_dir).file_index())
         if et["label"].isna().all():
             raise DatasetError(f"{path}: no labels to score against")
         loaded.eval_tables.append((path, et))

@@ -22,6 +22,7 @@ from typing import Any, Callable, Iterable
 
 import pandas as pd
 
+from embedlab.compute.cache import FeatureCache
 from embedlab.core.defaults import DEFAULT_CACHE_DIR, DEFAULT_RUNS_DIR
 from embedlab.core.errors import DatasetError, ModelError, OptionError
 from embedlab.datasets import as_table, sample_per_class
@@ -118,11 +119,11 @@ def set_up_device(device: str, p: dict[str, Any]):
 def start_run(data, spec: NetworkSpec, p: dict[str, Any], *, eval_on: list[str], runs_dir: Path,
               name: str | None, seed: int, dev, started: dict[str, Any] | None,
               command: str | None, leave_out: str | None = None, per_class: int | None = None,
-              layout: str = "auto") -> NetworkFit:
+              layout: str = "auto", hash_index=None) -> NetworkFit:
     """Load ``data`` (read as ``layout``, at most ``per_class`` images per split and label) and split
     it (without ``leave_out``'s fakes in train and valid), make the run folder and write its
-    ``params.json``."""
-    table = as_table(data, layout)
+    ``params.json``. ``hash_index`` is passed to :func:`embedlab.datasets.load`."""
+    table = as_table(data, layout, hash_index=hash_index)
     if per_class:
         attrs = dict(table.attrs)
         table = sample_per_class(table, per_class, seed=seed).reset_index(drop=True)
@@ -219,7 +220,7 @@ def score_sets(run: NetworkFit, module, frames: dict[str, pd.DataFrame], prepare
         predictions.append(rows)
         failures.append(input_failures(frames[role], inputs, role))
     for path in eval_on:
-        frame = as_table(path)
+        frame = as_table(path, hash_index=FeatureCache(cache_dir).file_index())
         set_name = frame.attrs.get("name") or Path(path).name
         inputs = prepare_inputs(run.spec, run.p, frame, run.classes, cache_dir,
                                 crops_dir=run.folder / "crops" / set_name)
@@ -282,7 +283,8 @@ def fit_network(data, network: str, params: dict[str, Any] | None = None,
         leave_out = started.get("leave_out", leave_out)
         per_class = (started.get("data") or {}).get("per_class", per_class)
     run = start_run(data, spec, p, eval_on=eval_on, runs_dir=runs_dir, name=name, seed=seed, dev=dev,
-                    started=started, command=command, leave_out=leave_out, per_class=per_class, layout=layout)
+                    started=started, command=command, leave_out=leave_out, per_class=per_class, layout=layout,
+                    hash_index=FeatureCache(cache_dir).file_index())
 
     seed_everything(seed)
     frames = {r: run.table[run.roles == r].reset_index(drop=True) for r in SPLITS}
