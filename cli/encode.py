@@ -37,9 +37,9 @@ def encode(
     device: Optional[Literal["auto", "cpu", "cuda"]] = typer.Option(
         None, "--device", help="Where the torch engine runs: auto (CUDA when available), cpu or cuda."),
     rehash: bool = typer.Option(
-        False, "--rehash", help="Read and hash every image file again. By default a file the cache has "
-        "hashed before is trusted while its size, inode, modification and change times are unchanged "
-        "(as git trusts its index); any write to a file changes its change time."),
+        False, "--rehash", help="Read and hash every image file again, and rewrite the cache's file hash "
+        "index. By default a file the cache has hashed before is not read while its size, inode, "
+        "modification and change times are unchanged (as git trusts its index)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Compute features for every image of DATA and store them in the cache.
@@ -59,7 +59,8 @@ def encode(
 
     if engine is not None or device is not None:
         features = encoding_options(features, engine=engine, device=device)
-    table = datasets.load(data, layout=layout, hash_index=None if rehash else FeatureCache(cache_dir).file_index())
+    table = datasets.load(data, layout=layout, 
+                          hash_index=FeatureCache(cache_dir).file_index(trust=not rehash, for_writing=True))
     console.print(f"[bold]{shown(data)}[/bold]: {len(table)} images, layout [cyan]{table.attrs['layout']}[/cyan]",
                   highlight=False)
     for warning in table.attrs.get("warnings", []):

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import shutil
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
@@ -25,13 +27,13 @@ def dataset(tmp_path, sample):
 def reads(monkeypatch):
     """The paths whose bytes are read, in order."""
     seen: list[str] = []
-    real = images.read_file
+    real = images.read_file_stat
 
     def counting(uri):
         seen.append(os.fspath(uri))
         return real(uri)
 
-    monkeypatch.setattr(images, "read_file", counting)
+    monkeypatch.setattr(images, "read_file_stat", counting)
     return seen
 
 
@@ -43,6 +45,7 @@ def settled(monkeypatch):
 
 def test_a_warm_load_reads_no_file_and_gives_the_same_hashes(dataset, tmp_path, reads, settled):
     index = tmp_path / "cache" / hash_index.INDEX_NAME
+    index.parent.mkdir()
     cold = load(dataset, hash_index=index)
     n = len(cold)
     assert len(reads) == n and index.is_file()
@@ -119,3 +122,119 @@ def test_encode_keeps_the_index_in_the_cache_and_rehash_reads_every_file(dataset
     assert reads == []
     result = runner.invoke(app, args + ["--rehash"])
     assert result.exit_code == 0 and len(reads) == len(list(dataset.rglob("*.jpg")))
+
+
+def test_the_identity_remembered_is_the_one_of_the_file_read(dataset, tmp_path, settled, monkeypatch):
+    """A path that leads to another file between its stat and its read must not pair the first file's
+    identity with the second file's hash. Swapping a folder changes no time of the files in it, so
+    the identity must come from the file actually opened."""
+    index = tmp_path / "index.parquet"
+    files = sorted(dataset.rglob("*.jpg"))
+    victim, other = files[0], files[-1]
+    folder = victim.parent
+    alternate = tmp_path / "alternate"
+    shutil.copytree(folder, alternate)
+    shutil.copy(other, alternate / victim.name)
+    original = victim.read_bytes()
+    real_stat = os.stat
+    swapped = []
+
+    def stat_then_swap(path, *args, **kwargs):
+        st = real_stat(path, *args, **kwargs)
+        if os.fspath(path) == str(victim) and not swapped:
+            swapped.append(True)  # the next open of the path finds the alternate folder's file
+            os.rename(folder, tmp_path / "aside")
+            os.rename(alternate, folder)
+        return st
+
+    monkeypatch.setattr(os, "stat", stat_then_swap)
+    load(dataset, hash_index=index)
+    monkeypatch.setattr(os, "stat", real_stat)
+    assert swapped
+    os.rename(folder, alternate)  # swapped back: the very same file, its times untouched
+    os.rename(tmp_path / "aside", folder)
+    assert victim.read_bytes() == original
+    table = load(dataset, hash_index=index).set_index("path")
+    assert table.loc[str(victim), "hash"] == content_hash(original)
+
+
+def test_rehash_reads_every_file_and_repairs_the_index(dataset, tmp_path, reads, settled):
+    index_file = tmp_path / "index.parquet"
+    load(dataset, hash_index=index_file)
+    victim = str(sorted(dataset.rglob("*.jpg"))[0])
+    stale = hash_index.FileHashIndex(index_file)
+    stale.remember(victim, os.stat(victim), "0" * 32, now_ns=os.stat(victim).st_ctime_ns + 10**10)
+    stale.save()  # a wrong hash, as an unseen write would leave
+    assert load(dataset, hash_index=index_file).set_index("path").loc[victim, "hash"] == "0" * 32
+    reads.clear()
+    repaired = load(dataset, hash_index=hash_index.FileHashIndex(index_file, trust=False))
+    assert len(reads) == len(repaired)
+    assert load(dataset, hash_index=index_file).set_index("path").loc[victim, "hash"] == content_hash(
+        open(victim, "rb").read())
+
+
+@pytest.mark.parametrize("column, values", [
+    ("dev", lambda n: pa.array([2**64 - 1] * n, pa.uint64())),
+    ("dev", lambda n: pa.array(["x"] * n)),
+    ("hash", lambda n: pa.array(list(range(n)), pa.int64())),
+])
+def test_a_malformed_index_costs_a_rehash_not_a_failure(dataset, tmp_path, reads, settled, column, values):
+    index = tmp_path / "index.parquet"
+    expected = load(dataset, hash_index=index)["hash"].tolist()
+    table = pq.read_table(index)
+    table = table.set_column(table.schema.get_field_index(column), column, values(len(table)))
+    pq.write_table(table, index)
+    reads.clear()
+    assert load(dataset, hash_index=index)["hash"].tolist() == expected
+    assert len(reads) == len(expected)
+
+
+def test_inode_numbers_beyond_int64_are_kept(dataset, tmp_path, settled, monkeypatch):
+    index = hash_index.FileHashIndex(tmp_path / "index.parquet")
+    victim = str(sorted(dataset.rglob("*.jpg"))[0])
+    st = os.stat(victim)
+    big = os.stat_result((st.st_mode, 2**64 - 5, st.st_dev, st.st_nlink, st.st_uid, st.st_gid, st.st_size,
+                          int(st.st_atime), int(st.st_mtime), int(st.st_ctime), st.st_atime, st.st_mtime,
+                          st.st_ctime, st.st_atime_ns, st.st_mtime_ns, st.st_ctime_ns))
+    index.remember(victim, big, "f" * 32, now_ns=st.st_ctime_ns + 10**10)
+    index.save()
+    assert hash_index.FileHashIndex(tmp_path / "index.parquet").lookup(victim, big) == "f" * 32
+
+
+def test_concurrent_saves_keep_each_others_entries(dataset, tmp_path, settled):
+    path = tmp_path / "index.parquet"
+    files = [str(f) for f in sorted(dataset.rglob("*.jpg"))]
+    first, second = hash_index.FileHashIndex(path), hash_index.FileHashIndex(path)
+    len(first), len(second)  # both read the (empty) index before either saves
+    now = os.stat(files[0]).st_ctime_ns + 10**10
+    first.remember(files[0], os.stat(files[0]), "a" * 32, now_ns=now)
+    second.remember(files[1], os.stat(files[1]), "b" * 32, now_ns=now)
+    first.save()
+    second.save()
+    merged = hash_index.FileHashIndex(path)
+    assert merged.lookup(files[0], os.stat(files[0])) == "a" * 32
+    assert merged.lookup(files[1], os.stat(files[1])) == "b" * 32
+
+
+def test_a_query_that_only_reads_a_cache_creates_no_cache_folder(dataset, tmp_path, settled):
+    from embedlab.compute.extraction import failures
+
+    missing = tmp_path / "no-such-cache"
+    failures(dataset, "spectrum", cache_dir=missing)
+    assert not missing.exists()
+
+
+def test_a_file_changed_after_listing_is_not_computed_under_its_old_hash(dataset, cache_dir):
+    """Features are stored under the hash taken when the file was listed, so the bytes computed from
+    must be those bytes: a file rewritten in between is a 'changed' failure, retried next run."""
+    import embedlab
+    from embedlab.compute.cache import FeatureCache
+
+    table = load(dataset)
+    victim = table["path"].iloc[0]
+    old_hash = table["hash"].iloc[0]
+    shutil.copy(table["path"].iloc[-1], victim)
+    df = embedlab.encode(table, "spectrum", cache_dir=cache_dir, workers=0)
+    row = df.set_index("path").loc[victim]
+    assert not row["spectrum.ok"] and row["spectrum.reason"] == "changed"
+    assert old_hash not in FeatureCache(cache_dir).known_hashes(df.attrs["features"]["spectrum"]["key"])

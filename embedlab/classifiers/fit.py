@@ -231,7 +231,7 @@ def check_labels(table: pd.DataFrame, where: str) -> list[str]:
 
 def load_data(data: str | os.PathLike | pd.DataFrame, config: FitConfig) -> Data:
     """The training table split into roles, and every eval set, read and checked before any work."""
-    table = as_table(data, config.layout, hash_index=FeatureCache(config.cache_dir).file_index())
+    table = as_table(data, config.layout, hash_index=FeatureCache(config.cache_dir).file_index(for_writing=True))
     where = table.attrs.get("root", str(data) if not isinstance(data, pd.DataFrame) else "the table")
     if config.per_class:
         table = sample_per_class(table, config.per_class, seed=config.seed).reset_index(drop=True)
@@ -249,7 +249,7 @@ def load_data(data: str | os.PathLike | pd.DataFrame, config: FitConfig) -> Data
         raise ModelError(f"{where}: class(es) {', '.join(absent)} have no training image")
     loaded = Data(table, where, classes, roles, split_info)
     for path in map(Path, config.eval_on):
-        et = as_table(path, hash_index=FeatureCache(config.cache_dir).file_index())
+        et = as_table(path, hash_index=FeatureCache(config.cache_dir).file_index(for_writing=True))
         if et["label"].isna().all():
             raise DatasetError(f"{path}: no labels to score against")
         loaded.eval_tables.append((path, et))

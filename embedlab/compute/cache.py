@@ -65,10 +65,19 @@ class FeatureCache:
         """A fresh part name: time-ordered, unique across processes."""
         return self.entry(key) / f"part-{time.time_ns():020d}-{uuid.uuid4().hex[:8]}.parquet"
 
-    def file_index(self) -> FileHashIndex:
+    def file_index(self, *, trust: bool = True, for_writing: bool = False) -> FileHashIndex:
         """The content hashes of the image files this cache has seen, by file identity (see
-        :mod:`embedlab.datasets.hash_index`): a warm run reads no image file it remembers unchanged."""
-        return FileHashIndex(self.root / INDEX_NAME)
+        :mod:`embedlab.datasets.hash_index`): a warm run reads no image file it remembers unchanged.
+
+        ``trust=False`` reads every file and repairs the index; ``for_writing`` creates the cache
+        folder now (as a run that computes features will), so that a first run saves the index too.
+        """
+        if for_writing:
+            try:
+                self.root.mkdir(parents=True, exist_ok=True)
+            except OSError:
+                pass  # the cache's own writes report an unusable folder, naming it
+        return FileHashIndex(self.root / INDEX_NAME, trust=trust)
 
     def keys(self) -> list[str]:
         if not self.root.is_dir():

@@ -129,7 +129,7 @@ def encode(
     started = time.perf_counter()
     if scheduler is not None:
         parse_scheduler(scheduler)  # a bad address is a usage error before any work
-    df = as_table(data, layout=layout, hash_index=FeatureCache(cache_dir).file_index())
+    df = as_table(data, layout=layout, hash_index=FeatureCache(cache_dir).file_index(for_writing=True))
     if per_class is not None:
         df = sample_per_class(df, per_class, seed=seed)
     features, notes = with_layout_defaults(features, df.attrs.get("layout"))

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from embedlab.core.errors import FeatureError, ImageReadError, NoFaceFound
-from embedlab.datasets.images import read_image
+from embedlab.datasets.images import read_listed_image
 from embedlab.features import FeatureExtractor
 
 
@@ -80,7 +80,7 @@ def extract_chunk(tasks: list[Task], extractors: list[FeatureExtractor] | None =
     images: dict[str, np.ndarray] = {}
     for task in tasks:
         try:
-            images[task.hash] = read_image(task.uri)
+            images[task.hash] = read_listed_image(task.uri, task.hash)
         except ImageReadError as exc:
             for i in task.features:
                 rows[i].append(failure_row(task.hash, exc, str(exc)))

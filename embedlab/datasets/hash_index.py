@@ -3,9 +3,11 @@
 Hashing every file's bytes is what makes the feature cache trustworthy, and on a warm run it is
 most of the work: about 8 s for the 140k faces. The index keeps, per absolute path, the hash
 with the file's device, inode, size, modification time and change time when it was read. A file
-whose five values are unchanged is not read again. Any write to a file changes its change time
-(which ``touch`` and ``os.utime`` cannot set back), so an edited, replaced or re-permissioned
-file is always hashed anew.
+whose five values are unchanged is not read again. A write through ``write()`` changes a file's
+change time (which ``touch`` and ``os.utime`` cannot set back), so an edited, replaced or
+re-permissioned file is hashed anew. As for git, one kind of write can go unseen: a second write
+through a memory mapping to a page already dirty, which Linux does not time-stamp; and a network
+file system may report another machine's edit late. ``encode --rehash`` reads every file.
 
 Files changed within :data:`RACY_SECONDS` of being hashed are not remembered: a write in the same
 timestamp tick as the read would otherwise go unseen (git's "racily clean" entries).
@@ -48,26 +50,35 @@ class FileHashIndex:
     """Path -> content hash, trusted while the file's identity (:func:`identity`) is unchanged.
 
     Read once, on the first lookup; :meth:`save` writes it back atomically when something was
-    added. A missing or unreadable index is an empty one: the files are hashed, nothing fails.
+    added, merged with what other runs saved meanwhile. A missing, unreadable or malformed index is
+    an empty one: the files are hashed, nothing fails. With ``trust=False`` nothing is looked up,
+    but what is read is remembered: a rehash that also repairs the index.
     """
 
-    def __init__(self, path: str | os.PathLike):
+    def __init__(self, path: str | os.PathLike, *, trust: bool = True):
         self.path = Path(path)
+        self.trust = trust
         self._entries: dict[str, tuple[tuple[int, ...], str]] | None = None
-        self._added = 0
+        self._added: dict[str, tuple[tuple[int, ...], str]] = {}
+
+    def _read(self) -> dict[str, tuple[tuple[int, ...], str]]:
+        """The entries on disk, keeping only well-formed rows; empty if there is no readable index."""
+        if not self.path.is_file():
+            return {}
+        try:
+            import pyarrow.parquet as pq
+
+            cols = pq.read_table(self.path, columns=["path", "hash", *_FIELDS]).to_pydict()
+            rows = zip(cols["path"], cols["hash"], zip(*(cols[f] for f in _FIELDS)))
+            return {p: (tuple(k), h) for p, h, k in rows
+                    if isinstance(p, str) and isinstance(h, str) and all(type(v) is int for v in k)}
+        except Exception as exc:  # a damaged index costs a rehash, never a failure
+            log.debug("file hash index %s unreadable (%s); hashing every file", self.path, exc)
+            return {}
 
     def _load(self) -> dict[str, tuple[tuple[int, ...], str]]:
         if self._entries is None:
-            self._entries = {}
-            if self.path.is_file():
-                try:
-                    import pyarrow.parquet as pq
-
-                    cols = pq.read_table(self.path).to_pydict()
-                    keys = zip(*(cols[f] for f in _FIELDS))
-                    self._entries = {p: (tuple(k), h) for p, k, h in zip(cols["path"], keys, cols["hash"])}
-                except Exception as exc:  # a damaged index costs a rehash, never a failure
-                    log.debug("file hash index %s unreadable (%s); hashing every file", self.path, exc)
+            self._entries = self._read() if self.trust else {}
         return self._entries
 
     def __len__(self) -> int:
@@ -75,35 +86,48 @@ class FileHashIndex:
 
     def lookup(self, path: str, st: os.stat_result) -> str | None:
         """The remembered hash of ``path`` if its identity is unchanged, else None."""
+        if not self.trust:
+            return None
         entry = self._load().get(path)
         return entry[1] if entry is not None and entry[0] == identity(st) else None
 
     def remember(self, path: str, st: os.stat_result, content_hash: str, *, now_ns: int | None = None) -> None:
-        """Keep ``content_hash`` for ``path``, as read after ``st`` was taken (unless changed too recently)."""
+        """Keep ``content_hash`` for ``path``, read from the file ``st`` describes (taken before the read),
+        unless that file changed too recently to be sure no write followed in the same tick."""
         now_ns = time.time_ns() if now_ns is None else now_ns
         if now_ns - max(st.st_mtime_ns, st.st_ctime_ns) < RACY_SECONDS * 1e9:
             return
-        key = identity(st)
-        entries = self._load()
-        if entries.get(path) != (key, content_hash):
-            entries[path] = (key, content_hash)
-            self._added += 1
+        entry = (identity(st), content_hash)
+        if self._load().get(path) != entry:
+            self._entries[path] = self._added[path] = entry
 
     def save(self) -> None:
-        """Write the index if anything was added; a cache folder that cannot be written is left alone."""
-        if not self._added:
+        """Write the index if anything was added, into an existing folder only (a command that only
+        reads a cache never creates one); an index that cannot be written is left as it is."""
+        if not self._added or not self.path.parent.is_dir():
             return
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-
-        entries = self._load()
-        paths = list(entries)
-        columns = {"path": paths, "hash": [entries[p][1] for p in paths]}
-        for i, name in enumerate(_FIELDS):
-            columns[name] = pa.array([entries[p][0][i] for p in paths], pa.int64())
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+
+            entries = {**self._read(), **self._added}  # what other runs saved meanwhile stays
+            paths = list(entries)
+            columns = {"path": pa.array(paths, pa.string()),
+                       "hash": pa.array([entries[p][1] for p in paths], pa.string())}
+            for i, name in enumerate(_FIELDS):
+                kind = pa.int64() if name.endswith("_ns") else pa.uint64()
+                columns[name] = pa.array([entries[p][0][i] for p in paths], kind)
             atomic_write(self.path, lambda tmp: pq.write_table(pa.table(columns), tmp))
-            self._added = 0
-        except OSError as exc:
+            self._entries, self._added = entries, {}
+        except Exception as exc:
             log.debug("file hash index %s not written (%s)", self.path, exc)
+        self._remove_stale_temporaries()
+
+    def _remove_stale_temporaries(self, older_than_s: float = 3600) -> None:
+        """Temporary files a killed save left beside the index."""
+        try:
+            for tmp in self.path.parent.glob(f".tmp-*-{self.path.name}"):
+                if time.time() - tmp.stat().st_mtime > older_than_s:
+                    tmp.unlink()
+        except OSError:
+            pass

@@ -48,7 +48,8 @@ OTHER_IMAGE_SUFFIXES = {".heic", ".heif", ".avif", ".jxl", ".jp2", ".j2k", ".jfi
                         ".raw", ".dng", ".cr2", ".cr3", ".nef", ".arw", ".orf", ".rw2", ".raf", ".xcf"}
 CSV_ROW_MARK = "#row="
 #: why a file gives no image: the ``reason`` of its failure row
-READ_REASONS = ("unreadable", "not a file", "broken link", "unsupported format", "too large", "decode error")
+READ_REASONS = ("unreadable", "not a file", "broken link", "unsupported format", "too large", "decode error",
+                "changed")
 
 
 def limits() -> tuple[int, int]:
@@ -83,6 +84,18 @@ def split_csv_row(uri: str) -> tuple[str, int]:
     return path, int(row)
 
 
+def read_listed_image(uri: str, content: str) -> np.ndarray:
+    """The image at ``uri``, which was listed with the content hash ``content``: refused ("changed") if
+    the file holds other bytes now, since whatever is computed from it is stored under that hash."""
+    if is_csv_row(uri) or "://" in uri:
+        return read_image(uri)
+    data = read_file(uri)
+    if content_hash(data) != content:
+        raise ImageReadError(f"{uri}: changed since it was listed (its bytes no longer match); "
+                             "run again to use its new content", "changed")
+    return decode_image(data, name=uri)
+
+
 def read_image(uri: str | os.PathLike) -> np.ndarray:
     """Decode an image file (or a FER-2013 CSV row) to an RGB ``uint8`` array."""
     uri = os.fspath(uri)
@@ -101,6 +114,12 @@ def read_file(uri: str | os.PathLike) -> bytes:
     A symbolic link is followed (a loop or a missing target is a "broken link");
     a folder, FIFO or device with an image name is "not a file".
     """
+    return read_file_stat(uri)[0]
+
+
+def read_file_stat(uri: str | os.PathLike) -> tuple[bytes, os.stat_result]:
+    """:func:`read_file`, with the status of the very file read, taken once it was opened and before
+    it was read (so a write during the read leaves a later change time than the one returned)."""
     uri = os.fspath(uri)
     max_bytes, _ = limits()
     try:
@@ -118,12 +137,13 @@ def read_file(uri: str | os.PathLike) -> bytes:
                              "set by EMBEDLAB_MAX_FILE_MB)", "too large")
     try:
         with open(uri, "rb") as fh:
+            opened = os.fstat(fh.fileno())
             data = fh.read(max_bytes + 1)
     except OSError as exc:
         raise ImageReadError(f"{uri}: unreadable ({exc.strerror or exc})", "unreadable") from None
     if len(data) > max_bytes:  # grew since it was checked
         raise ImageReadError(f"{uri}: too large (over {max_bytes:,} bytes)", "too large")
-    return data
+    return data, opened
 
 
 def _stat_error(uri: str, exc: OSError) -> ImageReadError:
@@ -246,8 +266,9 @@ def file_status(uri: str, index: FileHashIndex | None = None) -> tuple[str | Non
     """
     if not is_csv_row(uri) and Path(uri).suffix.lower() in OTHER_IMAGE_SUFFIXES:
         return None, "unsupported format", f"{uri}: unsupported format ({Path(uri).suffix} files are not read)"
-    key = info = None
-    if index is not None and not is_csv_row(uri) and "://" not in uri:
+    try:
+        if index is None or is_csv_row(uri) or "://" in uri:
+            return image_hash(uri), None, None
         key = os.path.abspath(uri)
         try:
             info = os.stat(uri)
@@ -258,10 +279,9 @@ def file_status(uri: str, index: FileHashIndex | None = None) -> tuple[str | Non
             known = index.lookup(key, info)
             if known is not None:
                 return known, None, None
-    try:
-        content = image_hash(uri)
+        data, opened = read_file_stat(uri)
     except ImageReadError as exc:
         return None, exc.reason, str(exc)
-    if info is not None and stat.S_ISREG(info.st_mode):
-        index.remember(key, info, content)
+    content = content_hash(data)
+    index.remember(key, opened, content)  # the identity of the file actually read
     return content, None, None

@@ -220,7 +220,7 @@ def score_sets(run: NetworkFit, module, frames: dict[str, pd.DataFrame], prepare
         predictions.append(rows)
         failures.append(input_failures(frames[role], inputs, role))
     for path in eval_on:
-        frame = as_table(path, hash_index=FeatureCache(cache_dir).file_index())
+        frame = as_table(path, hash_index=FeatureCache(cache_dir).file_index(for_writing=True))
         set_name = frame.attrs.get("name") or Path(path).name
         inputs = prepare_inputs(run.spec, run.p, frame, run.classes, cache_dir,
                                 crops_dir=run.folder / "crops" / set_name)
@@ -284,7 +284,7 @@ def fit_network(data, network: str, params: dict[str, Any] | None = None,
         per_class = (started.get("data") or {}).get("per_class", per_class)
     run = start_run(data, spec, p, eval_on=eval_on, runs_dir=runs_dir, name=name, seed=seed, dev=dev,
                     started=started, command=command, leave_out=leave_out, per_class=per_class, layout=layout,
-                    hash_index=FeatureCache(cache_dir).file_index())
+                    hash_index=FeatureCache(cache_dir).file_index(for_writing=True))
 
     seed_everything(seed)
     frames = {r: run.table[run.roles == r].reset_index(drop=True) for r in SPLITS}

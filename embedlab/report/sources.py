@@ -181,7 +181,8 @@ def encoded_table(source: DatasetSource, default_spec: str | None, cache_dir: st
         table = source.table
         if any(f"{c}.ok" in table.columns for c in table.columns):
             return table
-    table = source.table if source.table is not None else datasets.load(source.path, hash_index=FeatureCache(cache_dir).file_index())
+    table = source.table if source.table is not None else \
+        datasets.load(source.path, hash_index=FeatureCache(cache_dir).file_index(for_writing=compute))
     spec = source.features or default_spec or default_features(table, cache_dir)
     cached = table["hash"].isin(_cached_hashes(spec, cache_dir)).to_numpy()
     dropped = 0 if compute else int((~cached).sum())
