@@ -253,19 +253,32 @@ def image_hash(uri: str) -> str:
 
 def is_image_name(path: Path) -> bool:
     """Whether ``path``'s name says it is an image, one embedlab reads or not (hidden files aside)."""
-    suffix = path.suffix.lower()
-    return not path.name.startswith(".") and (suffix in IMAGE_SUFFIXES or suffix in OTHER_IMAGE_SUFFIXES)
+    return is_image_file_name(path.name)
 
 
-def file_status(uri: str, index: FileHashIndex | None = None) -> tuple[str | None, str | None, str | None]:
+def is_image_file_name(name: str) -> bool:
+    """:func:`is_image_name` of a bare file name.
+
+    >>> [is_image_file_name(n) for n in ("a.JPG", "b.avif", ".c.jpg", "d.txt", "e.")]
+    [True, True, False, False, False]
+    """
+    if name.startswith("."):
+        return False
+    suffix = os.path.splitext(name)[1].lower()
+    return suffix in IMAGE_SUFFIXES or suffix in OTHER_IMAGE_SUFFIXES
+
+
+def file_status(uri: str, index: FileHashIndex | None = None,
+                max_bytes: int | None = None) -> tuple[str | None, str | None, str | None]:
     """``(hash, reason, error)`` of one listed image: its content hash, or why it gives no image.
 
     Only the file is checked here (and read, to hash it); decoding happens where features are computed.
     With an ``index``, a regular file it remembers unchanged is not read again, and a file read
-    here is remembered.
+    here is remembered. ``max_bytes`` is ``limits()[0]``, passed by callers that check many files.
     """
-    if not is_csv_row(uri) and Path(uri).suffix.lower() in OTHER_IMAGE_SUFFIXES:
-        return None, "unsupported format", f"{uri}: unsupported format ({Path(uri).suffix} files are not read)"
+    suffix = os.path.splitext(uri)[1]
+    if not is_csv_row(uri) and suffix.lower() in OTHER_IMAGE_SUFFIXES:
+        return None, "unsupported format", f"{uri}: unsupported format ({suffix} files are not read)"
     try:
         if index is None or is_csv_row(uri) or "://" in uri:
             return image_hash(uri), None, None
@@ -274,8 +287,8 @@ def file_status(uri: str, index: FileHashIndex | None = None) -> tuple[str | Non
             info = os.stat(uri)
         except OSError:
             info = None
-        if info is not None and stat.S_ISREG(info.st_mode) and info.st_size <= limits()[0] \
-                and os.access(uri, os.R_OK):
+        if info is not None and stat.S_ISREG(info.st_mode) \
+                and info.st_size <= (limits()[0] if max_bytes is None else max_bytes) and os.access(uri, os.R_OK):
             known = index.lookup(key, info)
             if known is not None:
                 return known, None, None

@@ -21,7 +21,7 @@ import pandas as pd
 from embedlab.core.errors import DatasetError, DatasetPathError, UsageError
 from embedlab.core.io import atomic_write_bytes
 from embedlab.datasets.hash_index import FileHashIndex
-from embedlab.datasets.images import file_status
+from embedlab.datasets.images import file_status, limits
 from embedlab.datasets.layouts import LAYOUTS, SPLIT_ALIASES, detect_layout, images_in
 from embedlab.datasets.sources import fill_sources
 
@@ -102,7 +102,8 @@ def _dataset_name(root: Path) -> str:
 def with_file_status(df: pd.DataFrame, hash_index: FileHashIndex | str | os.PathLike | None = None) -> pd.DataFrame:
     """``df`` with ``hash``, ``read_reason`` and ``read_error`` per row: a bad file is a row, never an error."""
     index = hash_index if hash_index is None or isinstance(hash_index, FileHashIndex) else FileHashIndex(hash_index)
-    status = [file_status(uri, index) for uri in df["path"]]
+    max_bytes = limits()[0]
+    status = [file_status(uri, index, max_bytes) for uri in df["path"]]
     if index is not None:
         index.save()
     df["hash"], df["read_reason"], df["read_error"] = (
