@@ -189,3 +189,11 @@ def test_readme_speed_targets_are_the_benchmark_table():
     assert [r["measured"] for r in targets] == [encode["speedup_cold_vs_naive"],  # the table is today's results
                                                 bench("encode_cnn_cpu.json")["runs"][0]["speedup_vs_loop"],
                                                 encode["cli"]["speedup_warm_vs_cold"]]
+
+
+def test_the_listing_figures_are_the_benchmarks():
+    listing = bench("listing.json")
+    assert listing["same_hashes"] and listing["files"] == 35887
+    sentence = (f"Listing FER-2013's {listing['files']:,} files takes {listing['warm_index_seconds']:.2f} s with the "
+                f"index against\n  {listing['no_index_seconds']:.2f} s reading every file")
+    assert sentence in README
