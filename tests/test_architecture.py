@@ -79,3 +79,17 @@ def test_a_network_run_backbone_is_plugged_in_through_its_entry_point():
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["embedlab.nets.features", "NetworkRunEmbedding", "8"]
+
+
+def test_a_broken_backbone_plug_in_is_a_warning_not_a_crash(monkeypatch):
+    import importlib.metadata
+
+    from embedlab.core.errors import EmbedlabError
+    from embedlab.features import cnn, create_extractor
+
+    broken = importlib.metadata.EntryPoint("broken", "no_such_module_anywhere:Thing", cnn.PLUGIN_GROUP)
+    monkeypatch.setattr(importlib.metadata, "entry_points", lambda group: [broken])
+    monkeypatch.setattr(cnn, "_plugins_loaded", False)
+    with pytest.warns(UserWarning, match="backbone plug-in 'broken'.*ModuleNotFoundError"):
+        with pytest.raises(EmbedlabError, match="backbone='no-such-backbone' is not one of"):
+            create_extractor("cnn:no-such-backbone")

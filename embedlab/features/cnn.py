@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 from typing import Any, Callable
 
@@ -49,7 +50,11 @@ def load_backbone_plugins() -> None:
     from importlib.metadata import entry_points
 
     for entry in entry_points(group=PLUGIN_GROUP):
-        entry.load()  # importing the plug-in's module registers it
+        try:
+            entry.load()  # importing the plug-in's module registers it
+        except Exception as exc:  # a broken plug-in costs its backbones, not every spec
+            warnings.warn(f"backbone plug-in {entry.name!r} ({entry.value}) could not be loaded: "
+                          f"{type(exc).__name__}: {exc}", stacklevel=2)
 
 
 def hub_checkpoint_dir() -> Path:
