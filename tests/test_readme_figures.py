@@ -197,3 +197,9 @@ def test_the_listing_figures_are_the_benchmarks():
     sentence = (f"Listing FER-2013's {listing['files']:,} files takes {listing['warm_index_seconds']:.2f} s with the "
                 f"index against\n  {listing['no_index_seconds']:.2f} s reading every file")
     assert sentence in README
+
+
+def test_the_frozen_layer_figures_are_the_benchmarks():
+    results = bench("realfake_frozen_layers.json")["results"]
+    chip, whole = results["chip, every layer"]["test_roc_auc"], results["whole image, every layer"]["test_roc_auc"]
+    assert f"StyleGAN test AUC {chip:.3f} on chips and {whole:.3f}\n  on whole images" in README
