@@ -13,14 +13,15 @@ DEFAULT_DATA = ROOT.parent / "shared" / "data" / "real-vs-fake" / "real_vs_fake"
 OUT_DIR = ROOT / "results" / "bench"
 
 
-def bench_parser(doc: str, out: str | None, *, limit: int | None = None,
+def bench_parser(doc: str, out: str | None, *, limit: int | None = None, with_limit: bool = True,
                  data_help: str = "dataset folder") -> argparse.ArgumentParser:
     """A parser with the options every benchmark takes: ``--data``, ``--limit`` and ``--out``
     (default ``results/bench/<out>``; with ``out=None`` the script adds its own ``--out``)."""
     parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help=f"{data_help} (default: %(default)s)")
-    parser.add_argument("--limit", type=int, default=limit,
-                        help="images to use (default: %(default)s)" if limit else "use only the first N images")
+    if with_limit:
+        parser.add_argument("--limit", type=int, default=limit,
+                            help="images to use (default: %(default)s)" if limit else "use only the first N images")
     if out is not None:
         parser.add_argument("--out", type=Path, default=OUT_DIR / out, help="result file (default: %(default)s)")
     return parser

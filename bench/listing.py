@@ -34,7 +34,7 @@ def best_of(repeat: int, run) -> tuple[float, object]:
 
 
 def main() -> int:
-    parser = bench_parser(__doc__, "listing.json")
+    parser = bench_parser(__doc__, "listing.json", with_limit=False)
     parser.set_defaults(data=ROOT.parent / "shared" / "data" / "fer2013")
     parser.add_argument("--repeat", type=int, default=3, help="runs of each, the best kept")
     args = parser.parse_args()

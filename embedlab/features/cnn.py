@@ -42,7 +42,7 @@ def register_backbone(accepts: Callable[[str], bool], extractor: type) -> None:
 
 
 def load_backbone_plugins() -> None:
-    """Import every installed backbone plug-in (the :data:`PLUGIN_GROUP` entry points), once."""
+    """Call every installed backbone plug-in's registration (the :data:`PLUGIN_GROUP` entry points), once."""
     global _plugins_loaded
     if _plugins_loaded:
         return
@@ -51,7 +51,7 @@ def load_backbone_plugins() -> None:
 
     for entry in entry_points(group=PLUGIN_GROUP):
         try:
-            entry.load()  # importing the plug-in's module registers it
+            entry.load()()
         except Exception as exc:  # a broken plug-in costs its backbones, not every spec
             warnings.warn(f"backbone plug-in {entry.name!r} ({entry.value}) could not be loaded: "
                           f"{type(exc).__name__}: {exc}", stacklevel=2)

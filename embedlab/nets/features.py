@@ -70,4 +70,9 @@ class NetworkRunEmbedding(CnnEmbedding):
         return [(f, {}) for f in network_run_features(self.backbone, images)]
 
 
-register_backbone(is_network_run, NetworkRunEmbedding)
+def register() -> None:
+    """Plug network run folders into the ``cnn`` feature: the ``embedlab.backbones`` entry point."""
+    register_backbone(is_network_run, NetworkRunEmbedding)
+
+
+register()

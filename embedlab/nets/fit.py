@@ -148,7 +148,7 @@ def start_run(data, spec: NetworkSpec, p: dict[str, Any], *, eval_on: list[str],
     folder = runs_dir / name
     if started is None:
         if folder.exists() and any(folder.iterdir()):
-            if {p.name for p in folder.iterdir()} == {PARAMS_FILE}:
+            if is_unstarted_run(folder):
                 raise ModelError(f"run {folder} was stopped before it finished an epoch, so it holds no model "
                                  f"and nothing to resume (only {PARAMS_FILE}): remove that folder to reuse the "
                                  "name, or choose another name; the features it computed are in the cache")
@@ -239,10 +239,15 @@ def input_failures(frame: pd.DataFrame, prepared: tuple, set_name: str) -> pd.Da
 
 # -- the entry point ------------------------------------------------------------------------
 # The keyword arguments are the public interface the CLI, the tests and the benchmarks call.
+def is_unstarted_run(folder: Path) -> bool:
+    """Whether ``folder`` is a run folder that holds nothing but its ``params.json``."""
+    return folder.is_dir() and {f.name for f in folder.iterdir()} == {PARAMS_FILE}
+
+
 def remove_unstarted_run(folder: Path) -> None:
     """Remove a run folder that holds nothing but its ``params.json``: a fit that stopped before
     training began leaves no half-made run behind (and its name free for the next try)."""
-    if folder.is_dir() and {p.name for p in folder.iterdir()} <= {PARAMS_FILE}:
+    if is_unstarted_run(folder) or (folder.is_dir() and not any(folder.iterdir())):
         shutil.rmtree(folder, ignore_errors=True)
 
 
