@@ -37,8 +37,8 @@ def encode(
     device: Optional[Literal["auto", "cpu", "cuda"]] = typer.Option(
         None, "--device", help="Where the torch engine runs: auto (CUDA when available), cpu or cuda."),
     rehash: bool = typer.Option(
-        False, "--rehash", help="Read and hash every image file again, and rewrite the cache's file hash "
-        "index. By default a file the cache has hashed before is not read while its size, inode, "
+        False, "--rehash", help="Read and hash every image file again, and update the cache's file hash "
+        "index (dropping files that no longer exist). By default a file the cache has hashed before is not read while its size, inode, "
         "modification and change times are unchanged (as git trusts its index)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
@@ -59,7 +59,7 @@ def encode(
 
     if engine is not None or device is not None:
         features = encoding_options(features, engine=engine, device=device)
-    table = datasets.load(data, layout=layout, 
+    table = datasets.load(data, layout=layout,
                           hash_index=FeatureCache(cache_dir).file_index(trust=not rehash, for_writing=True))
     console.print(f"[bold]{shown(data)}[/bold]: {len(table)} images, layout [cyan]{table.attrs['layout']}[/cyan]",
                   highlight=False)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 
+import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -77,9 +78,10 @@ def test_a_changed_file_is_read_again_even_with_its_size_and_mtime_restored(data
     assert reads == [str(victim)] and table.loc[str(victim), "hash"] == table.loc[str(other), "hash"]
 
 
-def test_a_file_changed_just_before_it_was_hashed_is_not_remembered(dataset, tmp_path, reads):
+def test_a_file_changed_just_before_it_was_hashed_is_not_remembered(dataset, tmp_path, reads, monkeypatch):
+    monkeypatch.setattr(hash_index, "RACY_SECONDS", 10**6)  # every file counts as changed a moment ago
     index = tmp_path / "index.parquet"
-    load(dataset, hash_index=index)  # every file was written a moment ago: all inside the racy window
+    load(dataset, hash_index=index)
     reads.clear()
     load(dataset, hash_index=index)
     assert len(reads) == len(list(dataset.rglob("*.jpg")))
@@ -97,16 +99,25 @@ def test_a_damaged_index_costs_a_rehash_not_a_failure(dataset, tmp_path, reads, 
     assert reads == []
 
 
-def test_a_file_that_became_unreadable_or_too_large_is_a_row_again(dataset, tmp_path, settled, monkeypatch):
+def test_a_remembered_file_that_is_now_too_large_or_unreadable_is_a_row(dataset, tmp_path, settled, monkeypatch):
     index = tmp_path / "index.parquet"
     load(dataset, hash_index=index)
-    victim = sorted(dataset.rglob("*.jpg"))[0]
+    victim = str(sorted(dataset.rglob("*.jpg"))[0])
     monkeypatch.setenv("EMBEDLAB_MAX_FILE_MB", "0.001")
-    row = load(dataset, hash_index=index).set_index("path").loc[str(victim)]
-    assert row["hash"] is None and row["read_reason"] == "too large"
+    row = load(dataset, hash_index=index).set_index("path").loc[victim]
+    assert pd.isna(row["hash"]) and row["read_reason"] == "too large"
     monkeypatch.delenv("EMBEDLAB_MAX_FILE_MB")
-    victim.unlink()
-    assert str(victim) not in load(dataset, hash_index=index)["path"].tolist()
+    real_open = open
+
+    def no_permission(path, *args, **kwargs):  # what a file of mode 000 does to anyone but root
+        if os.fspath(path) == victim:
+            raise PermissionError(13, "Permission denied", victim)
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(images.os, "access", lambda path, mode: os.fspath(path) != victim)
+    monkeypatch.setattr("builtins.open", no_permission)
+    row = load(dataset, hash_index=index).set_index("path").loc[victim]
+    assert pd.isna(row["hash"]) and row["read_reason"] == "unreadable"
 
 
 def test_encode_keeps_the_index_in_the_cache_and_rehash_reads_every_file(dataset, cache_dir, reads, settled):
@@ -238,3 +249,62 @@ def test_a_file_changed_after_listing_is_not_computed_under_its_old_hash(dataset
     row = df.set_index("path").loc[victim]
     assert not row["spectrum.ok"] and row["spectrum.reason"] == "changed"
     assert old_hash not in FeatureCache(cache_dir).known_hashes(df.attrs["features"]["spectrum"]["key"])
+
+
+def test_an_entry_a_write_slipped_past_is_forgotten_once_encode_sees_the_bytes_differ(dataset, cache_dir, settled):
+    """A write the index cannot see (through a memory mapping, say) leaves a wrong entry: encode
+    finds the bytes differ ('changed'), drops the entry, and the next run computes the new content."""
+    import embedlab
+
+    embedlab.encode(dataset, "spectrum", cache_dir=cache_dir, workers=0)
+    victim = sorted(dataset.rglob("*.jpg"))[0]
+    index = FeatureCache(cache_dir).file_index()
+    index.remember(str(victim), os.stat(victim), "0" * 32, now_ns=os.stat(victim).st_ctime_ns + 10**10)
+    index.save()
+    first = embedlab.encode(dataset, "spectrum", cache_dir=cache_dir, workers=0).set_index("path")
+    assert first.loc[str(victim), "hash"] == "0" * 32 and first.loc[str(victim), "spectrum.reason"] == "changed"
+    second = embedlab.encode(dataset, "spectrum", cache_dir=cache_dir, workers=0).set_index("path")
+    assert second.loc[str(victim), "hash"] == content_hash(victim.read_bytes())
+    assert second.loc[str(victim), "spectrum.ok"]
+
+
+def test_rehash_drops_the_entries_of_files_that_are_gone(dataset, tmp_path, settled):
+    index_file = tmp_path / "index.parquet"
+    load(dataset, hash_index=index_file)
+    victim = sorted(dataset.rglob("*.jpg"))[0]
+    st = os.stat(victim)
+    victim.unlink()
+    load(dataset, hash_index=index_file)
+    assert hash_index.FileHashIndex(index_file).lookup(str(victim), st) is not None  # kept: nothing read it
+    load(dataset, hash_index=hash_index.FileHashIndex(index_file, trust=False))
+    assert hash_index.FileHashIndex(index_file).lookup(str(victim), st) is None
+
+
+def test_a_dataset_path_that_does_not_exist_leaves_no_cache_folder(tmp_path):
+    runner = CliRunner()
+    cache = tmp_path / "cache"
+    result = runner.invoke(app, ["encode", str(tmp_path / "typo"), "--cache-dir", str(cache)])
+    assert result.exit_code != 0 and "no such file or folder" in result.output
+    assert not cache.exists()
+
+
+def test_the_current_folder_lists_paths_as_path_would(tmp_path, sample, monkeypatch):
+    """``load(".")`` writes ``a.jpg``, not ``./a.jpg``, as before the listing used strings."""
+    from pathlib import Path
+
+    shutil.copytree(sample / "real-vs-fake", tmp_path / "faces")
+    monkeypatch.chdir(tmp_path / "faces")
+    table = load(".")
+    assert sorted(table["path"]) == sorted(str(p) for p in Path(".").rglob("*.jpg"))
+    assert not any(p.startswith("./") for p in table["path"])
+    assert table["image_id"].tolist() == table["path"].tolist()
+
+
+def test_network_inputs_are_checked_against_their_listed_hash(dataset):
+    from embedlab.nets.images import prepare_images
+
+    path = str(sorted(dataset.rglob("*.jpg"))[0])
+    same, info = prepare_images([path], 32, 3, hashes=[content_hash(open(path, "rb").read())])
+    assert "reason" not in info[0] and same.any()
+    other, info = prepare_images([path], 32, 3, hashes=["0" * 32])
+    assert info[0]["reason"] == "changed" and not other.any()

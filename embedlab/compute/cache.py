@@ -69,15 +69,10 @@ class FeatureCache:
         """The content hashes of the image files this cache has seen, by file identity (see
         :mod:`embedlab.datasets.hash_index`): a warm run reads no image file it remembers unchanged.
 
-        ``trust=False`` reads every file and repairs the index; ``for_writing`` creates the cache
-        folder now (as a run that computes features will), so that a first run saves the index too.
+        ``trust=False`` reads every file and repairs the index; ``for_writing`` (a run that computes
+        features) lets the index create the cache folder, so that a first run saves it too.
         """
-        if for_writing:
-            try:
-                self.root.mkdir(parents=True, exist_ok=True)
-            except OSError:
-                pass  # the cache's own writes report an unusable folder, naming it
-        return FileHashIndex(self.root / INDEX_NAME, trust=trust)
+        return FileHashIndex(self.root / INDEX_NAME, trust=trust, create_folder=for_writing)
 
     def keys(self) -> list[str]:
         if not self.root.is_dir():

@@ -104,6 +104,7 @@ def encode(
     chunk_size: int = 16,
     scheduler: str | None = None,
     on_progress: ProgressCallback | None = None,
+    rehash: bool = False,
 ) -> pd.DataFrame:
     """Features for every image of ``data``, computed once and cached.
 
@@ -125,11 +126,14 @@ def encode(
     ``scheduler`` sends the work to a Dask cluster (``tcp://host:8786``) or a
     local one (``local:N``) instead of this machine's process pool; results
     land in the same cache either way.
+
+    A file the cache has hashed before is not read again to list it while its size, inode and
+    times are unchanged (:mod:`embedlab.datasets.hash_index`); ``rehash=True`` reads every file.
     """
     started = time.perf_counter()
     if scheduler is not None:
         parse_scheduler(scheduler)  # a bad address is a usage error before any work
-    df = as_table(data, layout=layout, hash_index=FeatureCache(cache_dir).file_index(for_writing=True))
+    df = as_table(data, layout=layout, hash_index=FeatureCache(cache_dir).file_index(trust=not rehash, for_writing=True))
     if per_class is not None:
         df = sample_per_class(df, per_class, seed=seed)
     features, notes = with_layout_defaults(features, df.attrs.get("layout"))
@@ -159,11 +163,25 @@ def encode(
     for ex in extractors:
         cache.compact(ex.key())
     result = _attach(df, extractors, cache, committer.uncached_failures)
+    forget_changed_files(result, extractors, cache)
     seconds = time.perf_counter() - started
     result.attrs["features"] = {ex.name: ex.describe() for ex in extractors}
     result.attrs["summary"] = _summary(result, extractors, committer.computed, cached_counts, seconds, len(tasks))
     result.attrs["notes"] = notes
     return result
+
+
+def forget_changed_files(df: pd.DataFrame, extractors: list[FeatureExtractor], cache: FeatureCache) -> None:
+    """Files that held other bytes than they were listed with leave the cache's file hash index,
+    so that the next listing reads them, whatever their times say."""
+    changed = np.zeros(len(df), bool)
+    for ex in extractors:
+        if f"{ex.name}.reason" in df.columns:
+            changed |= (df[f"{ex.name}.reason"] == "changed").to_numpy()
+    if changed.any():
+        index = cache.file_index()
+        index.forget(os.path.abspath(p) for p in df.loc[changed, "path"])
+        index.save()
 
 
 def failures(data: Any, features: str | Sequence[str] = "encoding", *,

@@ -29,6 +29,7 @@ import logging
 import os
 import time
 from pathlib import Path
+from typing import Iterable
 
 from embedlab.core.io import atomic_write
 
@@ -50,16 +51,21 @@ class FileHashIndex:
     """Path -> content hash, trusted while the file's identity (:func:`identity`) is unchanged.
 
     Read once, on the first lookup; :meth:`save` writes it back atomically when something was
-    added, merged with what other runs saved meanwhile. A missing, unreadable or malformed index is
-    an empty one: the files are hashed, nothing fails. With ``trust=False`` nothing is looked up,
-    but what is read is remembered: a rehash that also repairs the index.
+    added or forgotten, merged with what other runs saved meanwhile. A missing, unreadable or
+    malformed index is an empty one: the files are hashed, nothing fails. With ``trust=False``
+    nothing is looked up, what is read is remembered, and entries of files that no longer exist
+    are dropped: a rehash that also repairs the index. ``create_folder`` lets :meth:`save` create
+    the index's folder (a run that writes a cache there anyway); otherwise it writes only into an
+    existing one.
     """
 
-    def __init__(self, path: str | os.PathLike, *, trust: bool = True):
+    def __init__(self, path: str | os.PathLike, *, trust: bool = True, create_folder: bool = False):
         self.path = Path(path)
         self.trust = trust
+        self.create_folder = create_folder
         self._entries: dict[str, tuple[tuple[int, ...], str]] | None = None
         self._added: dict[str, tuple[tuple[int, ...], str]] = {}
+        self._forgotten: set[str] = set()
 
     def _read(self) -> dict[str, tuple[tuple[int, ...], str]]:
         """The entries on disk, keeping only well-formed rows; empty if there is no readable index."""
@@ -100,17 +106,36 @@ class FileHashIndex:
         entry = (identity(st), content_hash)
         if self._load().get(path) != entry:
             self._entries[path] = self._added[path] = entry
+            self._forgotten.discard(path)
+
+    def forget(self, paths: Iterable[str]) -> None:
+        """Drop what is remembered of ``paths`` (absolute), for example files found to hold other
+        bytes than their entry says: the next listing reads them."""
+        entries = self._load()
+        for path in paths:
+            entries.pop(path, None)
+            self._added.pop(path, None)
+            self._forgotten.add(path)
 
     def save(self) -> None:
-        """Write the index if anything was added, into an existing folder only (a command that only
-        reads a cache never creates one); an index that cannot be written is left as it is."""
-        if not self._added or not self.path.parent.is_dir():
+        """Write the index if anything changed; an index that cannot be written is left as it is."""
+        if not self._added and not self._forgotten:
             return
+        if not self.path.parent.is_dir():
+            if not self.create_folder:
+                return  # a command that only reads a cache never creates one
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError:
+                return
         try:
             import pyarrow as pa
             import pyarrow.parquet as pq
 
-            entries = {**self._read(), **self._added}  # what other runs saved meanwhile stays
+            on_disk = self._read()  # what other runs saved meanwhile stays
+            if not self.trust:
+                on_disk = {p: e for p, e in on_disk.items() if os.path.lexists(p)}
+            entries = {p: e for p, e in on_disk.items() if p not in self._forgotten} | self._added
             paths = list(entries)
             columns = {"path": pa.array(paths, pa.string()),
                        "hash": pa.array([entries[p][1] for p in paths], pa.string())}
@@ -118,7 +143,7 @@ class FileHashIndex:
                 kind = pa.int64() if name.endswith("_ns") else pa.uint64()
                 columns[name] = pa.array([entries[p][0][i] for p in paths], kind)
             atomic_write(self.path, lambda tmp: pq.write_table(pa.table(columns), tmp))
-            self._entries, self._added = entries, {}
+            self._entries, self._added, self._forgotten = entries, {}, set()
         except Exception as exc:
             log.debug("file hash index %s not written (%s)", self.path, exc)
         self._remove_stale_temporaries()

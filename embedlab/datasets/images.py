@@ -31,7 +31,6 @@ import os
 import stat
 import warnings
 from functools import lru_cache
-from pathlib import Path
 
 import numpy as np
 
@@ -84,10 +83,11 @@ def split_csv_row(uri: str) -> tuple[str, int]:
     return path, int(row)
 
 
-def read_listed_image(uri: str, content: str) -> np.ndarray:
+def read_listed_image(uri: str, content: str | None) -> np.ndarray:
     """The image at ``uri``, which was listed with the content hash ``content``: refused ("changed") if
-    the file holds other bytes now, since whatever is computed from it is stored under that hash."""
-    if is_csv_row(uri) or "://" in uri:
+    the file holds other bytes now, since whatever is computed from it is stored under that hash.
+    A file listed with no hash (it gave no image then) is read as it is, to say why again."""
+    if not isinstance(content, str) or is_csv_row(uri) or "://" in uri:  # None, or NaN from a table
         return read_image(uri)
     data = read_file(uri)
     if content_hash(data) != content:
@@ -251,13 +251,8 @@ def image_hash(uri: str) -> str:
     return content_hash(read_file(uri))
 
 
-def is_image_name(path: Path) -> bool:
-    """Whether ``path``'s name says it is an image, one embedlab reads or not (hidden files aside)."""
-    return is_image_file_name(path.name)
-
-
 def is_image_file_name(name: str) -> bool:
-    """:func:`is_image_name` of a bare file name.
+    """Whether a file name says it is an image, one embedlab reads or not (hidden files aside).
 
     >>> [is_image_file_name(n) for n in ("a.JPG", "b.avif", ".c.jpg", "d.txt", "e.")]
     [True, True, False, False, False]

@@ -86,9 +86,12 @@ def _image_paths(folder: str | os.PathLike) -> list[str]:
         if exc.filename is not None:
             found.append(os.fspath(exc.filename))
 
+    folder = os.fspath(folder)
     join = os.path.join
-    for top, dirs, files in os.walk(os.fspath(folder), onerror=unlisted):
+    for top, dirs, files in os.walk(folder, onerror=unlisted):
         found += [join(top, name) for name in dirs + files if is_image_file_name(name)]
+    if folder == os.curdir:  # "./a.jpg" -> "a.jpg", as Path writes it
+        found = [p[len(os.curdir + os.sep):] if p.startswith(os.curdir + os.sep) else p for p in found]
     return sorted(found, key=lambda p: p.split(os.sep))
 
 
@@ -96,7 +99,7 @@ def _rows(root: Path, files: list[str], label: str, split: str | None,
           label_dir: Path | None = None) -> list[dict]:
     """One row per file (as :func:`_image_paths` lists them); fakes under ``label_dir/<source>/``
     also get that ``source``."""
-    prefix = os.path.join(os.fspath(root), "")
+    prefix = "" if os.fspath(root) == os.curdir else os.path.join(os.fspath(root), "")
 
     def image_id(path: str) -> str:
         rel = path[len(prefix):] if path.startswith(prefix) else os.path.relpath(path, root)

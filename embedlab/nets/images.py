@@ -22,7 +22,7 @@ import numpy as np
 
 from embedlab.core.errors import ImageReadError, ModelError
 from embedlab.core.io import atomic_write, atomic_write_text
-from embedlab.datasets.images import read_image
+from embedlab.datasets.images import read_image, read_listed_image
 from embedlab.features import dlib_resnet
 from embedlab.features.encoding import FaceEncoding
 
@@ -151,7 +151,8 @@ def prepare_images(uris: Sequence[str], size: int, channels: int, face_crop: str
                    crops_dir: str | os.PathLike | None = None, names: Sequence[str] | None = None,
                    images: Sequence[np.ndarray] | None = None,
                    on_progress: Callable[[int, int], None] | None = None,
-                   blur: tuple[float, float] = (0.0, 0.0)) -> tuple[np.ndarray, list[dict]]:
+                   blur: tuple[float, float] = (0.0, 0.0),
+                   hashes: Sequence[str] | None = None) -> tuple[np.ndarray, list[dict]]:
     """Decode (or take) images and make them network inputs.
 
     Returns ``(array (N, size, size, channels) uint8, info per image)``; info
@@ -159,7 +160,9 @@ def prepare_images(uris: Sequence[str], size: int, channels: int, face_crop: str
     when ``crops_dir`` is given and the image was face-cropped) and
     ``blurred`` (see :func:`match_blur`; ``blur`` is its ``(sigma, above)``).
     An image that cannot be read is left black with ``reason`` and ``error``
-    in its info, never an exception: one bad file does not stop a network.
+    in its info, never an exception: one bad file does not stop a network. With ``hashes`` (the
+    content hash each image was listed with), a file that holds other bytes now is such an image
+    (``changed``), since the inputs are stored under those hashes.
     """
     if face_crop not in FACE_CROPS:
         raise ModelError(f"face_crop must be one of {', '.join(FACE_CROPS)}, got {face_crop!r}")
@@ -169,7 +172,8 @@ def prepare_images(uris: Sequence[str], size: int, channels: int, face_crop: str
     for i, uri in enumerate(uris):
         row = {"face_cropped": False, "face_found": None, "crop_path": None, "blurred": False}
         try:
-            image = images[i] if images is not None else read_image(uri)
+            image = images[i] if images is not None else \
+                read_listed_image(uri, hashes[i]) if hashes is not None else read_image(uri)
         except ImageReadError as exc:
             info.append({**row, "reason": exc.reason, "error": str(exc)})
             continue
@@ -224,7 +228,7 @@ def cached_inputs(hashes: Sequence[str], uris: Sequence[str], size: int, channel
     """
     if cache_dir is None:
         return prepare_images(uris, size, channels, face_crop, crops_dir, names, on_progress=on_progress,
-                              blur=blur)
+                              blur=blur, hashes=hashes)
     framing = ({"scale": FER_SCALE, "shift": FER_SHIFT, "ratio": CROP_RATIO} if face_crop in ("auto", "always")
                else {"chip": [dlib_resnet.CHIP_SIZE, dlib_resnet.CHIP_PADDING]} if face_crop == "chip" else {})
     if blur[0] > 0:
@@ -244,7 +248,7 @@ def cached_inputs(hashes: Sequence[str], uris: Sequence[str], size: int, channel
         except (OSError, ValueError):
             pass  # a damaged entry is recomputed below
     arr, info = prepare_images(uris, size, channels, face_crop, crops_dir, names, on_progress=on_progress,
-                               blur=blur)
+                               blur=blur, hashes=hashes)
     folder.mkdir(parents=True, exist_ok=True)
     atomic_write(arr_path, lambda tmp: save_array(tmp, arr))
     atomic_write_text(info_path, json.dumps(info))
