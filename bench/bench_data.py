@@ -47,10 +47,14 @@ def benchmark_table(data: Path, limit: int | None = None):
     return table.head(limit) if limit else table
 
 
-def table_or_exit(data: Path, limit: int | None = None):
-    """:func:`benchmark_table`, or exit with status 2 and a message naming the missing folder."""
-    table = benchmark_table(data, limit)
-    if table is None:
+def data_or_exit(data: Path) -> Path:
+    """``data``, or exit with status 2 and a message naming the missing folder."""
+    if not data.exists():
         print(f"error: {data} not found; pass --data PATH", file=sys.stderr)
         raise SystemExit(2)
-    return table
+    return data
+
+
+def table_or_exit(data: Path, limit: int | None = None):
+    """:func:`benchmark_table` of a folder that must exist (see :func:`data_or_exit`)."""
+    return benchmark_table(data_or_exit(data), limit)

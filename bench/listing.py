@@ -21,7 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench_data import ROOT, bench_parser, load_average  # noqa: E402  (bench/ is on sys.path)
+from bench_data import ROOT, bench_parser, data_or_exit, load_average  # noqa: E402  (bench/ is on sys.path)
 
 
 def best_of(repeat: int, run) -> tuple[float, object]:
@@ -38,9 +38,7 @@ def main() -> int:
     parser.set_defaults(data=ROOT.parent / "shared" / "data" / "fer2013")
     parser.add_argument("--repeat", type=int, default=3, help="runs of each, the best kept")
     args = parser.parse_args()
-    if not args.data.exists():
-        print(f"error: {args.data} not found; pass --data PATH", file=sys.stderr)
-        return 2
+    data_or_exit(args.data)
 
     from embedlab import datasets
     from embedlab.compute.cache import FeatureCache

@@ -38,8 +38,9 @@ def encode(
         None, "--device", help="Where the torch engine runs: auto (CUDA when available), cpu or cuda."),
     rehash: bool = typer.Option(
         False, "--rehash", help="Read and hash every image file again, and update the cache's file hash "
-        "index (dropping files that no longer exist). By default a file the cache has hashed before is not read while its size, inode, "
-        "modification and change times are unchanged (as git trusts its index)."),
+        "index (dropping files that no longer exist). By default a file the cache has hashed before is "
+        "not read while its size, inode, modification and change times are unchanged (as git trusts its "
+        "index)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Compute features for every image of DATA and store them in the cache.
@@ -53,14 +54,11 @@ def encode(
 
     With dlib's own network: [bold]embedlab encode data/sample/face-photos --engine dlib[/bold]
     """
-    from embedlab import datasets
-    from embedlab.compute.cache import FeatureCache
-    from embedlab.compute.extraction import encode as run_encode
+    from embedlab.compute.extraction import encode as run_encode, table_for_cache
 
     if engine is not None or device is not None:
         features = encoding_options(features, engine=engine, device=device)
-    table = datasets.load(data, layout=layout,
-                          hash_index=FeatureCache(cache_dir).file_index(trust=not rehash, for_writing=True))
+    table = table_for_cache(data, cache_dir, layout, rehash=rehash)
     console.print(f"[bold]{shown(data)}[/bold]: {len(table)} images, layout [cyan]{table.attrs['layout']}[/cyan]",
                   highlight=False)
     for warning in table.attrs.get("warnings", []):

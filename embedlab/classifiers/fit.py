@@ -36,14 +36,14 @@ from embedlab.classifiers.pipelines import (adapt_to_data, create_classifier, se
                                             supports_sample_weight, target_prefix)
 from embedlab.classifiers.run import ClassifierRun, load_classifier_run
 from embedlab.classifiers.xgboost_dask import fit_xgboost_dask
-from embedlab.compute.cache import FeatureCache
 from embedlab.compute.distributed import parse_scheduler
-from embedlab.compute.extraction import encode, feature_matrix, resolve_features, with_layout_defaults
+from embedlab.compute.extraction import (encode, feature_matrix, resolve_features, table_for_cache,
+                                         with_layout_defaults)
 from embedlab.core.defaults import DEFAULT_CACHE_DIR, DEFAULT_RUNS_DIR
 from embedlab.core.errors import DatasetError, ModelError, OptionError
 from embedlab.core.specs import split_feature_list
 from embedlab.core.system import default_workers
-from embedlab.datasets import as_table, sample_per_class
+from embedlab.datasets import sample_per_class
 from embedlab.datasets.sources import fake_sources, leave_out_source
 from embedlab.datasets.splits import SPLITS, assign_splits
 from embedlab.features import FeatureExtractor
@@ -231,7 +231,7 @@ def check_labels(table: pd.DataFrame, where: str) -> list[str]:
 
 def load_data(data: str | os.PathLike | pd.DataFrame, config: FitConfig) -> Data:
     """The training table split into roles, and every eval set, read and checked before any work."""
-    table = as_table(data, config.layout, hash_index=FeatureCache(config.cache_dir).file_index(for_writing=True))
+    table = table_for_cache(data, config.cache_dir, config.layout)
     where = table.attrs.get("root", str(data) if not isinstance(data, pd.DataFrame) else "the table")
     if config.per_class:
         table = sample_per_class(table, config.per_class, seed=config.seed).reset_index(drop=True)
@@ -249,7 +249,7 @@ def load_data(data: str | os.PathLike | pd.DataFrame, config: FitConfig) -> Data
         raise ModelError(f"{where}: class(es) {', '.join(absent)} have no training image")
     loaded = Data(table, where, classes, roles, split_info)
     for path in map(Path, config.eval_on):
-        et = as_table(path, hash_index=FeatureCache(config.cache_dir).file_index(for_writing=True))
+        et = table_for_cache(path, config.cache_dir)
         if et["label"].isna().all():
             raise DatasetError(f"{path}: no labels to score against")
         loaded.eval_tables.append((path, et))

@@ -46,6 +46,15 @@ log = logging.getLogger(__name__)
 ALIGNED_FACE_LAYOUTS = ("fer2013-folders", "fer2013-csv")
 
 
+def table_for_cache(data: Any, cache_dir: str | os.PathLike = DEFAULT_CACHE_DIR, layout: str = "auto", *,
+                    rehash: bool = False, writing: bool = True) -> pd.DataFrame:
+    """``data`` as a table (:func:`embedlab.datasets.as_table`), listed with the file hash index of
+    the cache at ``cache_dir``: an image file it remembers unchanged is not read again. ``rehash``
+    reads every file; ``writing`` (a run that fills the cache) lets a first run create its folder."""
+    index = FeatureCache(cache_dir).file_index(trust=not rehash, for_writing=writing)
+    return as_table(data, layout=layout, hash_index=index)
+
+
 def with_layout_defaults(features: Any, layout: str | None) -> tuple[Any, list[str]]:
     """``features`` with ``detector=none`` added to each ``encoding`` spec that names no detector,
     when ``layout`` is in :data:`ALIGNED_FACE_LAYOUTS`; and a note per spec changed.
@@ -133,7 +142,7 @@ def encode(
     started = time.perf_counter()
     if scheduler is not None:
         parse_scheduler(scheduler)  # a bad address is a usage error before any work
-    df = as_table(data, layout=layout, hash_index=FeatureCache(cache_dir).file_index(trust=not rehash, for_writing=True))
+    df = table_for_cache(data, cache_dir, layout, rehash=rehash)
     if per_class is not None:
         df = sample_per_class(df, per_class, seed=seed)
     features, notes = with_layout_defaults(features, df.attrs.get("layout"))
@@ -191,7 +200,7 @@ def failures(data: Any, features: str | Sequence[str] = "encoding", *,
     ``df.attrs["checked"]`` and ``df.attrs["not_computed"]`` count, per feature, the images found
     in the cache and those not computed yet.
     """
-    table = as_table(data, layout=layout, hash_index=FeatureCache(cache_dir).file_index())
+    table = table_for_cache(data, cache_dir, layout, writing=False)
     features, _ = with_layout_defaults(features, table.attrs.get("layout"))
     cache = FeatureCache(cache_dir)
     parts, checked, not_computed = [], {}, {}

@@ -22,10 +22,10 @@ from typing import Any, Callable, Iterable
 
 import pandas as pd
 
-from embedlab.compute.cache import FeatureCache
+from embedlab.compute.extraction import table_for_cache
 from embedlab.core.defaults import DEFAULT_CACHE_DIR, DEFAULT_RUNS_DIR
 from embedlab.core.errors import DatasetError, ModelError, OptionError
-from embedlab.datasets import as_table, sample_per_class
+from embedlab.datasets import sample_per_class
 from embedlab.datasets.sources import fake_sources, leave_out_source
 from embedlab.datasets.splits import SPLITS, split_roles
 from embedlab.features import create_extractor
@@ -119,11 +119,11 @@ def set_up_device(device: str, p: dict[str, Any]):
 def start_run(data, spec: NetworkSpec, p: dict[str, Any], *, eval_on: list[str], runs_dir: Path,
               name: str | None, seed: int, dev, started: dict[str, Any] | None,
               command: str | None, leave_out: str | None = None, per_class: int | None = None,
-              layout: str = "auto", hash_index=None) -> NetworkFit:
+              layout: str = "auto", cache_dir: str | os.PathLike = DEFAULT_CACHE_DIR) -> NetworkFit:
     """Load ``data`` (read as ``layout``, at most ``per_class`` images per split and label) and split
     it (without ``leave_out``'s fakes in train and valid), make the run folder and write its
-    ``params.json``. ``hash_index`` is passed to :func:`embedlab.datasets.load`."""
-    table = as_table(data, layout, hash_index=hash_index)
+    ``params.json``. Files are listed with the file hash index of the cache at ``cache_dir``."""
+    table = table_for_cache(data, cache_dir, layout)
     if per_class:
         attrs = dict(table.attrs)
         table = sample_per_class(table, per_class, seed=seed).reset_index(drop=True)
@@ -220,7 +220,7 @@ def score_sets(run: NetworkFit, module, frames: dict[str, pd.DataFrame], prepare
         predictions.append(rows)
         failures.append(input_failures(frames[role], inputs, role))
     for path in eval_on:
-        frame = as_table(path, hash_index=FeatureCache(cache_dir).file_index(for_writing=True))
+        frame = table_for_cache(path, cache_dir)
         set_name = frame.attrs.get("name") or Path(path).name
         inputs = prepare_inputs(run.spec, run.p, frame, run.classes, cache_dir,
                                 crops_dir=run.folder / "crops" / set_name)
@@ -289,7 +289,7 @@ def fit_network(data, network: str, params: dict[str, Any] | None = None,
         per_class = (started.get("data") or {}).get("per_class", per_class)
     run = start_run(data, spec, p, eval_on=eval_on, runs_dir=runs_dir, name=name, seed=seed, dev=dev,
                     started=started, command=command, leave_out=leave_out, per_class=per_class, layout=layout,
-                    hash_index=FeatureCache(cache_dir).file_index(for_writing=True))
+                    cache_dir=cache_dir)
 
     seed_everything(seed)
     frames = {r: run.table[run.roles == r].reset_index(drop=True) for r in SPLITS}

@@ -18,10 +18,9 @@ from typing import Callable, Iterable, Sequence
 
 import pandas as pd
 
-from embedlab import datasets
 from embedlab.api import encode
 from embedlab.compute.cache import FeatureCache
-from embedlab.compute.extraction import ALIGNED_FACE_LAYOUTS, resolve_features
+from embedlab.compute.extraction import ALIGNED_FACE_LAYOUTS, resolve_features, table_for_cache
 from embedlab.core.errors import DatasetError, EmbedlabError, ModelError
 from embedlab.features import create_extractor
 from embedlab.runs.folder import PARAMS_FILE, run_params
@@ -181,8 +180,7 @@ def encoded_table(source: DatasetSource, default_spec: str | None, cache_dir: st
         table = source.table
         if any(f"{c}.ok" in table.columns for c in table.columns):
             return table
-    table = source.table if source.table is not None else \
-        datasets.load(source.path, hash_index=FeatureCache(cache_dir).file_index(for_writing=compute))
+    table = source.table if source.table is not None else table_for_cache(source.path, cache_dir, writing=compute)
     spec = source.features or default_spec or default_features(table, cache_dir)
     cached = table["hash"].isin(_cached_hashes(spec, cache_dir)).to_numpy()
     dropped = 0 if compute else int((~cached).sum())
