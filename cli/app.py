@@ -127,6 +127,17 @@ def print_json(obj: Any) -> None:
     typer.echo(to_json(obj))
 
 
+def print_csv(table) -> None:
+    """A table as CSV on stdout, every name and path byte for byte.
+
+    ``typer.echo`` strips what looks like a terminal escape sequence when
+    stdout is not a terminal, which would turn a real file name into one that
+    does not exist; machine-readable output is written as it is.
+    """
+    sys.stdout.write(table.to_csv(index=False))
+    sys.stdout.flush()
+
+
 def clean_errors(func: Callable) -> Callable:
     """Turn errors into one clear line, never a traceback (unless -v): exit 2 for usage errors, else 1."""
 

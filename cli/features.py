@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from embedlab_cli.app import app, cache_option, clean_errors, console, fail, print_json
+from embedlab_cli.app import app, cache_option, clean_errors, console, fail, print_csv, print_json
 from embedlab_cli.terminal import shown
 
 
@@ -84,7 +84,7 @@ def cache_failures(
         fail(f"--format {output!r}: choose table, csv or json")
     found = failures(data, features, cache_dir=cache_dir, layout=layout)
     if output == "csv":
-        typer.echo(found.to_csv(index=False), nl=False)
+        print_csv(found)
         return
     if output == "json":
         print_json(found.astype(object).where(found.notna(), None).to_dict(orient="records"))

@@ -8,7 +8,8 @@ from typing import Literal, Optional
 import typer
 from rich.table import Table
 
-from embedlab_cli.app import app, cache_option, clean_errors, console, fail, print_json, progress_bar, runs_option, WORKERS_HELP
+from embedlab_cli.app import (WORKERS_HELP, app, cache_option, clean_errors, console, fail, print_csv, print_json,
+                              progress_bar, runs_option)
 from embedlab_cli.runs import threshold_line
 from embedlab_cli.terminal import shown
 
@@ -77,11 +78,10 @@ def predict(
                        threshold=threshold, **crops)
         table = predict_faces(fitted, images, **options) if per_face else fitted.predict(images, **options)
     cut = fitted.decision_threshold(threshold)
-    show = [c for c in table.columns if c in ("image_id", "path", "face", *BOX_COLUMNS, "pred", "decision",
-                                               "threshold", "reason") or c.startswith("proba_")]
+    show = [c for c in table.columns if c in ("image_id", "path", "face", *BOX_COLUMNS, "pred", "threshold", "reason") or c.startswith("proba_")]
     table = table[show]
     if output == "csv":
-        typer.echo(table.to_csv(index=False), nl=False)
+        print_csv(table)
         return
     if output == "json":
         print_json(table.astype(object).where(table.notna(), None).to_dict(orient="records"))
@@ -96,8 +96,7 @@ def predict(
     for col in ("image", *faces, "prediction", *(c[len("proba_"):] for c in probas)):
         out.add_column(col, justify="left" if col in ("image", "prediction") else "right", overflow="fold")
     for _, r in table.iterrows():
-        made = r["pred"] if cut is None else r["decision"]
-        pred = shown(made) if pd.notna(made) else f"[red]none: {shown(str(r['reason']))}[/red]"
+        pred = shown(r["pred"]) if pd.notna(r["pred"]) else f"[red]none: {shown(str(r['reason']))}[/red]"
         box = ("-", "-") if per_face and pd.isna(r["face"]) else \
             (str(r["face"]), ", ".join(str(r[c]) for c in BOX_COLUMNS)) if per_face else ()
         out.add_row(shown(r["image_id"]), *box, pred, *("-" if pd.isna(r[c]) else f"{r[c]:.3f}" for c in probas))

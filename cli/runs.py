@@ -8,7 +8,7 @@ from typing import Any, Iterable, Optional
 import typer
 from rich.table import Table
 
-from embedlab_cli.app import app, clean_errors, console, fail, print_json, runs_option
+from embedlab_cli.app import app, clean_errors, console, fail, print_csv, print_json, runs_option
 from embedlab_cli.terminal import shown
 
 
@@ -188,7 +188,7 @@ def runs(
         print_json(table.to_dict(orient="records"))
         return
     if output == "csv":
-        typer.echo(table.to_csv(index=False), nl=False)
+        print_csv(table)
         return
     if table.empty:
         console.print(f"no runs in {runs_dir}; fit one with `embedlab fit DATA --model svm`", highlight=False)

@@ -106,9 +106,9 @@ def test_fit_saves_the_threshold_and_predict_applies_it(two_sources, dirs):
                            workers=1)
     assert (out["threshold"] == t["value"]).all()
     expected = np.where(out["proba_fake"] >= t["value"], "fake", "real")
-    assert out["decision"].tolist() == expected.tolist()
+    assert out["pred"].tolist() == expected.tolist()
     assert set(reopened.predict(out["path"].tolist(), cache_dir=dirs["cache_dir"], workers=1,
-                                threshold=0.0)["decision"]) == {"fake"}
+                                threshold=0.0)["pred"]) == {"fake"}
 
     res, text = cli("predict", two_sources / "test" / "fake" / "sd", "--run", run.path, "--cache-dir",
                     dirs["cache_dir"], "-w", "1", "-q")
@@ -118,7 +118,7 @@ def test_fit_saves_the_threshold_and_predict_applies_it(two_sources, dirs):
     res, text = cli("predict", two_sources / "test" / "fake" / "sd", "--run", run.path, "--cache-dir",
                     dirs["cache_dir"], "--format", "json", "--threshold", "1")
     rows = json.loads(res.stdout)
-    assert {r["decision"] for r in rows} == {"real"} and {r["threshold"] for r in rows} == {1.0}
+    assert {r["pred"] for r in rows} == {"real"} and {r["threshold"] for r in rows} == {1.0}
     res, text = cli("predict", two_sources / "test" / "real", "--run", run.path, "--threshold", "2")
     assert res.exit_code == 2 and "less than or equal to 1" in " ".join(text.replace("│", " ").split())
 
@@ -178,7 +178,7 @@ def test_network_leaves_a_source_out_and_saves_its_threshold(two_sources, dirs):
     assert set(test["per_source"]) == {"sd", "stylegan"} and "brier" in test and "at_threshold" in test
     out = run.predict(sorted((two_sources / "test" / "real").iterdir())[:2], cache_dir=dirs["cache_dir"],
                       crops_dir=None)
-    assert (out["threshold"] == run.params["threshold"]["value"]).all() and "decision" in out
+    assert (out["threshold"] == run.params["threshold"]["value"]).all() and "decision" not in out
 
 
 # -- the report: calibration and the trained-on x scored-on matrix -----------------------

@@ -147,3 +147,38 @@ def test_cli_predict_with_the_shipped_emotion_model(tmp_path):
     assert set(probas) == {"angry", "disgust", "fear", "happy", "neutral", "sad", "surprise"}
     assert abs(sum(probas.values()) - 1) < 1e-4
     assert row["pred"] == max(probas, key=probas.get) == "happy"  # he smiles in this photo
+
+
+def test_predict_gives_one_verdict_in_the_table_csv_json_and_python(tmp_path):
+    """``pred`` is the label the table prints, at the run's threshold, in every format; CSV keeps names exactly."""
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    escaped = "esc\x1b[2J\x1b[31mred.jpg"
+    for src in sorted((SAMPLE / "face-photos").glob("*.jpg")):
+        shutil.copy(src, photos / src.name)
+    shutil.copy(SAMPLE / "face-photos" / "obama.jpg", photos / escaped)
+    common = ["predict", photos, "--task", "real-fake", "--cache-dir", tmp_path / "cache", "-w", "0"]
+
+    res, out = cli(*common, "--format", "csv")
+    assert res.exit_code == 0, out
+    table = pd.read_csv(io.StringIO(res.stdout), keep_default_na=False)
+    assert "decision" not in table and {"pred", "threshold", "proba_fake", "proba_real"} <= set(table)
+    expected = np.where(table["proba_fake"] >= table["threshold"], "fake", "real")
+    assert table["pred"].tolist() == expected.tolist()
+    assert f"photos/{escaped}" in table["image_id"].tolist()
+    assert str(photos / escaped) in table["path"].tolist()  # byte for byte, escape sequences kept
+
+    res, out = cli(*common, "--format", "json")
+    rows = {r["image_id"]: r for r in json.loads(res.stdout)}
+    assert {name: r["pred"] for name, r in rows.items()} == dict(zip(table["image_id"], table["pred"]))
+
+    from embedlab.runs import pretrained_run
+
+    api = load_run(pretrained_run("real-fake")).predict([photos], cache_dir=tmp_path / "cache", workers=0)
+    assert dict(zip(api["image_id"], api["pred"])) == dict(zip(table["image_id"], table["pred"]))
+
+    res, out = cli(*common)
+    shown_rows = {line.split("│")[1].strip(): line.split("│")[2].strip()
+                  for line in out.splitlines() if line.startswith("│") and ".jpg" in line}
+    plain = [name for name in table["image_id"] if escaped not in name]
+    assert {name: shown_rows[name] for name in plain} == {name: rows[name]["pred"] for name in plain}

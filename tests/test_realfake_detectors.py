@@ -60,7 +60,7 @@ def test_detector_trains_an_epoch_and_reloads_exactly(network, two_sources, tmp_
     stored = run.predictions().query("set == 'test'").set_index("path")["proba_fake"]
     got = again.set_index("path")["proba_fake"]
     assert np.allclose(got.loc[stored.index].to_numpy(), stored.to_numpy(), atol=1e-6)
-    assert set(again["decision"]) <= {"real", "fake"}
+    assert set(again["pred"]) <= {"real", "fake"}
 
 
 def test_balancing_by_source_draws_a_rare_generator_as_often_as_a_common_one(two_sources, tmp_path):

@@ -22,7 +22,7 @@ from embedlab.analysis.figures import base_layout, colours_for, plain
 from embedlab.analysis.groups import GENERATED, REAL, dataset_is_generated, origin_of_labels
 from embedlab.core.errors import ModelError
 from embedlab.runs.folder import (HISTORY_FILE, METRICS_FILE, PARAMS_FILE, PREDICTIONS_FILE, read_json,
-                                  read_optional_table)
+                                  read_optional_table, stored_verdicts)
 
 
 @dataclass
@@ -51,7 +51,7 @@ def read_run_folder(path: str | Path) -> RunRecord:
         raise ModelError(f"{path}: no such run folder")
     params = read_json(path / PARAMS_FILE)
     metrics = read_json(path / METRICS_FILE)
-    return RunRecord(path, params, metrics, read_optional_table(path / PREDICTIONS_FILE),
+    return RunRecord(path, params, metrics, stored_verdicts(read_optional_table(path / PREDICTIONS_FILE), params),
                      read_optional_table(path / HISTORY_FILE))
 
 

@@ -49,7 +49,7 @@ class ClassifierRun(Run):
         same descriptor with a face detector for medium shots); it must give
         the same feature names and sizes. Images whose features cannot be
         computed get no prediction and their ``reason``. A binary run's
-        ``decision`` applies ``threshold``, by default the one saved by fit.
+        ``pred`` is the label at ``threshold``, by default the one saved by fit.
         """
         table = images_of(data)
         extractors = resolve_features(list(features) if isinstance(features, (list, tuple))

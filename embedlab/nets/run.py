@@ -101,7 +101,7 @@ class NetworkRun(Run):
         (column ``crop_path``), ``face_found`` says whether a face was found.
         ``features`` exists for the interface classifier runs share: a network
         prepares its own inputs, so giving it is an error. A binary run's
-        ``decision`` applies ``threshold``, by default the one saved by fit.
+        ``pred`` is the label at ``threshold``, by default the one saved by fit.
         """
         if features is not None:
             raise ModelError(f"run {self.name} is a network: it prepares its own inputs, so --features does not apply")

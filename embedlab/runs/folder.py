@@ -31,6 +31,7 @@ import pandas as pd
 from embedlab.core.defaults import DEFAULT_RUNS_DIR
 from embedlab.core.errors import ModelError, OptionError, UnknownNameError
 from embedlab.core.io import atomic_write, to_json, write_json
+from embedlab.runs.scoring import labels_at, match_labels
 from embedlab.runs.schema import KINDS, check_metrics, check_params, read_checked
 
 PARAMS_FILE = "params.json"
@@ -60,6 +61,27 @@ def read_optional_table(path: Path) -> pd.DataFrame | None:
         return pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
     except Exception as exc:  # pyarrow and pandas raise several kinds for a broken file
         raise ModelError(f"{path}: unreadable ({exc})") from None
+
+
+def stored_verdicts(predictions: pd.DataFrame | None, params: dict[str, Any]) -> pd.DataFrame | None:
+    """A run's stored prediction rows with ``pred`` (and ``correct``) at the run's decision threshold.
+
+    Runs saved before ``pred`` was the thresholded verdict stored the most
+    probable class; reading them through here gives every reader (``predict``,
+    ``runs``, the report) the one verdict the run's threshold gives.
+    """
+    saved = params.get("threshold")
+    positive, classes = params.get("positive_class"), list(params.get("classes") or [])
+    if (predictions is None or predictions.empty or params.get("task") != "binary" or positive not in classes
+            or not isinstance(saved, dict) or saved.get("value") is None
+            or not {f"proba_{c}" for c in classes} <= set(predictions.columns)):
+        return predictions
+    proba = predictions[[f"proba_{c}" for c in classes]].to_numpy(float)
+    out = predictions.copy()
+    out["pred"] = labels_at(proba, classes, positive, float(saved["value"]))
+    if "label" in out:
+        out["correct"] = match_labels(out["label"].tolist(), classes)[0] == out["pred"].to_numpy(object)
+    return out
 
 
 def resolve_run(run: str | os.PathLike, runs_dir: str | os.PathLike = DEFAULT_RUNS_DIR) -> Path:
@@ -224,7 +246,7 @@ class Run:
         path = self.path / PREDICTIONS_FILE
         if not path.is_file():
             raise ModelError(f"{path}: missing")
-        return pd.read_parquet(path)
+        return stored_verdicts(pd.read_parquet(path), self.params)
 
     def failures(self) -> pd.DataFrame:
         """The images the fit could not use (``failures.csv``: set, image_id, path, reason, error)."""
@@ -236,23 +258,21 @@ class Run:
         """What ``predict`` returns: the image columns, ``pred``, ``proba_<class>``, ``ok``, ``reason``.
 
         ``proba`` has a row per image of ``table`` (NaN where ``ok`` is False).
-        ``pred`` is the most probable class; a binary run adds ``threshold``
-        (see :meth:`decision_threshold`) and ``decision``, the label at that
-        threshold: the positive class at or above it, the other below.
+        ``pred`` is the run's one verdict, the label ``predict`` prints: for a
+        binary run it is the label at the decision threshold (see
+        :meth:`decision_threshold`; the positive class at or above it, the
+        other below), given in the ``threshold`` column; for other runs it is
+        the most probable class.
         """
         classes = self.classes
         out = table[[c for c in ID_COLUMNS if c in table]].copy()
-        best = np.nan_to_num(proba, nan=-1).argmax(axis=1)
-        out["pred"] = [classes[i] if good else None for i, good in zip(best, ok)]
+        cut = self.decision_threshold(threshold)
+        labels = labels_at(proba, classes, cut["positive_class"] if cut else None, cut["value"] if cut else None)
+        out["pred"] = [label if good else None for label, good in zip(labels, ok)]
         for i, c in enumerate(classes):
             out[f"proba_{c}"] = proba[:, i]
-        cut = self.decision_threshold(threshold)
         if cut is not None:
-            pos = classes.index(cut["positive_class"])
-            other = classes[1 - pos]
             out["threshold"] = cut["value"]
-            out["decision"] = [(classes[pos] if p >= cut["value"] else other) if good else None
-                               for p, good in zip(proba[:, pos], ok)]
         out["ok"] = ok
         out["reason"] = list(reason)
         return out

@@ -319,6 +319,30 @@ def task_of(classes: Sequence[str]) -> tuple[str, str | None]:
     return "binary", POSITIVE_CLASS if POSITIVE_CLASS in classes else None
 
 
+def labels_at(proba: np.ndarray, classes: Sequence[str], positive: str | None,
+              threshold: float | None) -> list[str]:
+    """The label of each row of ``proba``: the one verdict a run gives.
+
+    A binary run with a decision threshold calls a row ``positive`` at or
+    above the threshold on ``P(positive)`` and the other class below it; any
+    other run gives the most probable class.
+
+    >>> labels_at(np.array([[.7, .3], [.95, .05]]), ["fake", "real"], "fake", 0.9)
+    ['real', 'fake']
+    >>> labels_at(np.array([[.2, .5, .3]]), ["a", "b", "c"], None, None)
+    ['b']
+    """
+    proba = np.asarray(proba, dtype=float)
+    classes = list(classes)
+    if not len(proba):
+        return []
+    if threshold is not None and positive in classes and len(classes) == 2:
+        pos = classes.index(positive)
+        other = classes[1 - pos]
+        return [positive if p >= threshold else other for p in proba[:, pos]]
+    return [classes[i] for i in np.nan_to_num(proba, nan=-1).argmax(axis=1)]
+
+
 def score_set(proba: np.ndarray, rows: pd.DataFrame, classes: list[str], positive: str | None, *,
               set_name: str, role: str, dataset: str, seed: int,
               threshold: float | None = None) -> tuple[dict[str, Any], pd.DataFrame]:
@@ -336,7 +360,7 @@ def score_set(proba: np.ndarray, rows: pd.DataFrame, classes: list[str], positiv
     if positive is not None and len(classes) == 2 and "source" in rows.columns and len(proba):
         metrics["per_source"] = per_source(rows["label"].tolist(), proba, classes, positive,
                                            rows["source"].tolist(), threshold)
-    pred = [classes[i] for i in proba.argmax(axis=1)] if len(proba) else []
+    pred = labels_at(proba, classes, positive, threshold)
     out = pd.DataFrame({"set": set_name, "image_id": rows["image_id"].astype(str).values,
                         "path": rows["path"].astype(str).values, "hash": rows["hash"].astype(str).values,
                         "label": rows["label"].values, "pred": pred})
