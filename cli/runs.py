@@ -53,10 +53,12 @@ def sources_table(name: str, m: dict) -> Table:
     """Each source's fakes against all the reals of one set."""
     cut = (m.get("at_threshold") or {}).get("threshold")
     table = Table(title=f"{shown(name)}: each source's fakes vs all reals", title_justify="left")
-    for col in ("source", "fakes", "ROC AUC", "recall" + (f" at {cut:.3f}" if cut is not None else "")):
+    for col in ("source", "fakes", "ROC AUC", "recall" + (f" at {cut:.3f}" if cut is not None else ""),
+                "TPR at 1% FPR", "TPR at 5% FPR"):
         table.add_column(col, justify="left" if col == "source" else "right")
     for source, s in m.get("per_source", {}).items():
-        table.add_row(shown(source), fmt(s.get("n")), fmt(s.get("roc_auc")), fmt(s.get("recall")))
+        table.add_row(shown(source), fmt(s.get("n")), fmt(s.get("roc_auc")), fmt(s.get("recall")),
+                      fmt(s.get("tpr_at_1pct_fpr")), fmt(s.get("tpr_at_5pct_fpr")))
     return table
 
 

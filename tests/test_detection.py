@@ -45,9 +45,15 @@ def test_per_source_figures_match_scikit_learn():
         sel = mine | reals
         expected_auc = roc_auc_score(mine[sel], proba[sel, 0])
         expected_recall = float((proba[mine, 0] >= 0.5).mean())
-        assert got[source] == {"n": int(mine.sum()), "roc_auc": pytest.approx(expected_auc),
-                               "recall": pytest.approx(expected_recall)}
+        negatives = np.sort(proba[reals, 0])[::-1]
+        at_5pct = np.nextafter(negatives[0], np.inf)  # 1% or 5% of 5 reals allows none at or above it
+        assert got[source] == {"n": int(mine.sum()), "n_negative": int(reals.sum()),
+                               "roc_auc": pytest.approx(expected_auc), "recall": pytest.approx(expected_recall),
+                               "tpr_at_1pct_fpr": pytest.approx(float((proba[mine, 0] >= at_5pct).mean())),
+                               "tpr_at_5pct_fpr": pytest.approx(float((proba[mine, 0] >= at_5pct).mean()))}
     assert got["gan"]["roc_auc"] == pytest.approx(19 / 20) and got["sd"]["recall"] == pytest.approx(2 / 3)
+    # above the highest real (0.6): gan 0.9, 0.8, 0.7 of four; sd 0.65 of three
+    assert got["gan"]["tpr_at_1pct_fpr"] == 0.75 and got["sd"]["tpr_at_5pct_fpr"] == pytest.approx(1 / 3)
 
     rows = pd.DataFrame({"image_id": list("abcdefghijkl"), "path": list("abcdefghijkl"), "hash": list("abcdefghijkl"),
                          "label": labels, "source": sources})

@@ -214,11 +214,12 @@ def reliability_curve(is_pos: np.ndarray, score: np.ndarray, bins: int = RELIABI
 
 def per_source(labels: Sequence[Any], proba: np.ndarray, classes: Sequence[str], positive_class: str,
                sources: Sequence[Any], threshold: float | None = None) -> dict[str, dict[str, Any]]:
-    """Each source's positives against all the negatives of the set: ROC AUC and recall at ``threshold``.
+    """Each source's positives against all the negatives of the set: ROC AUC, recall at ``threshold``,
+    and the recall at the thresholds that call 1% and 5% of these negatives positive.
 
     >>> per_source(["real", "real", "fake", "fake"], np.array([[.2, .8], [.6, .4], [.9, .1], [.3, .7]]),
     ...            ["fake", "real"], "fake", ["real", "real", "gan", "sd"], threshold=0.5)["sd"]
-    {'n': 1, 'roc_auc': 0.5, 'recall': 0.0}
+    {'n': 1, 'n_negative': 2, 'roc_auc': 0.5, 'recall': 0.0, 'tpr_at_1pct_fpr': 0.0, 'tpr_at_5pct_fpr': 0.0}
     """
     from sklearn.metrics import roc_auc_score
 
@@ -231,10 +232,12 @@ def per_source(labels: Sequence[Any], proba: np.ndarray, classes: Sequence[str],
     out: dict[str, dict[str, Any]] = {}
     for source in sorted({s for s in sources[is_pos] if s is not None}):
         mine = is_pos & (sources == source)
-        entry: dict[str, Any] = {"n": int(mine.sum())}
+        entry: dict[str, Any] = {"n": int(mine.sum()), "n_negative": int(is_neg.sum())}
         sel = mine | is_neg
         entry["roc_auc"] = float(roc_auc_score(mine[sel], score[sel])) if is_neg.any() else None
         entry["recall"] = float((score[mine] >= threshold).mean()) if threshold is not None else None
+        for fpr, key in ((0.01, "tpr_at_1pct_fpr"), (0.05, "tpr_at_5pct_fpr")):
+            entry[key] = float((score[mine] >= threshold_at_fpr(score[is_neg], fpr)).mean()) if is_neg.any() else None
         out[source] = entry
     return out
 
