@@ -49,6 +49,7 @@ def inspect(
             "conflicting_label_groups": len(report.conflicting_labels),
             "duplicates": report.duplicates.head(show).to_dict(orient="records"),
             "sharpness": {s: report.sharpness[s].round(2).to_dict() for s in report.sharpness.columns},
+            "containers": report.containers.to_dict(orient="records"),
             "warnings": report.warnings,
         }
         print_json(out)
@@ -77,6 +78,8 @@ def inspect(
         if not report.sharpness.empty:
             console.print(_label_table("Median sharpness (Laplacian std; low = blurred)",
                                        report.sharpness, lambda v: f"{v:.1f}"))
+        if not report.containers.empty:
+            console.print(container_table(report.containers))
     n_bad = len(report.unreadable)
     console.print(f"Files that give no image: [{'red' if n_bad else 'green'}]{n_bad}[/]"
                   + ("" if decode else " (found without decoding; --decode finds broken images too)"),
@@ -125,3 +128,19 @@ def layouts() -> None:
 
     for name in DETECTION_ORDER:
         console.print(f"[cyan]{name}[/cyan]: {LAYOUTS.create(name).description}", highlight=False)
+
+
+def container_table(containers) -> Table:
+    """Each source's and class's median size, JPEG quality and sharpness, side by side."""
+    import pandas as pd
+
+    by = containers.columns[0]  # origin, or source
+    table = Table(title=f"Per {by} and class: median size, JPEG quality and sharpness (a detector can learn "
+                  "these instead of the face where classes differ)", title_justify="left")
+    for c in (by, "label", "images", "width", "height", "JPEG quality", "sharpness"):
+        table.add_column(c, justify="left" if c in (by, "label") else "right")
+    for r in containers.itertuples(index=False):
+        table.add_row(shown(r[0]), shown(r.label), str(r.images),
+                      *("-" if pd.isna(v) else f"{v:.0f}" for v in (r.width, r.height, r.jpeg_quality)),
+                      "-" if pd.isna(r.sharpness) else f"{r.sharpness:.1f}")
+    return table

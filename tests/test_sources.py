@@ -86,3 +86,29 @@ def test_a_held_out_test_share_keeps_every_source(tmp_path):
     assert set(test["source"]) == {"real", "gan", "sd"}
     roles, _ = split_roles(df, 0.2, seed=0)
     assert set(df.loc[roles == "valid", "source"]) == {"real", "gan", "sd"}
+
+
+def test_a_fakes_only_folder_pairs_with_the_reals_of_another(tmp_path):
+    """A new generator arrives as a folder of fakes alone: combined with a dataset that has reals, its
+    fakes are a source of their own, scored against those reals, and can be left out like any other."""
+    import embedlab
+
+    only = tmp_path / "newgen"
+    for split in ("train", "valid", "test"):
+        (only / split / "fake").mkdir(parents=True)
+        for f in sorted((RVF / split / "fake").iterdir())[:4]:
+            shutil.copy(f, only / split / "fake" / f"new-{f.name}")
+    alone = datasets.load(only)
+    assert set(alone["label"]) == {"fake"}
+    table = datasets.combine({"stylegan": RVF, "newgen": only})
+    assert table.groupby(["origin", "label"]).size().to_dict() == {
+        ("newgen", "fake"): 12, ("stylegan", "fake"): 29, ("stylegan", "real"): 29}
+    assert datasets.fake_sources(table) == ["newgen", "stylegan"]
+    assert set(table.loc[table["label"] == "real", "source"]) == {"real"}
+
+    run = embedlab.fit(table, "pixels[size=8]", "logreg", runs_dir=tmp_path / "runs", cache_dir=tmp_path / "cache",
+                       leave_out="newgen", workers=0)
+    assert run.params["sources"]["train"] == ["stylegan"] and run.params["leave_out"] == "newgen"
+    per_source = run.metrics["sets"]["test"]["per_source"]
+    assert set(per_source) == {"newgen", "stylegan"}
+    assert per_source["newgen"]["n_negative"] == int(((table["label"] == "real") & (table["split"] == "test")).sum())

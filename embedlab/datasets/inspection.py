@@ -23,6 +23,9 @@ class DatasetReport:
     subsets: pd.DataFrame = field(default_factory=pd.DataFrame)  # FER-2013 PublicTest/PrivateTest counts
     sharpness: pd.DataFrame = field(default_factory=pd.DataFrame)  # median sharpness, label x split
     sources: pd.DataFrame = field(default_factory=pd.DataFrame)  # images per source x split (datasets with fakes)
+    #: per (origin, or else source, and label): images and the median width, height, JPEG quality and sharpness;
+    #: where these differ between classes a detector can learn the container instead of the face
+    containers: pd.DataFrame = field(default_factory=pd.DataFrame)
     warnings: list[str] = field(default_factory=list)
 
     @property
@@ -62,22 +65,64 @@ def sharpness(image) -> float:
     return float(ndimage.laplace(np.asarray(grey, dtype=np.float32)).std())
 
 
-def _probe(uri: str) -> tuple[int | None, int | None, str | None, float | None, str | None, str | None]:
-    """(width, height, mode, sharpness, reason, error) of one image; decodes it fully to find broken files."""
+#: the IJG (libjpeg) luminance quantisation table at quality 50, in zigzag order as Pillow gives it
+_IJG_LUMINANCE = [16, 11, 12, 14, 12, 10, 16, 14, 13, 14, 18, 17, 16, 19, 24, 40, 26, 24, 22, 22, 24, 49, 35, 37,
+                  29, 40, 58, 51, 61, 60, 57, 51, 56, 55, 64, 72, 92, 78, 64, 68, 87, 69, 55, 56, 80, 109, 81, 87,
+                  95, 98, 103, 104, 103, 62, 77, 113, 121, 112, 100, 120, 92, 101, 103, 99]
+
+
+def jpeg_quality(quantization: dict | None) -> int | None:
+    """The IJG quality (1-100) whose luminance table is closest to a JPEG's, None for other files.
+
+    >>> jpeg_quality({0: [max(1, min(255, (v * 50 + 50) // 100)) for v in _IJG_LUMINANCE]})
+    75
+    """
+    if not quantization or 0 not in quantization:
+        return None
+    table = list(quantization[0])
+    if len(table) != 64:
+        return None
+
+    def at(q: int) -> list[int]:
+        scale = 5000 // q if q < 50 else 200 - 2 * q
+        return [max(1, min(255, (v * scale + 50) // 100)) for v in _IJG_LUMINANCE]
+
+    return min(range(1, 101), key=lambda q: sum(abs(a - b) for a, b in zip(at(q), table)))
+
+
+def _probe(uri: str) -> tuple[int | None, int | None, str | None, float | None, int | None, str | None, str | None]:
+    """(width, height, mode, sharpness, JPEG quality, reason, error) of one image; decodes it fully to find
+    broken files."""
     import io
 
     from PIL import Image
 
     try:
         if is_csv_row(uri):
-            return 48, 48, "L", sharpness(read_image(uri)), None, None
+            return 48, 48, "L", sharpness(read_image(uri)), None, None, None
         data = read_file(uri)
         image = decode_image(data, name=uri)
         with Image.open(io.BytesIO(data)) as img:  # the size and mode as stored, before any conversion
             w, h, mode = img.width, img.height, img.mode
-        return w, h, mode, sharpness(image), None, None
+            quality = jpeg_quality(getattr(img, "quantization", None)) if img.format == "JPEG" else None
+        return w, h, mode, sharpness(image), quality, None, None
     except ImageReadError as exc:
-        return None, None, None, None, exc.reason, str(exc)
+        return None, None, None, None, None, exc.reason, str(exc)
+
+
+def container_table(df: pd.DataFrame, info: pd.DataFrame) -> pd.DataFrame:
+    """Per (source or origin, label): images, median width, height, JPEG quality and sharpness."""
+    by = "origin" if "origin" in df.columns else "source" if "source" in df.columns else None
+    if by is None or info["width"].isna().all():
+        return pd.DataFrame()
+    frame = pd.DataFrame({by: df[by].fillna("(none)").astype(str), "label": df["label"].astype(str),
+                          **{c: pd.to_numeric(info[c], errors="coerce")
+                             for c in ("width", "height", "jpeg_quality", "sharpness")}})
+    frame = frame[frame["width"].notna()]
+    out = frame.groupby([by, "label"]).agg(images=("width", "size"), width=("width", "median"),
+                                           height=("height", "median"), jpeg_quality=("jpeg_quality", "median"),
+                                           sharpness=("sharpness", "median")).reset_index()
+    return out
 
 
 def _sharpness_warnings(medians: "pd.Series") -> list[str]:
@@ -108,7 +153,7 @@ def inspect_dataset(df: pd.DataFrame, decode: bool = True) -> DatasetReport:
     counts = pd.crosstab(df["label"], split)
     counts.columns.name, counts.index.name = "split", "label"
 
-    columns = ["width", "height", "mode", "sharpness", "reason", "error"]
+    columns = ["width", "height", "mode", "sharpness", "jpeg_quality", "reason", "error"]
     listed = df["read_reason"].notna() if "read_reason" in df else pd.Series(False, index=df.index)
     info = pd.DataFrame({c: None for c in columns}, index=df.index)
     if decode and (~listed).any():
@@ -155,4 +200,4 @@ def inspect_dataset(df: pd.DataFrame, decode: bool = True) -> DatasetReport:
     return DatasetReport(layout=df.attrs.get("layout", "?"), root=df.attrs.get("root", "?"),
                          counts=counts, sizes=sizes, unreadable=unreadable.reset_index(drop=True),
                          duplicates=dup, subsets=subsets, sharpness=sharp, sources=sources,
-                         warnings=warnings)
+                         containers=container_table(df, info), warnings=warnings)

@@ -231,7 +231,7 @@ class ClassFolders:
         return pd.DataFrame(rows)
 
 
-@layout("manifest", "a manifest CSV with columns path,label[,split][,source]")
+@layout("manifest", "a manifest CSV with columns path,label[,split][,source][,origin]")
 class Manifest:
     @staticmethod
     def detect(path: Path) -> Path | None:
@@ -263,8 +263,9 @@ class Manifest:
                 "split": split,
             }
         )
-        if "source" in table.columns:  # the generator of each fake
-            out["source"] = table["source"].where(table["source"] != "", None)
+        for column in ("source", "origin"):  # the generator of each fake; the folder each image came from
+            if column in table.columns:
+                out[column] = table[column].where(table[column] != "", None)
         return out
 
 
