@@ -11,6 +11,7 @@ from embedlab.compute.extraction import encode, feature_matrix, resolve_features
 from embedlab.core.errors import ModelError
 from embedlab.nets.images import cached_inputs
 from embedlab.nets.models import NetworkSpec
+from embedlab.nets.native import NativeCropSet, NativeCrops, check_images
 from embedlab.nets.training import Inputs
 
 
@@ -33,6 +34,8 @@ def prepare_inputs(spec: NetworkSpec, p: dict[str, Any], frame: pd.DataFrame, cl
     usable = np.ones(n, bool)
     info: list[dict] = [{} for _ in range(n)]
     images = encodings = None
+    if spec.reads_native:
+        return native_inputs(p, frame, classes)
     if spec.uses_images:
         arr, info = cached_inputs(frame["hash"].tolist(), frame["path"].tolist(), int(p["size"]),
                                   int(p["channels"]), p.get("face_crop", "never"), cache_dir,
@@ -51,14 +54,39 @@ def prepare_inputs(spec: NetworkSpec, p: dict[str, Any], frame: pd.DataFrame, cl
                        "error": df[f"{extractor.name}.error"].iloc[i]}
         usable &= ok
         encodings = torch.from_numpy(np.nan_to_num(X).astype(np.float32))
-    index = {c: i for i, c in enumerate(classes)}
-    labels = torch.tensor([index.get(str(v), -1) for v in frame["label"]], dtype=torch.long)
+    labels, groups = label_groups(frame, classes)
     keep = torch.from_numpy(np.flatnonzero(usable))
-    sources = frame["source"] if "source" in frame.columns else pd.Series([None] * n, index=frame.index)
-    groups = pd.factorize(frame["label"].astype(str) + "/" + sources.fillna("").astype(str))[0]
     inputs = Inputs(images[keep] if images is not None else None,
                     encodings[keep] if encodings is not None else None, labels[keep], groups[keep.numpy()])
     return inputs, usable, info
+
+
+def label_groups(frame: pd.DataFrame, classes: Sequence[str]):
+    """Each row's class index (-1 for a label the classes lack) and its (label, source) group number."""
+    import torch
+
+    index = {c: i for i, c in enumerate(classes)}
+    labels = torch.tensor([index.get(str(v), -1) for v in frame["label"]], dtype=torch.long)
+    sources = frame["source"] if "source" in frame.columns else pd.Series([None] * len(frame), index=frame.index)
+    groups = pd.factorize(frame["label"].astype(str) + "/" + sources.fillna("").astype(str))[0]
+    return labels, groups
+
+
+def native_inputs(p: dict[str, Any], frame: pd.DataFrame, classes: Sequence[str]) -> tuple[NativeCrops, np.ndarray,
+                                                                                             list[dict]]:
+    """Native-resolution crops of ``frame``'s images, streamed: each file is decoded once here to
+    find the unreadable ones, then again whenever a crop of it is drawn."""
+    import torch
+
+    hashes = frame["hash"].tolist() if "hash" in frame.columns else [None] * len(frame)
+    info = check_images(frame["path"].tolist(), hashes)
+    usable = np.array([not r.get("reason") for r in info], bool)
+    labels, groups = label_groups(frame, classes)
+    keep = np.flatnonzero(usable)
+    crops = NativeCropSet([frame["path"].iloc[i] for i in keep], [hashes[i] for i in keep], int(p["crop"]),
+                          int(p["eval_crops"]), p)
+    return NativeCrops(crops, labels[torch.from_numpy(keep)], groups[keep],
+                       loader_workers=int(p["loader_workers"])), usable, info
 
 
 def input_metrics(info: list[dict] | None, usable: np.ndarray) -> dict[str, Any]:

@@ -8,7 +8,7 @@ feature) and ``forward(image, encoding)`` (the logits).
 
 >>> from embedlab.nets import NETWORKS
 >>> NETWORKS.names()
-['cnn', 'dlib-resnet', 'emotion-cnn', 'encoding-mlp', 'fusion-cnn', 'fusion-dlib-resnet', 'fusion-resnet', 'resnet18', 'resnet50', 'vgg16-emotion']
+['cnn', 'dlib-resnet', 'emotion-cnn', 'encoding-mlp', 'fusion-cnn', 'fusion-dlib-resnet', 'fusion-resnet', 'npr', 'resnet18', 'resnet50', 'vgg16-emotion']
 >>> NETWORKS.create("emotion-cnn").defaults["size"]
 48
 """
@@ -23,6 +23,7 @@ from embedlab.core.registry import Registry
 from embedlab.core.specs import parse_value
 from embedlab.features import dlib_resnet
 from embedlab.features.cnn import IMAGENET_MEAN, IMAGENET_STD, resolve_weights
+from embedlab.nets.residual import npr_residual
 
 #: How one-channel (grey) inputs are standardised; three-channel ones use ImageNet's mean and std.
 GRAY_MEAN, GRAY_STD = 0.5, 0.25
@@ -60,7 +61,7 @@ TRAINING_DEFAULTS: dict[str, Any] = {
 @dataclass
 class NetworkSpec:
     name: str
-    inputs: str                      # "image" | "encoding" | "image+encoding"
+    inputs: str                      # "image" | "encoding" | "image+encoding" | "native"
     build: Callable[..., Any]        # build(n_out, **model params) -> nn.Module
     defaults: dict[str, Any] = field(default_factory=dict)  # model params and training overrides
     description: str = ""
@@ -72,6 +73,11 @@ class NetworkSpec:
     @property
     def uses_encoding(self) -> bool:
         return "encoding" in self.inputs
+
+    @property
+    def reads_native(self) -> bool:
+        """Crops of the pixels as decoded, streamed from the files (:mod:`embedlab.nets.native`)."""
+        return self.inputs == "native"
 
     def model_param_names(self) -> list[str]:
         return [k for k in self.defaults if k not in TRAINING_DEFAULTS]
@@ -92,7 +98,8 @@ class NetworkSpec:
 PARAM_RANGES: dict[str, tuple[float, float]] = {
     "size": (8, 1024), "input_size": (8, 1024), "channels": (1, 3), "epochs": (1, 100_000),
     "batch_size": (1, 65_536), "widths": (1, 4096), "blocks": (0, 64), "dense": (1, 65_536),
-    "hidden": (1, 65_536), "stem_stride": (1, 8), "dropout": (0, 0.99), "patience": (0, 100_000),
+    "hidden": (1, 65_536), "stem_stride": (1, 8), "crop": (8, 1024), "eval_crops": (1, 64),
+    "loader_workers": (0, 64), "rescale": (0, 1), "blur": (0, 1), "jpeg": (0, 1), "dropout": (0, 0.99), "patience": (0, 100_000),
     "workers_threads": (0, 1024), "valid_fraction": (0, 0.9), "lr": (0, 100), "erase": (0, 1),
     "warmup_epochs": (0, 100_000), "label_smoothing": (0, 0.99),
 }
@@ -367,6 +374,45 @@ def build_emotion_cnn(n_out, size, channels, widths, blocks, stem_stride, dropou
         cin = w
     layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten()]
     return Net(image_branch=nn.Sequential(*layers), head=classifier_head(cin, n_out, dropout))
+
+
+def _native_branch(widths, blocks):
+    """NPR residual -> a small ResNet -> pooled features; a (N, k, C, H, W) batch of k crops per image
+    gives each image the mean of its crops' features."""
+    import torch.nn as nn
+
+    layers = [conv_bn(3, widths[0]), conv_bn(widths[0], widths[0], 2)]
+    cin = widths[0]
+    for i, (w, b) in enumerate(zip(widths, blocks)):
+        layers.append(_residual_stage(cin, w, b, 1 if i == 0 else 2))
+        cin = w
+    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten()]
+
+    class NativeBranch(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.body = nn.Sequential(*layers)
+
+        def forward(self, x):
+            if x.dim() == 5:
+                n, k = x.shape[:2]
+                return self.body(npr_residual(x.flatten(0, 1))).view(n, k, -1).mean(1)
+            return self.body(npr_residual(x))
+
+    return NativeBranch(), cin
+
+
+@network("npr", "native", "neighbouring-pixel residual (NPR) of native-resolution crops into a small ResNet "
+         "trained from scratch: reads the up-sampling trace generators leave, never resizes an image",
+         crop=64, eval_crops=4, widths=(32, 64, 128), blocks=(1, 1, 1), dropout=0.2, channels=3,
+         rescale=0.5, blur=0.2, jpeg=0.5, loader_workers=1, face_crop="never", epochs=6, batch_size=64,
+         optimizer="adamw", lr=2e-3, weight_decay=0.01, schedule="onecycle", flip=True, rotate=0.0,
+         shift=0.0, zoom=0.0, jitter=0.0, erase=0.0, balance="sources", patience=5)
+def build_npr(n_out, crop, eval_crops, widths, blocks, dropout, channels, rescale, blur, jpeg, loader_workers,
+              face_crop):
+    Net = network_class()
+    branch, dim = _native_branch(tuple(widths), tuple(blocks))
+    return Net(image_branch=branch, head=classifier_head(dim, n_out, dropout))
 
 
 def build_module(spec: NetworkSpec, params: dict[str, Any], n_out: int):

@@ -149,6 +149,13 @@ class Inputs:
             encoding = self.encodings[idx].to(device)
         return image, encoding
 
+    def batches(self, order, batch_size: int, device, channels: int, params: dict | None = None, gen=None,
+                memory_format=None):
+        """``(rows, image, encoding)`` for each ``batch_size`` slice of the row indices ``order``."""
+        for start in range(0, len(order), batch_size):
+            idx = order[start:start + batch_size]
+            yield (idx, *self.batch(idx, device, channels, params, gen, memory_format))
+
 
 def _contiguous():
     import torch
@@ -321,16 +328,15 @@ def run_model(module, inputs: Inputs, device, channels: int, task: str, batch_si
     out = []
     fmt = memory_format_for(module)
     with torch.inference_mode():
-        for start in range(0, len(inputs), batch_size):
-            idx = torch.arange(start, min(start + batch_size, len(inputs)))
-            image, encoding = inputs.batch(idx, device, channels, memory_format=fmt)
+        for _, image, encoding in inputs.batches(torch.arange(len(inputs)), batch_size, device, channels,
+                                                 memory_format=fmt):
             with _autocast(device, bf16):
                 if embed:
                     out.append(module.embed(image, encoding).float().cpu())
                 else:
                     proba = probabilities(module(image, encoding), task, positive_index)
                     if tta_flip and image is not None:
-                        proba = (proba + probabilities(module(image.flip(3), encoding), task, positive_index)) / 2
+                        proba = (proba + probabilities(module(image.flip(-1), encoding), task, positive_index)) / 2
                     out.append(proba.float().cpu())
     if not out:
         return np.zeros((0, 0), np.float32)
@@ -346,9 +352,8 @@ def _evaluate_loss(module, inputs: Inputs, device, channels, task, loss_fn, bf16
     total, correct, n = 0.0, 0, 0
     fmt = memory_format_for(module)
     with torch.inference_mode():
-        for start in range(0, len(inputs), batch_size):
-            idx = torch.arange(start, min(start + batch_size, len(inputs)))
-            image, encoding = inputs.batch(idx, device, channels, memory_format=fmt)
+        for idx, image, encoding in inputs.batches(torch.arange(len(inputs)), batch_size, device, channels,
+                                                   memory_format=fmt):
             y = inputs.labels[idx].to(device)
             with _autocast(device, bf16):
                 logits = module(image, encoding)
@@ -439,15 +444,14 @@ def train_loop(module, spec: NetworkSpec, p: dict[str, Any], task: str, n_classe
             order = torch.randperm(n, generator=gen)
         module.train()
         run_loss, run_correct, seen = 0.0, 0, 0
-        for b in range(steps_per_epoch):
-            idx = order[b * batch_size:(b + 1) * batch_size]
+        drawn = train.batches(order[:steps_per_epoch * batch_size], batch_size, device, channels, p, gen, fmt)
+        for b, (idx, image, encoding) in enumerate(drawn):
             if len(idx) == 0:
                 break
             step = (epoch - 1) * steps_per_epoch + b
             lr = learning_rate(p, step, total_steps, steps_per_epoch)
             for g in optimizer.param_groups:
                 g["lr"] = lr
-            image, encoding = train.batch(idx, device, channels, p, gen, fmt)
             target = train.labels[idx].to(device)
             if len(idx) == 1 and spec.uses_encoding:  # BatchNorm1d needs two rows
                 idx = idx.repeat(2)
