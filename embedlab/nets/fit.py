@@ -29,6 +29,7 @@ from embedlab.datasets import sample_per_class
 from embedlab.datasets.sources import fake_sources, leave_out_source
 from embedlab.datasets.splits import SPLITS, split_roles
 from embedlab.features import create_extractor
+from embedlab.nets import parallel
 from embedlab.nets.inputs import input_metrics, prepare_inputs
 from embedlab.nets.models import NETWORKS, NetworkSpec, build_module
 from embedlab.nets.run import NetworkRun, load_network_run
@@ -144,16 +145,11 @@ def start_run(data, spec: NetworkSpec, p: dict[str, Any], *, eval_on: list[str],
     task, positive = task_of(classes)
     if task == "binary" and positive is None:
         positive = classes[1]  # a binary network's single output scores one class: the second
-    name = check_run_name(name or default_run_name([table.attrs.get("name", "data"), spec.name], runs_dir))
+    name = parallel.on_main(lambda: check_run_name(
+        name or default_run_name([table.attrs.get("name", "data"), spec.name], runs_dir)))
     folder = runs_dir / name
     if started is None:
-        if folder.exists() and any(folder.iterdir()):
-            if is_unstarted_run(folder):
-                raise ModelError(f"run {folder} was stopped before it finished an epoch, so it holds no model "
-                                 f"and nothing to resume (only {PARAMS_FILE}): remove that folder to reuse the "
-                                 "name, or choose another name; the features it computed are in the cache")
-            raise ModelError(f"run {folder} already exists; choose another name or pass resume=True")
-        folder.mkdir(parents=True, exist_ok=True)
+        parallel.on_main(lambda: new_run_folder(folder))
     features = [p["encoding"]] if spec.uses_encoding else []
     feature_keys = {}
     if features:
@@ -178,8 +174,19 @@ def start_run(data, spec: NetworkSpec, p: dict[str, Any], *, eval_on: list[str],
         earlier = started.get("resumed_with") or []
         earlier = [earlier] if isinstance(earlier, str) else list(earlier)
         params_json["resumed_with"] = earlier + [command or command_line()]
-    write_params(folder, params_json)
+    parallel.on_main(lambda: write_params(folder, params_json))
     return NetworkFit(spec, p, table, roles, classes, task, positive, folder, params_json, seed, dev)
+
+
+def new_run_folder(folder: Path) -> None:
+    """Make the folder of a new run; refuse one that holds a run (or a run stopped before its first epoch)."""
+    if folder.exists() and any(folder.iterdir()):
+        if is_unstarted_run(folder):
+            raise ModelError(f"run {folder} was stopped before it finished an epoch, so it holds no model "
+                             f"and nothing to resume (only {PARAMS_FILE}): remove that folder to reuse the "
+                             "name, or choose another name; the features it computed are in the cache")
+        raise ModelError(f"run {folder} already exists; choose another name or pass resume=True")
+    folder.mkdir(parents=True, exist_ok=True)
 
 
 # -- stage 5: score -----------------------------------------------------------------------
@@ -305,14 +312,18 @@ def fit_network(data, network: str, params: dict[str, Any] | None = None,
             torch.manual_seed(seed)
             module = build_module(spec, p, n_out)
     except BaseException:
-        if started is None:
+        if started is None and parallel.is_main():
             remove_unstarted_run(run.folder)
         raise
     summary = train_loop(module, spec, p, run.task, len(run.classes), train_inputs, prepared["valid"][0],
                          run.folder, seed, dev, resume, on_progress, run.positive_index)
 
-    sets, predictions, threshold, failures = score_sets(run, module, frames, prepared, eval_on, cache_dir,
-                                                        target_fpr)
-    write_results(run.folder, {"sets": sets, "training": summary, "threshold": threshold}, predictions, failures)
-    write_params(run.folder, {**run.params_json, "training": summary, "threshold": threshold})
+    def score_and_write():
+        sets, predictions, threshold, failures = score_sets(run, module, frames, prepared, eval_on, cache_dir,
+                                                            target_fpr)
+        write_results(run.folder, {"sets": sets, "training": summary, "threshold": threshold}, predictions,
+                      failures)
+        write_params(run.folder, {**run.params_json, "training": summary, "threshold": threshold})
+
+    parallel.on_main(score_and_write)  # under torchrun the first process scores; the others read its run
     return load_network_run(run.folder)

@@ -28,6 +28,7 @@ from embedlab.core import system
 from embedlab.core.errors import ModelError
 from embedlab.core.io import atomic_write
 from embedlab.features.cnn import IMAGENET_MEAN, IMAGENET_STD
+from embedlab.nets import parallel
 from embedlab.nets.models import GRAY_MEAN, GRAY_STD, NetworkSpec
 from embedlab.runs.folder import HISTORY_FILE
 
@@ -304,6 +305,18 @@ def predicted_index(logits, task: str, positive_index: int = 1):
 
 
 # -- the loop ---------------------------------------------------------------
+def my_share(order, steps: int, batch_size: int):
+    """This process's rows of an epoch's ``order`` and its batch size: under torchrun each of the
+    ``steps`` batches is split across the processes, so together they take the batch one would."""
+    rank, size = parallel.world()
+    if size == 1:
+        return order, batch_size
+    if len(order) == steps * batch_size:
+        return order.view(steps, batch_size)[:, rank::size].reshape(-1), len(range(rank, batch_size, size))
+    return order[rank::size], max(1, len(order[rank::size]))
+
+
+
 def _autocast(device, enabled: bool):
     import contextlib
 
@@ -406,6 +419,8 @@ def train_loop(module, spec: NetworkSpec, p: dict[str, Any], task: str, n_classe
     fmt = memory_format_for(module)
     module.to(memory_format=fmt)
     optimizer = make_optimizer(p, module)
+    model = parallel.wrap(module, device)  # under torchrun: gradients averaged across processes
+    main = parallel.is_main()
     epochs, batch_size = int(p["epochs"]), int(p["batch_size"])
     n = len(train)
     steps_per_epoch = max(1, n // batch_size) if n >= batch_size else 1
@@ -430,6 +445,8 @@ def train_loop(module, spec: NetworkSpec, p: dict[str, Any], task: str, n_classe
                              f"({type(exc).__name__}: {first_line(exc)})") from None
     done_batches = state["epoch"] * steps_per_epoch
     total_batches = total_steps
+    if not main:
+        on_progress = None
     _notify(on_progress, done_batches, total_batches,
             {"start": True, "epoch": state["epoch"], "epochs": epochs, "batches_per_epoch": steps_per_epoch,
              "batch_size": batch_size, "train_images": n, "valid_images": len(valid), "device": str(device)})
@@ -444,7 +461,8 @@ def train_loop(module, spec: NetworkSpec, p: dict[str, Any], task: str, n_classe
             order = torch.randperm(n, generator=gen)
         module.train()
         run_loss, run_correct, seen = 0.0, 0, 0
-        drawn = train.batches(order[:steps_per_epoch * batch_size], batch_size, device, channels, p, gen, fmt)
+        mine, my_batch = my_share(order[:steps_per_epoch * batch_size], steps_per_epoch, batch_size)
+        drawn = train.batches(mine, my_batch, device, channels, p, gen, fmt)
         for b, (idx, image, encoding) in enumerate(drawn):
             if len(idx) == 0:
                 break
@@ -458,7 +476,7 @@ def train_loop(module, spec: NetworkSpec, p: dict[str, Any], task: str, n_classe
                 image, encoding = train.batch(idx, device, channels, p, gen, fmt)
                 target = train.labels[idx].to(device)
             with _autocast(device, bf16):
-                logits = module(image, encoding)
+                logits = model(image, encoding)
             loss = loss_fn(logits.float(), target)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -470,6 +488,7 @@ def train_loop(module, spec: NetworkSpec, p: dict[str, Any], task: str, n_classe
             done_batches += 1
             _notify(on_progress, done_batches, total_batches,
                     {"epoch": epoch, "epochs": epochs, "loss": run_loss / seen, "acc": run_correct / seen})
+        run_loss, run_correct, seen = parallel.summed(run_loss, run_correct, seen)
         val_loss, val_acc = _evaluate_loss(module, valid, device, channels, task, val_loss_fn, bf16,
                                            positive_index)
         row = {"epoch": epoch, "train_loss": run_loss / max(seen, 1), "train_acc": run_correct / max(seen, 1),
@@ -478,14 +497,17 @@ def train_loop(module, spec: NetworkSpec, p: dict[str, Any], task: str, n_classe
         score = val_acc if p["monitor"] == "val_acc" else -val_loss
         if state["best_score"] is None or (score == score and score > state["best_score"]):
             state.update(best_score=float(score), best_epoch=epoch, bad_epochs=0)
-            save_torch(module.state_dict(), folder / MODEL_FILE)
+            if main:
+                save_torch(module.state_dict(), folder / MODEL_FILE)
         else:
             state["bad_epochs"] += 1
             if p["patience"] and state["bad_epochs"] >= int(p["patience"]):
                 state["stopped"] = True
         state["epoch"] = epoch
-        save_torch({"model": module.state_dict(), "optimizer": optimizer.state_dict(), **state}, last)
-        write_history(folder, state["history"])
+        if main:
+            save_torch({"model": module.state_dict(), "optimizer": optimizer.state_dict(), **state}, last)
+            write_history(folder, state["history"])
+        parallel.barrier()  # every process reads what the first one wrote
         _notify(on_progress, done_batches, total_batches, {"epoch": epoch, "epochs": epochs, **row,
                                                            "end_of_epoch": True})
     best = torch.load(folder / MODEL_FILE, map_location=device, weights_only=True)
