@@ -159,8 +159,9 @@ class NativeCrops(Inputs):
         training = params is not None and bool(params["augment"])
         if training:
             draws = torch.randint(0, 2**62, (len(order),), generator=gen).tolist()
-        else:
+        else:  # k crops an image: k times fewer images a batch keeps the memory of a batch of crops
             draws = [None] * len(order)
+            batch_size = max(1, batch_size // self.crops.eval_crops)
         items = list(zip(order.tolist(), draws))
         batches = [items[i:i + batch_size] for i in range(0, len(items), batch_size)]
         loader = DataLoader(_Batches(self.crops, batches), batch_size=None, shuffle=False,
