@@ -7,6 +7,9 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.embedlab-installed
 DATA ?= data/sample
 OUT ?= results
+# Where pip finds PyTorch: empty is the normal index (its Linux wheels bring the CUDA libraries);
+# https://download.pytorch.org/whl/cpu gives the CPU-only wheels of the same versions.
+TORCH_INDEX_URL ?=
 
 .PHONY: env demo test bench clean-cache help
 
@@ -25,7 +28,8 @@ env: $(STAMP)
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip "setuptools<81" wheel
-	$(BIN)/python -m pip install --quiet torch==2.14.1 torchvision==0.29.1
+	$(BIN)/python -m pip install --quiet $(if $(TORCH_INDEX_URL),--index-url $(TORCH_INDEX_URL)) \
+		torch==2.14.1 torchvision==0.29.1
 	$(BIN)/python -m pip install --quiet -e ".[test,dask]"
 	$(BIN)/python -m pip install --quiet --no-deps face_recognition==1.3.0
 	$(BIN)/python -c "import face_recognition, embedlab_cli.main" 2>/dev/null
