@@ -67,7 +67,9 @@ def test_binary_fit_writes_a_complete_run(binary_run):
     assert {"set", "image_id", "path", "hash", "label", "pred", "correct", "proba_fake", "proba_real"} <= set(preds)
     assert preds.groupby("set").size().to_dict() == {"test": 16, "train": 32, "valid": 10}
     test = preds[preds["set"] == "test"]
-    assert test["correct"].mean() == pytest.approx(sets["test"]["accuracy"])
+    # pred is the verdict at the run's threshold, so its accuracy is the one at the threshold
+    assert test["correct"].mean() == pytest.approx(sets["test"]["at_threshold"]["accuracy"])
+    assert (test["pred"] == np.where(test["proba_fake"] >= run.params["threshold"]["value"], "fake", "real")).all()
     assert np.allclose(test[["proba_fake", "proba_real"]].sum(axis=1), 1)
 
 
