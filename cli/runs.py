@@ -8,6 +8,7 @@ from typing import Any, Iterable, Optional
 import typer
 from rich.table import Table
 
+from embedlab.runs.provenance import located
 from embedlab_cli.app import app, clean_errors, console, fail, print_csv, print_json, runs_option
 from embedlab_cli.terminal import shown
 
@@ -131,7 +132,11 @@ def print_run(params: dict, metrics: dict, path: Path | str, sets: Iterable[str]
     data = params.get("data", {})
     splits = data.get("splits") or {}
     counts = ", ".join(f"{k} {v}" for k, v in (data.get("counts") or {}).items())
-    console.print(f"data: {shown(str(data.get('path')))} ({data.get('n_images')} images"
+    place = located(data, path)
+    console.print(f"data: {shown(str(data.get('name') or place))}"
+                  + (f" at {shown(str(place))}" if place is not None and data.get("name") else "")
+                  + (f", layout {shown(data['layout'])}" if data.get("layout") else "")
+                  + f" ({data.get('n_images')} images"
                   + (f"; {counts}" if counts else "")
                   + (f"; test held out by a stratified split, seed {splits.get('seed')}"
                      if splits.get("source") == "stratified" else "") + ")", highlight=False)

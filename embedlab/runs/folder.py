@@ -31,6 +31,7 @@ import pandas as pd
 from embedlab.core.defaults import DEFAULT_RUNS_DIR
 from embedlab.core.errors import ModelError, OptionError, UnknownNameError
 from embedlab.core.io import atomic_write, to_json, write_json
+from embedlab.runs.provenance import PATH_BASES, path_base
 from embedlab.runs.scoring import labels_at, match_labels
 from embedlab.runs.schema import KINDS, check_metrics, check_params, read_checked
 
@@ -81,6 +82,20 @@ def stored_verdicts(predictions: pd.DataFrame | None, params: dict[str, Any]) ->
     out["pred"] = labels_at(proba, classes, positive, float(saved["value"]))
     if "label" in out:
         out["correct"] = match_labels(out["label"].tolist(), classes)[0] == out["pred"].to_numpy(object)
+    return out
+
+
+def located_images(predictions: pd.DataFrame | None, params: dict[str, Any],
+                   folder: str | os.PathLike) -> pd.DataFrame | None:
+    """Stored prediction rows with each image's ``path`` where it is now: a shipped run names its
+    images relative to the repository (``image_paths_relative_to``), not by its training machine's paths."""
+    base = params.get("image_paths_relative_to")
+    if predictions is None or base not in PATH_BASES or "path" not in predictions:
+        return predictions
+    start = path_base(base, folder)
+    out = predictions.copy()
+    out["path"] = [p if not isinstance(p, str) or os.path.isabs(p) else os.path.normpath(start / p)
+                   for p in predictions["path"]]
     return out
 
 
@@ -246,7 +261,7 @@ class Run:
         path = self.path / PREDICTIONS_FILE
         if not path.is_file():
             raise ModelError(f"{path}: missing")
-        return stored_verdicts(pd.read_parquet(path), self.params)
+        return located_images(stored_verdicts(pd.read_parquet(path), self.params), self.params, self.path)
 
     def failures(self) -> pd.DataFrame:
         """The images the fit could not use (``failures.csv``: set, image_id, path, reason, error)."""
