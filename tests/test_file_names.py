@@ -146,7 +146,7 @@ def test_report_shows_the_names_and_lists_the_bad_one(corpus, tmp_path):
     page = tmp_path / "report.html"
     (tmp_path / "no-runs").mkdir()
     run("report", f"{corpus}::{FEATURE}", "-o", page, "--cache-dir", tmp_path / "cache", "--thumbnails", "5",
-        "-w", "1", "--runs", tmp_path / "no-runs")
+        "-w", "1", "--runs-dir", tmp_path / "no-runs")
     html = page.read_text(encoding="utf-8")
     assert "Images without features (first 1 of 1)" in html
     assert "faces/test/fake/empty-\\xfe.jpg" in html.replace("\\\\", "\\")
