@@ -67,3 +67,27 @@ def test_the_detector_each_layout_runs_is_stated_as_the_code_chooses_it():
     stated = re.search(r"On FER-2013's 48x48 face crops, (.*?), an `encoding` that names no detector runs none", readme)
     assert stated and re.findall(r"`([\w-]+)`", stated[1]) == list(ALIGNED_FACE_LAYOUTS)
     assert f"The 256 px faces of the 140k set keep the {DEFAULT_DETECTOR.upper()} detector" in readme
+
+
+def test_flags_show_no_value_type_and_help_is_never_cut():
+    group = typer.main.get_command(app)
+    for path, _ in _commands(group):
+        text = _help(*path)
+        assert "<bool>" not in text and "…" not in text, path
+    top = _help()
+    assert not re.search(r"-v\s+<int>", top) and "--quiet" in top
+    fit = "".join(line.split("│")[-2].strip() if line.count("│") >= 2 else "" for line in _help("fit").splitlines())
+    assert "'encoding[detector=none]+spectrum'" in fit  # folded whole onto two lines
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["encode", "data/sample/fer2013", "-w", "-1"], "--workers"),
+    (["predict", "x.jpg", "--task", "emotion", "--format", "xml"], "--format"),
+    (["fit", "data/sample/fer2013", "--missing", "nope"], "--missing"),
+])
+def test_a_bad_option_value_is_one_error_line_like_every_other_error(args, needle):
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and needle in lines[0], result.output
+    assert "╭" not in result.output and "Usage:" not in result.output

@@ -198,13 +198,16 @@ def failures(data: Any, features: str | Sequence[str] = "encoding", *,
     features, _ = with_layout_defaults(features, table.attrs.get("layout"))
     cache = FeatureCache(cache_dir)
     parts, checked, not_computed = [], {}, {}
+    unread = table["read_reason"].notna().to_numpy()  # files that give no image: encode records them so too
     for ex in resolve_features(features):
-        rows = cache.read(ex.key(), hashes=table["hash"].unique()).reindex(table["hash"])
-        known = rows["ok"].notna().to_numpy()
-        failed = known & ~rows["ok"].fillna(True).astype(bool).to_numpy()
+        rows = cache.read(ex.key(), hashes=table["hash"].dropna().unique()).reindex(table["hash"])
+        known = rows["ok"].notna().to_numpy() | unread
+        failed = known & (~rows["ok"].fillna(True).astype(bool).to_numpy() | unread)
+        reason = np.where(unread, table["read_reason"].to_numpy(object), rows["reason"].to_numpy(object))
+        error = np.where(unread, table["read_error"].to_numpy(object), rows["error"].to_numpy(object))
         checked[ex.name], not_computed[ex.name] = int(known.sum()), int((~known).sum())
         parts.append(table.loc[failed, ["image_id", "path"]].assign(
-            feature=ex.name, reason=rows["reason"].to_numpy()[failed], error=rows["error"].to_numpy()[failed]))
+            feature=ex.name, reason=reason[failed], error=error[failed]))
     out = pd.concat(parts, ignore_index=True)
     out.attrs.update(checked=checked, not_computed=not_computed)
     return out

@@ -181,6 +181,10 @@ def decode_image(data: bytes, name: str = "<bytes>") -> np.ndarray:
 
     # face_recognition switches this on at import; a truncated file must fail, not decode half-grey.
     ImageFile.LOAD_TRUNCATED_IMAGES = False
+    # Pillow's own pixel limit would refuse images quoting its limit, not EMBEDLAB_MAX_PIXELS, and before
+    # a large JPEG could be decoded at a reduced scale: within_pixel_limit applies the user's limit
+    # to every image before it is decoded.
+    Image.MAX_IMAGE_PIXELS = None
     if not data:
         raise ImageReadError(f"{name}: decode error (empty file, 0 bytes)")
     with warnings.catch_warnings():

@@ -302,22 +302,28 @@ def key_set(metrics: dict[str, Any]) -> str | None:
 
 
 def list_runs(root: str | os.PathLike = DEFAULT_RUNS_DIR) -> pd.DataFrame:
-    """One row per run folder under ``root`` with its key figures (newest first)."""
-    cols = ["name", "kind", "task", "model", "features", "data", "created", "set", "n", "accuracy",
+    """One row per run folder under ``root`` with its key figures (newest first).
+
+    ``folder`` is the run folder's name (what ``runs show`` and ``predict --run`` take), ``name`` the name
+    written inside its ``params.json``. Run folders that cannot be read are not rows:
+    ``attrs["unreadable"]`` lists them, ``{"folder": ..., "error": ...}`` each, the error naming the file.
+    """
+    cols = ["folder", "name", "kind", "task", "model", "features", "data", "created", "set", "n", "accuracy",
             "accuracy_ci", "balanced_accuracy", "macro_f1", "roc_auc", "eval_sets", "path"]
     root = Path(root)
-    rows = []
+    rows, unreadable = [], []
     if root.is_dir():
         for folder in sorted(p for p in root.iterdir() if (p / PARAMS_FILE).is_file()):
             try:
                 params = read_json(folder / PARAMS_FILE, check_params)
                 metrics = read_json(folder / METRICS_FILE, check_metrics)
-            except ModelError:
+            except ModelError as exc:
+                unreadable.append({"folder": folder.name, "error": str(exc)})
                 continue
             ks = key_set(metrics)
             m = metrics.get("sets", {}).get(ks, {}) if ks else {}
             rows.append({
-                "name": params.get("name", folder.name), "kind": params.get("kind"), "task": params.get("task"),
+                "folder": folder.name, "name": params.get("name", folder.name), "kind": params.get("kind"), "task": params.get("task"),
                 "model": params.get("model"), "features": "+".join(params.get("features", [])),
                 "data": params.get("data", {}).get("name"), "created": params.get("created"), "set": ks,
                 "n": m.get("n"), "accuracy": m.get("accuracy"), "accuracy_ci": m.get("accuracy_ci"),
@@ -327,7 +333,9 @@ def list_runs(root: str | os.PathLike = DEFAULT_RUNS_DIR) -> pd.DataFrame:
                 "path": str(folder),
             })
     out = pd.DataFrame(rows, columns=cols)
-    return out.sort_values("created", ascending=False, kind="stable").reset_index(drop=True)
+    out = out.sort_values("created", ascending=False, kind="stable").reset_index(drop=True)
+    out.attrs["unreadable"] = unreadable
+    return out
 
 
 #: ``embedlab predict --task NAME`` -> the reference run shipped in ``embedlab/pretrained/``.
