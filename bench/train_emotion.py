@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shlex
 import shutil
 import sys
@@ -30,6 +31,28 @@ SHARED = ROOT.parent / "shared" / "data"
 PRETRAINED = ROOT / "embedlab" / "pretrained" / "emotion"
 #: files of a run folder that ship (no optimiser checkpoint, no crops)
 SHIPPED = ("params.json", "metrics.json", "history.csv", "model.pt", "predictions.parquet")
+
+
+def portable_run_folder(folder: Path, params: dict, run_dir: Path) -> None:
+    """Name the data of a run about to ship relative to the repository, not by this machine's paths:
+    ``params``' data records and the image paths of ``folder``'s predictions (``image_paths_relative_to``)."""
+    import pandas as pd
+
+    from embedlab.runs.provenance import portable_path, rebased
+
+    params["data"] = rebased(params["data"], run_dir)
+    params["eval_on"] = [rebased(e, run_dir) for e in params.get("eval_on") or []]
+    metrics = json.loads((folder / "metrics.json").read_text())
+    for figures in metrics.get("sets", {}).values():  # runs of older versions named the set's dataset by path
+        if isinstance(figures.get("dataset"), str) and os.path.isabs(figures["dataset"]):
+            figures["dataset"] = Path(figures["dataset"]).stem
+    (folder / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    predictions = pd.read_parquet(folder / "predictions.parquet")
+    for column in ("path", "image_id"):
+        predictions[column] = [portable_path(p, run_dir, "repository") if os.path.isabs(p) else p
+                               for p in predictions[column]]
+    predictions.to_parquet(folder / "predictions.parquet", index=False)
+    params["image_paths_relative_to"] = "repository"
 
 
 def ship(run_dir: Path, dest: Path = PRETRAINED, max_mb: float = 30.0) -> Path:
@@ -46,6 +69,7 @@ def ship(run_dir: Path, dest: Path = PRETRAINED, max_mb: float = 30.0) -> Path:
     params = json.loads((tmp / "params.json").read_text())
     params["model_files"] = ["model.pt"]
     params["shipped_from"] = str(run_dir.relative_to(ROOT) if run_dir.is_relative_to(ROOT) else run_dir)
+    portable_run_folder(tmp, params, run_dir)
     (tmp / "params.json").write_text(json.dumps(params, indent=2))
     resumed = params.get("resumed_with") or []
     commands = [params["command"]] + ([resumed] if isinstance(resumed, str) else list(resumed))

@@ -8,7 +8,7 @@ from typing import Literal, Optional
 import typer
 from rich.table import Table
 
-from embedlab_cli.app import app, cache_option, clean_errors, console, progress_bar, WORKERS_HELP
+from embedlab_cli.app import DETECTOR_HELP, WORKERS_HELP, app, cache_option, clean_errors, console, progress_bar
 from embedlab_cli.terminal import print_failures, shown
 
 
@@ -20,8 +20,7 @@ def encode(
         "encoding", "--features", "-f",
         help="Comma-separated feature specs: encoding, spectrum, pixels, cnn:resnet18; "
         "parameters in brackets, e.g. 'encoding\\[detector=none,jitters=2]'. See `embedlab features`. "
-        "On 48x48 FER face crops (the fer2013-folders and fer2013-csv layouts) an encoding that names "
-        "no detector runs none, as if written encoding\\[detector=none]; name one to run it."),
+        + DETECTOR_HELP),
     workers: Optional[int] = typer.Option(None, "--workers", "-w", min=0, metavar="N", help=WORKERS_HELP),
     per_class: Optional[int] = typer.Option(None, "--per-class", min=1, metavar="N", help="Use at most N images per split and label."),
     cache_dir: Path = cache_option(),

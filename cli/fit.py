@@ -11,7 +11,7 @@ from typing import Any, Callable, Literal, Optional
 import typer
 
 from embedlab.classifiers import CLASSIFIERS, parse_params
-from embedlab_cli.app import (app, cache_option, clean_errors, clock, console, note, progress_bar, runs_option,
+from embedlab_cli.app import (DETECTOR_HELP, app, cache_option, clean_errors, clock, console, note, progress_bar, runs_option,
                               verbosity, WORKERS_HELP)
 from embedlab_cli.runs import print_run
 from embedlab_cli.terminal import print_failures
@@ -24,9 +24,8 @@ def fit(
     features: str = typer.Option(
         "encoding", "--features", "-f",
         help="Feature specs joined by '+' or ',': encoding, spectrum, pixels, cnn:resnet18, with parameters "
-        "in brackets, e.g. 'encoding\\[detector=none]+spectrum'. Computed and cached when missing. On aligned "
-        "face crops (the fer2013-folders, fer2013-csv and kaggle-140k layouts) an encoding that names no detector "
-        "runs none, as if written encoding\\[detector=none]; name one to run it."),
+        "in brackets, e.g. 'encoding\\[detector=none]+spectrum'. Computed and cached when missing. "
+        + DETECTOR_HELP),
     model: str = typer.Option(
         "svm", "--model", "-m",
         help=f"Classifier: {', '.join(CLASSIFIERS.names())}; or a network from embedlab.nets."),
@@ -72,7 +71,7 @@ def fit(
 
     Prints accuracy with its bootstrap 95% interval, balanced accuracy, macro F1,
     ROC AUC and average precision (binary tasks), per-class tables and confusion
-    matrices; everything lands in results/runs/<name>/. A binary run also prints
+    matrices; everything lands in --runs-dir, in a folder named after the run. A binary run also prints
     its decision threshold (chosen on valid for --target-fpr on reals), the Brier
     score, and per source of fakes: AUC against the reals and recall at the threshold.
 

@@ -72,13 +72,14 @@ def predict(
         fail("give either --run RUN or --task emotion|real-fake")
     folder = pretrained_run(task) if task else run
     fitted = load_run(folder, runs_dir)
-    with progress_bar("features", quiet=quiet or output != "table") as update:
+    with progress_bar("features", quiet=quiet or output != "table", unit="faces" if per_face else "images") as update:
         crops = {"crops_dir": crops_dir or Path(cache_dir) / "crops"} if fitted.params["kind"] == "network" else {}
         options = dict(features=features, cache_dir=cache_dir, workers=workers, on_progress=update,
                        threshold=threshold, **crops)
         table = predict_faces(fitted, images, **options) if per_face else fitted.predict(images, **options)
     cut = fitted.decision_threshold(threshold)
-    show = [c for c in table.columns if c in ("image_id", "path", "face", *BOX_COLUMNS, "pred", "threshold", "reason") or c.startswith("proba_")]
+    show = [c for c in table.columns if c in ("image_id", "path", "face", *BOX_COLUMNS, "face_found", "pred", "threshold",
+                                               "reason") or c.startswith("proba_")]
     table = table[show]
     if output == "csv":
         print_csv(table)
@@ -93,11 +94,14 @@ def predict(
     out = Table(title=f"{len(table)} {what}, run {shown(getattr(fitted, 'name', folder))}{at}", title_justify="left")
     probas = [c for c in table.columns if c.startswith("proba_")]
     faces = ("face", "box (top, right, bottom, left)") if per_face else ()
-    for col in ("image", *faces, "prediction", *(c[len("proba_"):] for c in probas)):
+    found = ("face found",) if "face_found" in table.columns and not per_face else ()  # networks that face-crop
+    for col in ("image", *faces, "prediction", *(c[len("proba_"):] for c in probas), *found):
         out.add_column(col, justify="left" if col in ("image", "prediction") else "right", overflow="fold")
     for _, r in table.iterrows():
         pred = shown(r["pred"]) if pd.notna(r["pred"]) else f"[red]none: {shown(str(r['reason']))}[/red]"
         box = ("-", "-") if per_face and pd.isna(r["face"]) else \
             (str(r["face"]), ", ".join(str(r[c]) for c in BOX_COLUMNS)) if per_face else ()
-        out.add_row(shown(r["image_id"]), *box, pred, *("-" if pd.isna(r[c]) else f"{r[c]:.3f}" for c in probas))
+        face = (("-" if pd.isna(r["face_found"]) else "yes" if r["face_found"] else "no: central square"),) \
+            if found else ()
+        out.add_row(shown(r["image_id"]), *box, pred, *("-" if pd.isna(r[c]) else f"{r[c]:.3f}" for c in probas), *face)
     console.print(out)

@@ -10,7 +10,8 @@ from typing import List, Optional
 
 import typer
 
-from embedlab_cli.app import DEFAULT_REPORT, RUNS_ENV, app, cache_option, clean_errors, console, note, progress_bar, WORKERS_HELP
+from embedlab_cli.app import (DEFAULT_REPORT, DEFAULT_RUNS, DETECTOR_HELP, RUNS_ENV, WORKERS_HELP, app, cache_option,
+                              clean_errors, console, note, progress_bar)
 from embedlab_cli.terminal import shown
 
 
@@ -21,11 +22,11 @@ def report(
         None, metavar="[DATA[::FEATURES]]...",
         help="Datasets to cover. Append '::' and feature specs to choose the features of one dataset, e.g. "
         "'../shared/data/fer2013::encoding\\[detector=none]'. Without them a dataset uses the encoding variant "
-        "already cached for most of its images, else its layout's default: encoding\\[detector=none] for the "
-        "140k faces and FER-2013 (already tight crops), encoding (hog detector) otherwise."),
+        "already cached for most of its images, else the encoding its layout defaults to. " + DETECTOR_HELP),
     runs: Optional[List[Path]] = typer.Option(
-        None, "--runs", "-r", help="Run folder, or a folder of them (repeatable). Default with no DATA: "
-        "$EMBEDLAB_RUNS_DIR, else results/runs."),
+        None, "--runs-dir", "--runs", "-r", file_okay=False,
+        help=f"Run folder, or a folder of them (repeatable; --runs is the same option). Default with no DATA: "
+        f"${RUNS_ENV}, else {DEFAULT_RUNS}."),
     output: Path = typer.Option(DEFAULT_REPORT, "--output", "-o", dir_okay=False, help="HTML file to write."),
     features: Optional[str] = typer.Option(
         None, "--features", "-f", help="Feature specs for every DATA that names none (overrides the defaults)."),
@@ -53,10 +54,10 @@ def report(
     with their tests, UMAP projections (real vs fake, emotions real and
     generated together), and for each run folder the model comparison,
     confusion matrices, ROC/PR and training curves and the most confident
-    mistakes. With no arguments it covers results/: the run folders in
-    results/runs and the datasets they were fitted and evaluated on.
+    mistakes. With no arguments it covers the run folders in --runs-dir and
+    the datasets they were fitted and evaluated on.
 
-    Example: [bold]embedlab report data/sample/real-vs-fake data/sample/synthetic-emotions::encoding --runs results/runs -o results/report.html[/bold]
+    Example: [bold]embedlab report data/sample/real-vs-fake data/sample/synthetic-emotions::encoding --runs-dir results/runs -o results/report.html[/bold]
     """
     from embedlab.report import write_report
 

@@ -8,7 +8,8 @@ from typing import Any, Iterable, Optional
 import typer
 from rich.table import Table
 
-from embedlab_cli.app import app, clean_errors, console, fail, print_csv, print_json, runs_option
+from embedlab.runs.provenance import located
+from embedlab_cli.app import app, clean_errors, console, err_console, fail, print_csv, print_json, runs_option
 from embedlab_cli.terminal import shown
 
 
@@ -133,7 +134,11 @@ def print_run(params: dict, metrics: dict, path: Path | str, sets: Iterable[str]
     data = params.get("data", {})
     splits = data.get("splits") or {}
     counts = ", ".join(f"{k} {v}" for k, v in (data.get("counts") or {}).items())
-    console.print(f"data: {shown(str(data.get('path')))} ({data.get('n_images')} images"
+    place = located(data, path)
+    console.print(f"data: {shown(str(data.get('name') or place))}"
+                  + (f" at {shown(str(place))}" if place is not None and data.get("name") else "")
+                  + (f", layout {shown(data['layout'])}" if data.get("layout") else "")
+                  + f" ({data.get('n_images')} images"
                   + (f"; {counts}" if counts else "")
                   + (f"; test held out by a stratified split, seed {splits.get('seed')}"
                      if splits.get("source") == "stratified" else "") + ")", highlight=False)
@@ -186,6 +191,9 @@ def runs(
     if output not in ("table", "csv", "json"):
         fail(f"--format {output!r}: choose table, csv or json")
     table = list_runs(runs_dir)
+    for bad in table.attrs.get("unreadable", []):  # on stderr, so that --format json stays JSON
+        err_console.print(f"[yellow]not listed[/yellow]: run folder {shown(bad['folder'])}: {shown(bad['error'])}",
+                          highlight=False, soft_wrap=True)
     if as_json or output == "json":
         print_json(table.to_dict(orient="records"))
         return
@@ -193,15 +201,18 @@ def runs(
         print_csv(table)
         return
     if table.empty:
-        console.print(f"no runs in {runs_dir}; fit one with `embedlab fit DATA --model svm`", highlight=False)
+        if not table.attrs.get("unreadable"):
+            console.print(f"no runs in {shown(runs_dir)}; fit one with `embedlab fit DATA --model svm`",
+                          highlight=False)
         return
     out = Table(title=f"Runs in {runs_dir}", title_justify="left",
                 caption="figures on each run's test set; \\[lo, hi]: bootstrap 95% interval",
                 caption_justify="left")
-    for col in ("name", "model", "features", "data", "n", "accuracy", "ROC AUC", "eval sets"):
+    for col in ("folder", "model", "features", "data", "n", "accuracy", "ROC AUC", "eval sets"):
         out.add_column(col, justify="right" if col in ("n", "accuracy", "ROC AUC") else "left", overflow="fold")
-    for r in table.itertuples():
-        out.add_row(shown(r.name), str(r.model), shown(r.features), shown(str(r.data)), fmt(r.n), fmt_ci(r.accuracy, r.accuracy_ci),
+    for r in table.itertuples():  # the folder is what `runs show` takes; a name written inside differs only if edited
+        folder = shown(r.folder) + (f"\n(named {shown(r.name)})" if r.name != r.folder else "")
+        out.add_row(folder, shown(str(r.model)), shown(r.features), shown(str(r.data)), fmt(r.n), fmt_ci(r.accuracy, r.accuracy_ci),
                     fmt(r.roc_auc), ", ".join(r.eval_sets))
     console.print(out)
 

@@ -20,13 +20,16 @@ from typing import Any
 
 from rich.markup import escape
 
+from embedlab.datasets.names import shown_path
+
 #: Unicode categories shown escaped: controls (C0, C1, DEL) and format characters (bidi overrides...)
 _HIDDEN = ("Cc", "Cf")
 
 
 def printable(value: Any) -> str:
-    """``str(value)`` with control and format characters written as ``\\xNN``/``\\uNNNN`` escapes."""
-    text = str(value)
+    """``str(value)`` with control and format characters written as ``\\xNN``/``\\uNNNN`` escapes, and
+    so are the bytes of a file name that are not UTF-8."""
+    text = shown_path(str(value))
     if text.isprintable():
         return text
     return "".join(ch.encode("unicode_escape").decode("ascii")

@@ -141,7 +141,7 @@ def test_wide_tables_fold_rather_than_cut_and_runs_has_machine_formats(tmp_path)
     first_column = "".join(line.split("│")[1].strip() for line in shown.output.splitlines() if line.startswith("│"))
     assert name in first_column  # folded over several lines, whole
     as_csv = runner.invoke(app, ["runs", "--runs-dir", str(runs_dir), "--format", "csv"]).stdout
-    assert as_csv.splitlines()[0].startswith("name,") and name in as_csv
+    assert as_csv.splitlines()[0].startswith("folder,name,") and name in as_csv
     assert strict_loads(runner.invoke(app, ["runs", "--runs-dir", str(runs_dir), "--format", "json"]).stdout)[0][
         "name"] == name
 

@@ -78,7 +78,10 @@ def test_multiclass_fit_with_eval_on_aligns_labels_by_name(dirs):
                          name="multi", **dirs)
     p, sets = run.params, run.metrics["sets"]
     assert p["task"] == "multiclass" and p["positive_class"] is None and len(p["classes"]) == 7
-    assert p["eval_on"] == [str(SYN)] and p["class_weight"] == "balanced"
+    assert [e["name"] for e in p["eval_on"]] == ["synthetic-emotions"] and p["class_weight"] == "balanced"
+    from embedlab.runs.provenance import located
+
+    assert located(p["eval_on"][0], run.path).resolve() == SYN.resolve()
     # FER has no valid split: train fits, test reports
     assert list(sets) == ["train", "test", "synthetic-emotions"]
     ev = sets["synthetic-emotions"]

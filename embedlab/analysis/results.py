@@ -21,8 +21,9 @@ import pandas as pd
 from embedlab.analysis.figures import base_layout, colours_for, plain
 from embedlab.analysis.groups import GENERATED, REAL, dataset_is_generated, origin_of_labels
 from embedlab.core.errors import ModelError
-from embedlab.runs.folder import (HISTORY_FILE, METRICS_FILE, PARAMS_FILE, PREDICTIONS_FILE, read_json,
-                                  read_optional_table, stored_verdicts)
+from embedlab.runs.folder import (HISTORY_FILE, METRICS_FILE, PARAMS_FILE, PREDICTIONS_FILE, located_images,
+                                  read_json, read_optional_table, stored_verdicts)
+from embedlab.runs.provenance import run_datasets
 
 
 @dataclass
@@ -51,7 +52,8 @@ def read_run_folder(path: str | Path) -> RunRecord:
         raise ModelError(f"{path}: no such run folder")
     params = read_json(path / PARAMS_FILE)
     metrics = read_json(path / METRICS_FILE)
-    return RunRecord(path, params, metrics, stored_verdicts(read_optional_table(path / PREDICTIONS_FILE), params),
+    predictions = stored_verdicts(read_optional_table(path / PREDICTIONS_FILE), params)
+    return RunRecord(path, params, metrics, located_images(predictions, params, path),
                      read_optional_table(path / HISTORY_FILE))
 
 
@@ -71,12 +73,13 @@ def set_origins(record: RunRecord, generated: Sequence[str] | None = None) -> Ca
     Labels such as ``fake`` decide row by row; otherwise the set's dataset
     decides (see :func:`embedlab.analysis.dataset_is_generated`).
     """
-    data_path = str((record.params.get("data") or {}).get("path") or "")
+    data_name = str((record.params.get("data") or {}).get("name") or "")
+    places = run_datasets(record.params, record.path)
 
     def origins(set_name: str, labels: pd.Series) -> np.ndarray:
         info = record.sets.get(set_name, {})
-        dataset = str(info.get("dataset") or (data_path if set_name in ("train", "valid", "test") else set_name))
-        return origin_of_labels(labels, dataset_is_generated(dataset, generated))
+        dataset = str(info.get("dataset") or (data_name if set_name in ("train", "valid", "test") else set_name))
+        return origin_of_labels(labels, dataset_is_generated(places.get(dataset, dataset), generated))
 
     return origins
 

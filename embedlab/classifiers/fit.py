@@ -49,7 +49,7 @@ from embedlab.datasets.splits import SPLITS, assign_splits
 from embedlab.features import FeatureExtractor
 from embedlab.runs.folder import check_run_name, default_run_name, failure_table, write_run
 from embedlab.runs.model_files import save_model
-from embedlab.runs.provenance import command_line, data_fingerprint, library_versions, utc_now
+from embedlab.runs.provenance import command_line, data_record, library_versions, utc_now
 from embedlab.runs.scoring import TARGET_FPR, score_set, task_of, threshold_from
 
 ProgressCallback = Callable[[int, int], None]
@@ -424,6 +424,11 @@ def decision_threshold(pipe, loaded: Data, feats: Features, positive: str | None
     return threshold_from(candidates, loaded.classes, positive, target_fpr)
 
 
+def dataset_name(loaded: Data) -> str:
+    """What a scored set's ``dataset`` says: the dataset's name (its place is in ``params.json``)."""
+    return loaded.table.attrs.get("name") or Path(str(loaded.where)).name
+
+
 def score(pipe, plan: Plan, loaded: Data, feats: Features,
           config: FitConfig) -> tuple[dict, pd.DataFrame, dict[str, Any] | None, pd.DataFrame]:
     """Figures and prediction rows for every split, then every eval set, the decision threshold,
@@ -442,7 +447,7 @@ def score(pipe, plan: Plan, loaded: Data, feats: Features,
             reasons = missing_report(sub, names, feats.ok[in_split])
             failures.append(row_failures(sub, names, feats.ok[in_split], split))
             sets[split], rows = score_rows(pipe, classes, positive, sub, feats.X[in_split], feats.ok[in_split],
-                                           reasons, set_name=split, role=split, dataset=str(loaded.where),
+                                           reasons, set_name=split, role=split, dataset=dataset_name(loaded),
                                            seed=config.seed, threshold=cut)
             frames.append(rows)
     for path, et in loaded.eval_tables:
@@ -458,7 +463,7 @@ def score(pipe, plan: Plan, loaded: Data, feats: Features,
             raise ModelError(f"{path}: no image with features "
                              f"({', '.join(f'{r}: {c}' for r, c in reasons.items())})")
         sets[set_name], rows = score_rows(pipe, classes, positive, edf, EX, eok, reasons, set_name=set_name,
-                                          role="eval", dataset=et.attrs.get("root", str(path)), seed=config.seed,
+                                          role="eval", dataset=base, seed=config.seed,
                                           threshold=cut)
         frames.append(rows)
     return sets, pd.concat(frames, ignore_index=True), threshold, pd.concat(failures, ignore_index=True)
@@ -478,15 +483,21 @@ def model_params(pipe) -> dict[str, Any]:
     return out
 
 
+def dataset_path(data: Any, table: pd.DataFrame) -> str | None:
+    """The dataset's folder or file (the root its layout was found at), None for a table given in memory."""
+    return table.attrs.get("root") or (None if isinstance(data, pd.DataFrame) else str(data))
+
+
 # Everything a run records comes together here, from every stage: eight inputs are the stages' outputs.
 def write(data, config: FitConfig, plan: Plan, loaded: Data, pipe, training: dict[str, Any],
           sets: dict[str, dict], predictions: pd.DataFrame, failures: pd.DataFrame | None = None) -> Path:
     """Write the run folder: ``params.json`` says what was fitted on what, and how."""
     table, role = loaded.table, loaded.roles.to_numpy()
     task, positive = task_of(loaded.classes)
-    data_name = table.attrs.get("name") or Path(str(loaded.where)).name
+    data_name = dataset_name(loaded)
     name = check_run_name(config.name or default_run_name([data_name, "+".join(plan.specs), config.model],
                                                           config.runs_dir))
+    folder = Path(config.runs_dir) / name
     run_params = {
         "name": name, "kind": "classifier", "task": task, "classes": loaded.classes, "positive_class": positive,
         "model": config.model, "model_params": model_params(pipe), "param_overrides": plan.user_params,
@@ -495,11 +506,11 @@ def write(data, config: FitConfig, plan: Plan, loaded: Data, pipe, training: dic
         "feature_dims": {e.name: e.dim for e in plan.extractors},
         "eval_features": plan.eval_specs, "eval_feature_keys": {e.name: e.key() for e in plan.eval_extractors},
         "missing": config.missing,
-        "data": {"path": str(data) if not isinstance(data, pd.DataFrame) else loaded.where,
-                 "layout": table.attrs.get("layout"), "name": data_name, "fingerprint": data_fingerprint(table),
-                 "n_images": int(len(table)), "per_class": config.per_class, "splits": loaded.split_info,
+        "data": {**data_record(table, dataset_path(data, table), folder), "name": data_name,
+                 "per_class": config.per_class, "splits": loaded.split_info,
                  "counts": {s: int((role == s).sum()) for s in SPLITS if (role == s).any()}},
-        "eval_on": [str(path) for path, _ in loaded.eval_tables], "versions": library_versions(),
+        "eval_on": [data_record(et, dataset_path(path, et), folder) for path, et in loaded.eval_tables],
+        "versions": library_versions(),
         "created": utc_now(), "command": config.command if config.command is not None else command_line(),
         "seed": config.seed, "fit_seconds": training["fit_seconds"], "total_seconds": training["total_seconds"],
         "warnings": table.attrs.get("warnings", []) + training["warnings"],

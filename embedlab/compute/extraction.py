@@ -25,7 +25,7 @@ import pandas as pd
 from embedlab.compute.cache import FeatureCache
 from embedlab.compute.distributed import ChunkDone, parse_scheduler, run_chunks
 from embedlab.compute.workers import Task, extract_chunk, init_worker
-from embedlab.core.defaults import DEFAULT_CACHE_DIR
+from embedlab.core.defaults import ALIGNED_FACE_LAYOUTS, DEFAULT_CACHE_DIR
 from embedlab.core.errors import FeatureError, UsageError, WorkerStartError
 from embedlab.core.specs import parse_spec
 from embedlab.core.system import default_workers
@@ -38,12 +38,6 @@ if TYPE_CHECKING:
 ProgressCallback = Callable[[int, int], None]
 log = logging.getLogger(__name__)
 
-#: dataset layouts whose images are small, tight face crops (FER-2013's 48x48 faces): a face
-#: detector misses most faces in them, so there a bare ``encoding`` (no detector named) means
-#: ``encoding[detector=none]``, the whole image as the face. The 140k faces (256 px) are not among
-#: them: HOG finds their faces, and its landmark-aligned chip gives the better encoding (an SVM on
-#: the 1,800 dev images scores test ROC AUC 0.955 with it, 0.862 with detector=none).
-ALIGNED_FACE_LAYOUTS = ("fer2013-folders", "fer2013-csv")
 
 
 def table_for_cache(data: Any, cache_dir: str | os.PathLike = DEFAULT_CACHE_DIR, layout: str = "auto", *,
@@ -204,13 +198,16 @@ def failures(data: Any, features: str | Sequence[str] = "encoding", *,
     features, _ = with_layout_defaults(features, table.attrs.get("layout"))
     cache = FeatureCache(cache_dir)
     parts, checked, not_computed = [], {}, {}
+    unread = table["read_reason"].notna().to_numpy()  # files that give no image: encode records them so too
     for ex in resolve_features(features):
-        rows = cache.read(ex.key(), hashes=table["hash"].unique()).reindex(table["hash"])
-        known = rows["ok"].notna().to_numpy()
-        failed = known & ~rows["ok"].fillna(True).astype(bool).to_numpy()
+        rows = cache.read(ex.key(), hashes=table["hash"].dropna().unique()).reindex(table["hash"])
+        known = rows["ok"].notna().to_numpy() | unread
+        failed = known & (~rows["ok"].fillna(True).astype(bool).to_numpy() | unread)
+        reason = np.where(unread, table["read_reason"].to_numpy(object), rows["reason"].to_numpy(object))
+        error = np.where(unread, table["read_error"].to_numpy(object), rows["error"].to_numpy(object))
         checked[ex.name], not_computed[ex.name] = int(known.sum()), int((~known).sum())
         parts.append(table.loc[failed, ["image_id", "path"]].assign(
-            feature=ex.name, reason=rows["reason"].to_numpy()[failed], error=rows["error"].to_numpy()[failed]))
+            feature=ex.name, reason=reason[failed], error=error[failed]))
     out = pd.concat(parts, ignore_index=True)
     out.attrs.update(checked=checked, not_computed=not_computed)
     return out

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Iterable
 
 from embedlab.core.io import atomic_write
+from embedlab.datasets.names import disk_path
 
 #: a file changed this recently when it was hashed is hashed again next time
 RACY_SECONDS = 2.0
@@ -134,7 +135,7 @@ class FileHashIndex:
 
             on_disk = self._read()  # what other runs saved meanwhile stays
             if not self.trust:
-                on_disk = {p: e for p, e in on_disk.items() if os.path.lexists(p)}
+                on_disk = {p: e for p, e in on_disk.items() if os.path.lexists(disk_path(p))}
             entries = {p: e for p, e in on_disk.items() if p not in self._forgotten} | self._added
             paths = list(entries)
             columns = {"path": pa.array(paths, pa.string()),

@@ -37,6 +37,7 @@ import numpy as np
 from embedlab.core.errors import ImageReadError
 from embedlab.datasets.fer_csv import read_fer_csv
 from embedlab.datasets.hash_index import FileHashIndex
+from embedlab.datasets.names import disk_path, shown_path
 
 #: the default limits (see :func:`limits`): a file's bytes, and an image's decoded pixels
 MAX_FILE_BYTES = 50 * 2**20
@@ -98,7 +99,7 @@ def read_listed_image(uri: str, content: str | None) -> np.ndarray:
 
 def read_image(uri: str | os.PathLike) -> np.ndarray:
     """Decode an image file (or a FER-2013 CSV row) to an RGB ``uint8`` array."""
-    uri = os.fspath(uri)
+    uri = shown_path(uri)
     if is_csv_row(uri):
         path, row = split_csv_row(uri)
         grey = fer_csv_pixels(path)[row]
@@ -120,13 +121,14 @@ def read_file(uri: str | os.PathLike) -> bytes:
 def read_file_stat(uri: str | os.PathLike) -> tuple[bytes, os.stat_result]:
     """:func:`read_file`, with the status of the very file read, taken once it was opened and before
     it was read (so a write during the read leaves a later change time than the one returned)."""
-    uri = os.fspath(uri)
+    uri = shown_path(uri)  # named in messages as tables show it
+    on_disk = disk_path(uri)  # and opened by the bytes of its name
     max_bytes, _ = limits()
     try:
-        info = os.stat(uri)
+        info = os.stat(on_disk)
     except OSError as exc:
         raise _stat_error(uri, exc) from None
-    if stat.S_ISDIR(info.st_mode) and not os.access(uri, os.R_OK | os.X_OK):
+    if stat.S_ISDIR(info.st_mode) and not os.access(on_disk, os.R_OK | os.X_OK):
         raise ImageReadError(f"{uri}: unreadable (a folder that cannot be listed: permission denied; "
                              "the images in it are not counted)", "unreadable")
     if not stat.S_ISREG(info.st_mode):
@@ -136,7 +138,7 @@ def read_file_stat(uri: str | os.PathLike) -> tuple[bytes, os.stat_result]:
         raise ImageReadError(f"{uri}: too large ({info.st_size:,} bytes; the limit is {max_bytes:,}, "
                              "set by EMBEDLAB_MAX_FILE_MB)", "too large")
     try:
-        with open(uri, "rb") as fh:
+        with open(on_disk, "rb") as fh:
             opened = os.fstat(fh.fileno())
             data = fh.read(max_bytes + 1)
     except OSError as exc:
@@ -147,10 +149,12 @@ def read_file_stat(uri: str | os.PathLike) -> tuple[bytes, os.stat_result]:
 
 
 def _stat_error(uri: str, exc: OSError) -> ImageReadError:
+    on_disk = disk_path(uri)
     if exc.errno == errno.ELOOP:
         return ImageReadError(f"{uri}: broken link (a loop of symbolic links)", "broken link")
-    if exc.errno == errno.ENOENT and os.path.islink(uri):
-        return ImageReadError(f"{uri}: broken link (its target {os.readlink(uri)!r} does not exist)", "broken link")
+    if exc.errno == errno.ENOENT and os.path.islink(on_disk):
+        target = shown_path(os.readlink(on_disk))
+        return ImageReadError(f"{uri}: broken link (its target {target!r} does not exist)", "broken link")
     if exc.errno == errno.ENOENT:
         return ImageReadError(f"{uri}: unreadable (file not found)", "unreadable")
     return ImageReadError(f"{uri}: unreadable ({exc.strerror or exc})", "unreadable")
@@ -177,6 +181,10 @@ def decode_image(data: bytes, name: str = "<bytes>") -> np.ndarray:
 
     # face_recognition switches this on at import; a truncated file must fail, not decode half-grey.
     ImageFile.LOAD_TRUNCATED_IMAGES = False
+    # Pillow's own pixel limit would refuse images quoting its limit, not EMBEDLAB_MAX_PIXELS, and before
+    # a large JPEG could be decoded at a reduced scale: within_pixel_limit applies the user's limit
+    # to every image before it is decoded.
+    Image.MAX_IMAGE_PIXELS = None
     if not data:
         raise ImageReadError(f"{name}: decode error (empty file, 0 bytes)")
     with warnings.catch_warnings():
@@ -278,12 +286,13 @@ def file_status(uri: str, index: FileHashIndex | None = None,
         if index is None or is_csv_row(uri) or "://" in uri:
             return image_hash(uri), None, None
         key = os.path.abspath(uri)
+        on_disk = disk_path(uri)
         try:
-            info = os.stat(uri)
+            info = os.stat(on_disk)
         except OSError:
             info = None
         if info is not None and stat.S_ISREG(info.st_mode) \
-                and info.st_size <= (limits()[0] if max_bytes is None else max_bytes) and os.access(uri, os.R_OK):
+                and info.st_size <= (limits()[0] if max_bytes is None else max_bytes) and os.access(on_disk, os.R_OK):
             known = index.lookup(key, info)
             if known is not None:
                 return known, None, None

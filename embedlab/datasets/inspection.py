@@ -150,7 +150,7 @@ def inspect_dataset(df: pd.DataFrame, decode: bool = True) -> DatasetReport:
     6
     """
     split = df["split"].fillna("(none)")
-    counts = pd.crosstab(df["label"], split)
+    counts = pd.crosstab(df["label"].astype(object).where(df["label"].notna(), "(none)"), split)  # unlabelled too
     counts.columns.name, counts.index.name = "split", "label"
 
     columns = ["width", "height", "mode", "sharpness", "jpeg_quality", "reason", "error"]
@@ -163,8 +163,8 @@ def inspect_dataset(df: pd.DataFrame, decode: bool = True) -> DatasetReport:
         info.loc[listed, "reason"] = df.loc[listed, "read_reason"]
         info.loc[listed, "error"] = df.loc[listed, "read_error"]
     good = info["error"].isna() & info["width"].notna()
-    sizes = (info[good].groupby(["width", "height", "mode"]).size().rename("images")
-             .reset_index().sort_values("images", ascending=False, ignore_index=True))
+    sizes = (info[good].astype({"width": int, "height": int}).groupby(["width", "height", "mode"]).size()
+             .rename("images").reset_index().sort_values("images", ascending=False, ignore_index=True))
     unreadable = pd.concat([df[["image_id", "path"]], info[["reason", "error"]]], axis=1)[info["error"].notna()]
 
     groups = df.assign(split=split).groupby("hash")

@@ -12,6 +12,7 @@ import pandas as pd
 from embedlab.datasets.fer_csv import FER_EMOTIONS, USAGE_TO_SPLIT, is_fer_csv, read_fer_csv
 from embedlab.core.errors import DatasetError
 from embedlab.datasets.images import CSV_ROW_MARK, IMAGE_SUFFIXES, is_image_file_name
+from embedlab.datasets.names import shown_path, shown_paths
 from embedlab.core.registry import Registry
 from embedlab.datasets.sources import FAKE_LABEL, folder_source
 
@@ -79,7 +80,8 @@ def images_in(folder: Path) -> list[Path]:
 
 def _image_paths(folder: str | os.PathLike) -> list[str]:
     """:func:`images_in` as strings, in the same order (by path component): the fast path for
-    datasets of many thousands of files, where building a ``Path`` per file is most of the time."""
+    datasets of many thousands of files, where building a ``Path`` per file is most of the time.
+    Names that are not valid UTF-8 come in their shown form (:mod:`embedlab.datasets.names`)."""
     found: list[str] = []
 
     def unlisted(exc: OSError) -> None:
@@ -92,21 +94,24 @@ def _image_paths(folder: str | os.PathLike) -> list[str]:
         found += [join(top, name) for name in dirs + files if is_image_file_name(name)]
     if folder == os.curdir:  # "./a.jpg" -> "a.jpg", as Path writes it
         found = [p[len(os.curdir + os.sep):] if p.startswith(os.curdir + os.sep) else p for p in found]
-    return sorted(found, key=lambda p: p.split(os.sep))
+    return sorted(shown_paths(found), key=lambda p: p.split(os.sep))
 
 
 def _rows(root: Path, files: list[str], label: str, split: str | None,
           label_dir: Path | None = None) -> list[dict]:
     """One row per file (as :func:`_image_paths` lists them); fakes under ``label_dir/<source>/``
     also get that ``source``."""
-    prefix = "" if os.fspath(root) == os.curdir else os.path.join(os.fspath(root), "")
+    root = shown_path(root)  # as the files are named
+    prefix = "" if root == os.curdir else os.path.join(root, "")
 
     def image_id(path: str) -> str:
         rel = path[len(prefix):] if path.startswith(prefix) else os.path.relpath(path, root)
         return rel.replace(os.sep, "/")
 
+    label = shown_path(label) if isinstance(label, str) else label
     rows = [{"image_id": image_id(f), "path": f, "label": label, "split": split} for f in files]
     if label_dir is not None and str(label).strip().lower() == FAKE_LABEL:
+        label_dir = Path(shown_path(label_dir))
         for row, f in zip(rows, files):
             row["source"] = folder_source(label_dir, Path(f))
     return rows
@@ -137,7 +142,7 @@ class FerCsv:
     @staticmethod
     def list(root: Path) -> pd.DataFrame:
         table, _ = read_fer_csv(root)
-        uri = str(root.resolve())
+        uri = shown_path(root.resolve())
         usage = table["usage"]
         unknown = sorted(set(usage) - set(USAGE_TO_SPLIT))
         if unknown:
@@ -282,7 +287,8 @@ class PlainImages:
     @staticmethod
     def list(root: Path) -> pd.DataFrame:
         if root.is_file():
-            return pd.DataFrame([{"image_id": root.name, "path": str(root), "label": None, "split": None}])
+            return pd.DataFrame([{"image_id": shown_path(root.name), "path": shown_path(root), "label": None,
+                                  "split": None}])
         return pd.DataFrame(_rows(root, _image_paths(root), None, None))
 
 

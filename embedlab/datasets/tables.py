@@ -23,6 +23,7 @@ from embedlab.core.io import atomic_write_bytes
 from embedlab.datasets.hash_index import FileHashIndex
 from embedlab.datasets.images import file_status, limits
 from embedlab.datasets.layouts import LAYOUTS, SPLIT_ALIASES, detect_layout, images_in
+from embedlab.datasets.names import shown_path
 from embedlab.datasets.sources import fill_sources
 
 #: Columns every loaded dataset has, in this order (``subset`` only for FER-2013). ``hash`` is None
@@ -66,7 +67,7 @@ def load(path: str | os.PathLike, layout: str = "auto", *,
     df = fill_sources(df, default=_dataset_name(root))
     extra = [c for c in df.columns if c not in COLUMNS]
     df = df[COLUMNS + extra].reset_index(drop=True)
-    df.attrs.update(layout=layout, root=str(root.resolve()), name=_dataset_name(root))
+    df.attrs.update(layout=layout, root=shown_path(root.resolve()), name=_dataset_name(root))
     df.attrs["warnings"] = load_warnings(df)
     return df
 
@@ -96,7 +97,7 @@ def load_warnings(df: pd.DataFrame) -> list[str]:
 
 def _dataset_name(root: Path) -> str:
     root = root.resolve()
-    return root.stem if root.is_file() else root.name
+    return shown_path(root.stem if root.is_file() else root.name)
 
 
 def with_file_status(df: pd.DataFrame, hash_index: FileHashIndex | str | os.PathLike | None = None) -> pd.DataFrame:
@@ -198,9 +199,10 @@ def image_table(paths: Any) -> pd.DataFrame:
             found = images_in(p)
             if not found:
                 raise DatasetError(f"{p}: no images in this folder")
-            rows += [{"image_id": f"{p.name}/{f.relative_to(p).as_posix()}", "path": str(f)} for f in found]
+            shown = Path(shown_path(p))  # the files are listed as shown (datasets.names)
+            rows += [{"image_id": f"{shown.name}/{f.relative_to(shown).as_posix()}", "path": str(f)} for f in found]
         elif os.path.lexists(p):  # a file, or a broken link or other non-file named by the user
-            rows.append({"image_id": p.name, "path": str(p)})
+            rows.append({"image_id": shown_path(p.name), "path": shown_path(p)})
         else:
             raise DatasetPathError(f"{p}: no such file or folder")
     table = pd.DataFrame(rows, columns=["image_id", "path"])

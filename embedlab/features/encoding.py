@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from embedlab.core.defaults import DEFAULT_DETECTOR
 from embedlab.core.errors import FeatureError, NoFaceFound
 from embedlab.core.io import file_digest
 from embedlab.features import dlib_mmod, dlib_resnet
@@ -78,7 +79,7 @@ class FaceEncoding(FeatureExtractor):
     info_columns = {"face_found": "bool", "n_faces": "int16", "face_top": "int32",
                     "face_right": "int32", "face_bottom": "int32", "face_left": "int32"}
 
-    def __init__(self, detector: str = "hog", upsample: int | str = 1, landmarks: str = "small",
+    def __init__(self, detector: str = DEFAULT_DETECTOR, upsample: int | str = 1, landmarks: str = "small",
                  jitters: int = 1, on_missing: str = "skip", engine: str = "torch", device: str = "auto"):
         self.detector = detector
         self.upsample = upsample

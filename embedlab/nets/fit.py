@@ -36,7 +36,7 @@ from embedlab.nets.run import NetworkRun, load_network_run
 from embedlab.nets.training import MODEL_FILE, resolve_device, run_model, seed_everything, train_loop
 from embedlab.runs.folder import (PARAMS_FILE, check_run_name, default_run_name, failure_table, read_json,
                                   write_params, write_results)
-from embedlab.runs.provenance import command_line, data_fingerprint, library_versions, utc_now
+from embedlab.runs.provenance import command_line, data_record, library_versions, portable_path, utc_now
 from embedlab.runs.scoring import TARGET_FPR, score_set, task_of, threshold_from
 
 #: parameters a resumed run may change: how it computes, not what it learns (input_blur
@@ -158,13 +158,14 @@ def start_run(data, spec: NetworkSpec, p: dict[str, Any], *, eval_on: list[str],
     params_json = {
         "name": name, "kind": "network", "task": task, "classes": classes, "positive_class": positive,
         "model": spec.name, "model_params": p, "features": features, "feature_keys": feature_keys,
-        "data": {"path": str(table.attrs.get("root", data if not isinstance(data, pd.DataFrame) else "")),
-                 "layout": table.attrs.get("layout"), "name": table.attrs.get("name"),
-                 "fingerprint": data_fingerprint(table), "n_images": int(len(table)), "per_class": per_class},
+        "data": {**data_record(table, table.attrs.get("root") or (None if isinstance(data, pd.DataFrame) else data),
+                               folder), "per_class": per_class},
         "splits": {**how, "counts": {r: int((roles == r).sum()) for r in SPLITS}},
         "leave_out": leave_out,
         "sources": {r: fake_sources(table[roles == r]) for r in SPLITS if (roles == r).any()},
-        "eval_on": eval_on, "versions": library_versions(), "created": utc_now(),
+        # completed by score_sets with each set's name, layout, count and fingerprint
+        "eval_on": [{"path": portable_path(e, folder), "relative_to": "run"} for e in eval_on],
+        "versions": library_versions(), "created": utc_now(),
         "command": command or command_line(), "seed": seed, "device": dev.type, "model_files": [MODEL_FILE],
         "warnings": list(table.attrs.get("warnings", [])),
     }
@@ -209,12 +210,14 @@ def score_inputs(run: NetworkFit, module, frame: pd.DataFrame, prepared: tuple, 
 
 def score_sets(run: NetworkFit, module, frames: dict[str, pd.DataFrame], prepared: dict[str, tuple],
                eval_on: list[str], cache_dir,
-               target_fpr: float = TARGET_FPR) -> tuple[dict, pd.DataFrame, dict[str, Any] | None, pd.DataFrame]:
+               target_fpr: float = TARGET_FPR
+               ) -> tuple[dict, pd.DataFrame, dict[str, Any] | None, pd.DataFrame, list[dict[str, Any]]]:
     """Figures and prediction rows for every split, then every eval set, the decision threshold
-    (binary tasks: chosen on ``valid``, or ``train`` when valid has no negatives), and the
-    images that could not be used."""
+    (binary tasks: chosen on ``valid``, or ``train`` when valid has no negatives), the
+    images that could not be used, and how each eval set is named (``params.json``'s ``eval_on``)."""
     sets, predictions, failures = {}, [], []
-    dataset_path = run.params_json["data"]["path"]
+    dataset = run.params_json["data"]["name"]
+    eval_records = []
     probas = {role: network_proba(run, module, inputs) for role, inputs in prepared.items()}
     candidates = [(role, frames[role][prepared[role][1]]["label"].tolist(), probas[role])
                   for role in ("valid", "train") if role in probas]
@@ -223,7 +226,7 @@ def score_sets(run: NetworkFit, module, frames: dict[str, pd.DataFrame], prepare
     cut = threshold["value"] if threshold else None
     for role, inputs in prepared.items():
         sets[role], rows = score_inputs(run, module, frames[role], inputs, set_name=role, role=role,
-                                        dataset=dataset_path, threshold=cut, proba=probas[role])
+                                        dataset=dataset, threshold=cut, proba=probas[role])
         predictions.append(rows)
         failures.append(input_failures(frames[role], inputs, role))
     for path in eval_on:
@@ -232,10 +235,12 @@ def score_sets(run: NetworkFit, module, frames: dict[str, pd.DataFrame], prepare
         inputs = prepare_inputs(run.spec, run.p, frame, run.classes, cache_dir,
                                 crops_dir=run.folder / "crops" / set_name)
         sets[set_name], rows = score_inputs(run, module, frame, inputs, set_name=set_name, role="eval",
-                                            dataset=str(path), threshold=cut)
+                                            dataset=set_name, threshold=cut)
+        eval_records.append(data_record(frame, frame.attrs.get("root") or path, run.folder))
         predictions.append(rows)
         failures.append(input_failures(frame, inputs, set_name))
-    return sets, pd.concat(predictions, ignore_index=True), threshold, pd.concat(failures, ignore_index=True)
+    return (sets, pd.concat(predictions, ignore_index=True), threshold, pd.concat(failures, ignore_index=True),
+            eval_records)
 
 
 def input_failures(frame: pd.DataFrame, prepared: tuple, set_name: str) -> pd.DataFrame:
@@ -319,11 +324,12 @@ def fit_network(data, network: str, params: dict[str, Any] | None = None,
                          run.folder, seed, dev, resume, on_progress, run.positive_index)
 
     def score_and_write():
-        sets, predictions, threshold, failures = score_sets(run, module, frames, prepared, eval_on, cache_dir,
-                                                            target_fpr)
+        sets, predictions, threshold, failures, evaluated = score_sets(run, module, frames, prepared, eval_on,
+                                                                       cache_dir, target_fpr)
         write_results(run.folder, {"sets": sets, "training": summary, "threshold": threshold}, predictions,
                       failures)
-        write_params(run.folder, {**run.params_json, "training": summary, "threshold": threshold})
+        write_params(run.folder, {**run.params_json, "eval_on": evaluated, "training": summary,
+                                  "threshold": threshold})
 
     parallel.on_main(score_and_write)  # under torchrun the first process scores; the others read its run
     return load_network_run(run.folder)

@@ -24,6 +24,7 @@ from embedlab.compute.extraction import ALIGNED_FACE_LAYOUTS, resolve_features, 
 from embedlab.core.errors import DatasetError, EmbedlabError, ModelError
 from embedlab.features import create_extractor
 from embedlab.runs.folder import PARAMS_FILE, run_params
+from embedlab.runs.provenance import run_datasets
 
 SPEC_SEPARATOR = "::"
 #: features per dataset layout when nothing is cached: the same rule as encode and fit
@@ -129,11 +130,9 @@ def datasets_of_runs(run_folders: Sequence[Path]) -> list[DatasetSource]:
         params = run_params(folder)
         if params is None:
             continue
-        data = params.get("data") or {}
-        paths = [data.get("path")] + list(params.get("eval_on") or [])
         specs = [f for f in params.get("features") or [] if str(f).split("[")[0].split(":")[0] == "encoding"]
-        for path in paths:
-            if path and Path(path).exists():
+        for path in run_datasets(params, folder).values():
+            if path.exists():
                 key = str(Path(path).resolve())
                 if key not in sources:
                     sources[key] = DatasetSource(path=str(path), features=specs[0] if specs else None)

@@ -31,6 +31,7 @@ import pandas as pd
 from embedlab.core.defaults import DEFAULT_RUNS_DIR
 from embedlab.core.errors import ModelError, OptionError, UnknownNameError
 from embedlab.core.io import atomic_write, to_json, write_json
+from embedlab.runs.provenance import PATH_BASES, path_base
 from embedlab.runs.scoring import labels_at, match_labels
 from embedlab.runs.schema import KINDS, check_metrics, check_params, read_checked
 
@@ -81,6 +82,20 @@ def stored_verdicts(predictions: pd.DataFrame | None, params: dict[str, Any]) ->
     out["pred"] = labels_at(proba, classes, positive, float(saved["value"]))
     if "label" in out:
         out["correct"] = match_labels(out["label"].tolist(), classes)[0] == out["pred"].to_numpy(object)
+    return out
+
+
+def located_images(predictions: pd.DataFrame | None, params: dict[str, Any],
+                   folder: str | os.PathLike) -> pd.DataFrame | None:
+    """Stored prediction rows with each image's ``path`` where it is now: a shipped run names its
+    images relative to the repository (``image_paths_relative_to``), not by its training machine's paths."""
+    base = params.get("image_paths_relative_to")
+    if predictions is None or base not in PATH_BASES or "path" not in predictions:
+        return predictions
+    start = path_base(base, folder)
+    out = predictions.copy()
+    out["path"] = [p if not isinstance(p, str) or os.path.isabs(p) else os.path.normpath(start / p)
+                   for p in predictions["path"]]
     return out
 
 
@@ -246,7 +261,7 @@ class Run:
         path = self.path / PREDICTIONS_FILE
         if not path.is_file():
             raise ModelError(f"{path}: missing")
-        return stored_verdicts(pd.read_parquet(path), self.params)
+        return located_images(stored_verdicts(pd.read_parquet(path), self.params), self.params, self.path)
 
     def failures(self) -> pd.DataFrame:
         """The images the fit could not use (``failures.csv``: set, image_id, path, reason, error)."""
@@ -287,22 +302,28 @@ def key_set(metrics: dict[str, Any]) -> str | None:
 
 
 def list_runs(root: str | os.PathLike = DEFAULT_RUNS_DIR) -> pd.DataFrame:
-    """One row per run folder under ``root`` with its key figures (newest first)."""
-    cols = ["name", "kind", "task", "model", "features", "data", "created", "set", "n", "accuracy",
+    """One row per run folder under ``root`` with its key figures (newest first).
+
+    ``folder`` is the run folder's name (what ``runs show`` and ``predict --run`` take), ``name`` the name
+    written inside its ``params.json``. Run folders that cannot be read are not rows:
+    ``attrs["unreadable"]`` lists them, ``{"folder": ..., "error": ...}`` each, the error naming the file.
+    """
+    cols = ["folder", "name", "kind", "task", "model", "features", "data", "created", "set", "n", "accuracy",
             "accuracy_ci", "balanced_accuracy", "macro_f1", "roc_auc", "eval_sets", "path"]
     root = Path(root)
-    rows = []
+    rows, unreadable = [], []
     if root.is_dir():
         for folder in sorted(p for p in root.iterdir() if (p / PARAMS_FILE).is_file()):
             try:
                 params = read_json(folder / PARAMS_FILE, check_params)
                 metrics = read_json(folder / METRICS_FILE, check_metrics)
-            except ModelError:
+            except ModelError as exc:
+                unreadable.append({"folder": folder.name, "error": str(exc)})
                 continue
             ks = key_set(metrics)
             m = metrics.get("sets", {}).get(ks, {}) if ks else {}
             rows.append({
-                "name": params.get("name", folder.name), "kind": params.get("kind"), "task": params.get("task"),
+                "folder": folder.name, "name": params.get("name", folder.name), "kind": params.get("kind"), "task": params.get("task"),
                 "model": params.get("model"), "features": "+".join(params.get("features", [])),
                 "data": params.get("data", {}).get("name"), "created": params.get("created"), "set": ks,
                 "n": m.get("n"), "accuracy": m.get("accuracy"), "accuracy_ci": m.get("accuracy_ci"),
@@ -312,7 +333,9 @@ def list_runs(root: str | os.PathLike = DEFAULT_RUNS_DIR) -> pd.DataFrame:
                 "path": str(folder),
             })
     out = pd.DataFrame(rows, columns=cols)
-    return out.sort_values("created", ascending=False, kind="stable").reset_index(drop=True)
+    out = out.sort_values("created", ascending=False, kind="stable").reset_index(drop=True)
+    out.attrs["unreadable"] = unreadable
+    return out
 
 
 #: ``embedlab predict --task NAME`` -> the reference run shipped in ``embedlab/pretrained/``.

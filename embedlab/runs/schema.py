@@ -83,6 +83,14 @@ def check_params(params: dict[str, Any], where: str) -> None:
     _need(isinstance(classes, list) and 0 < len(classes) <= MAX_CLASSES and all(map(_is_name, classes)),
           where, f'"classes" must be a list of 1 to {MAX_CLASSES:,} class names')
     _need(len(set(classes)) == len(classes), where, '"classes" names a class twice')
+    # what each kind needs to predict: a classifier its feature specs, a network its model and task
+    needed = {"classifier": ("features",), "network": ("model", "task")}[params["kind"]]
+    missing = [key for key in needed if key not in params]
+    _need(not missing, where, f"no {', '.join(repr(k) for k in missing)}: a {params['kind']} run needs "
+          + ("the feature specs it was fitted on" if params["kind"] == "classifier" else "its network and task"))
+    if params["kind"] == "classifier":
+        _need(isinstance(params["features"], list) and params["features"], where,
+              '"features" must name the feature specs the classifier was fitted on')
     if "task" in params:
         _need(params["task"] in TASKS, where, f'"task" must be one of {", ".join(TASKS)}')
     if params.get("positive_class") is not None:
