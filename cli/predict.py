@@ -8,8 +8,8 @@ from typing import Literal, Optional
 import typer
 from rich.table import Table
 
-from embedlab_cli.app import (WORKERS_HELP, app, cache_option, clean_errors, console, fail, print_csv, print_json,
-                              progress_bar, runs_option)
+from embedlab_cli.app import (WORKERS_HELP, app, cache_option, clean_errors, console, fail, note, print_csv,
+                              print_json, progress_bar, runs_option)
 from embedlab_cli.runs import threshold_line
 from embedlab_cli.terminal import shown
 
@@ -30,7 +30,13 @@ def predict(
         "face in medium shots for a run fitted on 'encoding\\[detector=none]'."),
     runs_dir: Path = runs_option(),
     cache_dir: Path = cache_option(),
-    workers: Optional[int] = typer.Option(None, "--workers", "-w", min=0, metavar="N", help=WORKERS_HELP),
+    workers: Optional[int] = typer.Option(
+        None, "--workers", "-w", min=0, metavar="N",
+        help=WORKERS_HELP + " With the default, fewer than 8 images to prepare are prepared in this process."),
+    scheduler: Optional[str] = typer.Option(
+        None, "--scheduler",
+        help="Prepare images (decode, find and crop faces, features) on a Dask cluster, as `encode --scheduler` "
+        "does: tcp://HOST:8786, or local:N for N worker processes here; the network runs here."),
     threshold: Optional[float] = typer.Option(
         None, "--threshold", min=0.0, metavar="X", max=1.0,
         help="Binary runs: call an image positive (fake) when its probability is at or above this, instead "
@@ -45,11 +51,13 @@ def predict(
         None, "--crops-dir", file_okay=False,
         help="Networks that face-crop portraits save the crops here, in a folder named after the run "
         "folder (default: CACHE_DIR/crops)."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar and no status lines."),
 ) -> None:
     """Predicted label and class probabilities for each image (or each face, with --per-face), with a fitted run.
 
-    The features the run needs are computed (or read from the cache) first.
+    The features the run needs are computed (or read from the cache) first,
+    on every core; a network's inputs and outputs are cached too, so predicting
+    again on the same images is near-instant. Status lines go to stderr.
     A binary (real/fake) run labels each image at its decision threshold,
     chosen when it was fitted for a stated false-positive rate on reals (1%
     unless `embedlab fit --target-fpr` said otherwise); the threshold applied
@@ -61,21 +69,27 @@ def predict(
 
     Each face of a group photo: [bold]embedlab predict two_people.jpg --task emotion --per-face[/bold]
     """
+    if output not in FORMATS:
+        fail(f"--format {output!r}: choose {', '.join(FORMATS)}")
+    if (run is None) == (task is None):
+        fail("give either --run RUN or --task emotion|real-fake")
+
+    def say(message: str) -> None:
+        if not quiet:
+            note(shown(f"predict: {message}"))
+
+    say(f"opening the shipped {task} run" if task else f"opening run {run}")
     import pandas as pd
 
     from embedlab.api import BOX_COLUMNS, load_run, predict_faces
     from embedlab.runs import pretrained_run
 
-    if output not in FORMATS:
-        fail(f"--format {output!r}: choose {', '.join(FORMATS)}")
-    if (run is None) == (task is None):
-        fail("give either --run RUN or --task emotion|real-fake")
     folder = pretrained_run(task) if task else run
     fitted = load_run(folder, runs_dir)
     with progress_bar("features", quiet=quiet or output != "table", unit="faces" if per_face else "images") as update:
         crops = {"crops_dir": crops_dir or Path(cache_dir) / "crops"} if fitted.params["kind"] == "network" else {}
         options = dict(features=features, cache_dir=cache_dir, workers=workers, on_progress=update,
-                       threshold=threshold, **crops)
+                       threshold=threshold, scheduler=scheduler, on_step=say, **crops)
         table = predict_faces(fitted, images, **options) if per_face else fitted.predict(images, **options)
     cut = fitted.decision_threshold(threshold)
     show = [c for c in table.columns if c in ("image_id", "path", "face", *BOX_COLUMNS, "face_found", "pred", "threshold",

@@ -17,24 +17,26 @@ from __future__ import annotations
 import os
 from typing import Any, Iterable, Sequence
 
-import numpy as np
 import pandas as pd
 
 from embedlab import nets
 from embedlab.classifiers import CLASSIFIERS
 from embedlab.classifiers.fit import fit_classifier
 from embedlab.classifiers.run import ClassifierRun, load_classifier_run
-from embedlab.compute.extraction import ProgressCallback, encode, feature_matrix
+from embedlab.compute.array_store import ArrayStore
+from embedlab.compute.cache import FeatureCache
+from embedlab.compute.extraction import ProgressCallback, compute_chunks, encode, feature_matrix, images_for_cache
+from embedlab.compute.workers import Task
+from embedlab.core.system import default_workers
 from embedlab.core.defaults import DEFAULT_CACHE_DIR, DEFAULT_RUNS_DIR
 from embedlab.core.errors import OptionError, UnknownNameError
-from embedlab.datasets import images_of
-from embedlab.datasets.images import read_image
-from embedlab.features.facerec import import_face_recognition
+from embedlab.features.faces import FaceCrops, crop_with_margin
 from embedlab.nets import NETWORKS, NetworkRun, fit_network, load_network_run
+from embedlab.nets.prediction import CHUNK_SIZE, IN_PROCESS_BELOW
 from embedlab.runs.folder import read_run
 from embedlab.runs.scoring import TARGET_FPR
 
-__all__ = ["encode", "feature_matrix", "fit", "load_run", "model_names", "nets", "predict_faces"]
+__all__ = ["crop_with_margin", "encode", "feature_matrix", "fit", "load_run", "model_names", "nets", "predict_faces"]
 
 #: face box columns of :func:`predict_faces`, in pixels of the image, face_recognition's order
 BOX_COLUMNS = ["top", "right", "bottom", "left"]
@@ -125,40 +127,69 @@ def predict_faces(run: ClassifierRun | NetworkRun, images: Any, *, detector: str
     face cropped with ``margin`` (a share of the box's side) around it.
 
     ``images`` as :meth:`predict` takes them (paths, folders, arrays, PIL images). Faces are found by
-    face_recognition's ``detector`` (hog or cnn). An image with no face keeps one row, with no box and
-    the reason ``no face found``. ``predict_options`` go to the run's ``predict``.
+    face_recognition's ``detector`` (hog or cnn) in the run's worker processes (``workers``,
+    ``scheduler``), and what is found is cached per image content under ``cache_dir``. An image with
+    no face keeps one row, with no box and the reason ``no face found`` (or why it could not be read).
+    ``predict_options`` go to the run's ``predict``.
     """
-    table = images_of(images)
-    fr = import_face_recognition()
+    cache_dir = predict_options.get("cache_dir") or DEFAULT_CACHE_DIR
+    table = images_for_cache(images, cache_dir)
+    found_faces = find_faces(table, FaceCrops(detector, upsample, margin), cache_dir,
+                             predict_options.get("workers"), predict_options.get("scheduler"),
+                             predict_options.get("on_progress"))
     crops, rows = [], []
-    for image_id, path in zip(table["image_id"], table["path"]):
-        image = read_image(path)
-        boxes = fr.face_locations(image, number_of_times_to_upsample=upsample, model=detector)
-        boxes.sort(key=lambda b: (b[2] - b[0]) * (b[1] - b[3]), reverse=True)
-        if not boxes:
-            rows.append({"image_id": image_id, "path": path, "face": None, **dict.fromkeys(BOX_COLUMNS)})
-        for i, box in enumerate(boxes):
-            crops.append(crop_with_margin(image, box, margin))
-            rows.append({"image_id": image_id, "path": path, "face": i, **dict(zip(BOX_COLUMNS, map(int, box)))})
-    faces = pd.DataFrame(rows, columns=["image_id", "path", "face", *BOX_COLUMNS])
+    for image_id, path, digest in zip(table["image_id"], table["path"], table["hash"]):
+        boxes, face_crops, reason = found_faces.get(digest, (None, None, "unreadable"))
+        if boxes is None or not len(boxes):
+            rows.append({"image_id": image_id, "path": path, "face": None, **dict.fromkeys(BOX_COLUMNS),
+                         "reason": reason or "no face found"})
+        for i, box in enumerate(boxes if boxes is not None else []):
+            crops.append(face_crops[i])
+            rows.append({"image_id": image_id, "path": path, "face": i,
+                         **dict(zip(BOX_COLUMNS, map(int, box))), "reason": None})
+    faces = pd.DataFrame(rows, columns=["image_id", "path", "face", *BOX_COLUMNS, "reason"])
     found = faces["face"].notna().to_numpy()
     predicted = run.predict(crops, **predict_options) if crops else pd.DataFrame()
     extra = [c for c in predicted.columns if c not in ("image_id", "path", "hash", "label", "split")]
-    out = faces.astype({"face": "Int64", **{c: "Int64" for c in BOX_COLUMNS}})
+    out = faces.drop(columns="reason").astype({"face": "Int64", **{c: "Int64" for c in BOX_COLUMNS}})
     for col in extra:
         out[col] = None
         if len(predicted):
             out.loc[found, col] = predicted[col].to_numpy()
-    if "reason" in out:
-        out.loc[~found, "reason"] = "no face found"
-    else:
-        out["reason"] = np.where(found, None, "no face found")
+    out.loc[~found, "reason"] = faces.loc[~found, "reason"]
     return out
 
 
-def crop_with_margin(image: np.ndarray, box: tuple[int, int, int, int], margin: float) -> np.ndarray:
-    """``image`` cut to ``box`` (top, right, bottom, left) grown by ``margin`` of its side, within the image."""
-    top, right, bottom, left = box
-    pad_y, pad_x = int(round((bottom - top) * margin)), int(round((right - left) * margin))
-    h, w = image.shape[:2]
-    return image[max(0, top - pad_y):min(h, bottom + pad_y), max(0, left - pad_x):min(w, right + pad_x)].copy()
+def find_faces(table: pd.DataFrame, finder: FaceCrops, cache_dir, workers: int | None, scheduler: str | None,
+               on_progress: ProgressCallback | None) -> dict[str, tuple]:
+    """``{content hash: (boxes, crops, reason)}`` for the listed images of ``table``: from the store
+    of found faces, else found in worker processes and stored (a failure is not stored)."""
+    store = ArrayStore(FeatureCache(cache_dir).root / "face-crops", finder.key())
+    store.write_meta(finder.describe())
+    out: dict[str, tuple] = {}
+    listed = table[table["hash"].notna()].drop_duplicates("hash")
+    tasks = []
+    for digest, path in zip(listed["hash"], listed["path"]):
+        stored = store.get(digest)
+        if stored is None:
+            tasks.append(Task(digest, path, [0]))
+        else:
+            out[digest] = (stored["boxes"], [stored[f"crop_{i}"] for i in range(len(stored["boxes"]))], None)
+
+    def commit(rows: list[list[dict]], n_images: int) -> None:
+        for row in rows[0]:
+            if not row["ok"]:
+                out[row["hash"]] = (None, None, row["reason"])
+                continue
+            out[row["hash"]] = (row["vector"], row["crops"], None)
+            store.put(row["hash"], {"boxes": row["vector"], **{f"crop_{i}": c for i, c in enumerate(row["crops"])}})
+        done[0] += n_images
+        if on_progress is not None:
+            on_progress(done[0], len(tasks))
+
+    done = [0]
+    if workers is None:
+        workers = 0 if len(tasks) < IN_PROCESS_BELOW else default_workers()
+    size = max(1, min(CHUNK_SIZE, -(-len(tasks) // max(workers, 1))))
+    compute_chunks([tasks[s:s + size] for s in range(0, len(tasks), size)], [finder], workers, scheduler, commit)
+    return out

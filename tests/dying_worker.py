@@ -46,3 +46,22 @@ class DiesOnPrepare(DiesOnBrightImages):
     def prepare(self) -> None:
         if os.getpid() != self.parent:
             os.kill(os.getpid(), signal.SIGKILL)
+
+
+class InputDiesOnWhite:
+    """Builds a network input extractor that kills its worker on an all-white image, every time
+    (a picklable factory, so that spawned workers import this module and find the class)."""
+
+    @staticmethod
+    def make(maker):
+        return NetworkInputDiesOnWhite(**maker.get_params())
+
+
+from embedlab.nets.images import NetworkInput  # noqa: E402  (beside the extractor it extends)
+
+
+class NetworkInputDiesOnWhite(NetworkInput):
+    def extract(self, image: np.ndarray):
+        if image.mean() > 250:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return super().extract(image)

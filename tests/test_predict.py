@@ -142,7 +142,8 @@ def test_cli_predict_with_the_shipped_emotion_model(tmp_path):
     res = CliRunner().invoke(app, ["predict", "--task", "emotion", str(SAMPLE / "face-photos" / "obama.jpg"),
                                    "--format", "json", "--cache-dir", str(tmp_path)])
     assert res.exit_code == 0, res.output
-    (row,) = json.loads(res.output)
+    assert "predict: opening the shipped emotion run" in res.stderr  # status lines: stderr only
+    (row,) = json.loads(res.stdout)
     probas = {k[len("proba_"):]: v for k, v in row.items() if k.startswith("proba_")}
     assert set(probas) == {"angry", "disgust", "fear", "happy", "neutral", "sad", "surprise"}
     assert abs(sum(probas.values()) - 1) < 1e-4

@@ -14,10 +14,9 @@ from typing import Any, Callable, Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-from embedlab.compute.extraction import encode, feature_matrix, resolve_features
+from embedlab.compute.extraction import encode, feature_matrix, images_for_cache, resolve_features
 from embedlab.core.defaults import DEFAULT_CACHE_DIR, DEFAULT_RUNS_DIR
 from embedlab.core.errors import ModelError
-from embedlab.datasets import images_of
 from embedlab.runs.folder import Run, read_run
 from embedlab.runs.model_files import load_model
 
@@ -41,7 +40,8 @@ class ClassifierRun(Run):
                 features: str | Sequence[str] | None = None,
                 cache_dir: str | os.PathLike = DEFAULT_CACHE_DIR, workers: int | None = None,
                 on_progress: Callable[[int, int], None] | None = None,
-                threshold: float | None = None) -> pd.DataFrame:
+                threshold: float | None = None, scheduler: str | None = None,
+                on_step: Callable[[str], None] | None = None) -> pd.DataFrame:
         """Predicted label and ``proba_<class>`` per image of ``data``.
 
         ``data`` is a table from :func:`embedlab.datasets.load` or image files
@@ -50,13 +50,18 @@ class ClassifierRun(Run):
         the same feature names and sizes. Images whose features cannot be
         computed get no prediction and their ``reason``. A binary run's
         ``pred`` is the label at ``threshold``, by default the one saved by fit.
+        Features are computed as :func:`embedlab.encode` computes them (``workers``, ``scheduler``,
+        the cache and its file hash index); ``on_step`` hears what is computed.
         """
-        table = images_of(data)
+        table = images_for_cache(data, cache_dir)
         extractors = resolve_features(list(features) if isinstance(features, (list, tuple))
                                       else features or list(self.params["features"]))
         names = [e.name for e in extractors]
         self.check_features(extractors, replaced=features is not None)
-        df = encode(table, extractors, cache_dir=cache_dir, workers=workers, on_progress=on_progress)
+        if on_step is not None:
+            on_step(f"{len(table):,} image(s): features {', '.join(names)}")
+        df = encode(table, extractors, cache_dir=cache_dir, workers=workers, on_progress=on_progress,
+                    scheduler=scheduler)
         X, ok = feature_matrix(df, names)
         proba = np.full((len(df), len(self.classes)), np.nan)
         if ok.any():

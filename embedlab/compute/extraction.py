@@ -29,7 +29,7 @@ from embedlab.core.defaults import ALIGNED_FACE_LAYOUTS, DEFAULT_CACHE_DIR
 from embedlab.core.errors import FeatureError, UsageError, WorkerStartError
 from embedlab.core.specs import parse_spec
 from embedlab.core.system import default_workers
-from embedlab.datasets import as_table, sample_per_class
+from embedlab.datasets import as_table, images_of, sample_per_class
 from embedlab.features import FeatureExtractor, create_extractor, split_feature_list
 
 if TYPE_CHECKING:
@@ -47,6 +47,14 @@ def table_for_cache(data: Any, cache_dir: str | os.PathLike = DEFAULT_CACHE_DIR,
     reads every file; ``writing`` (a run that fills the cache) lets a first run create its folder."""
     index = FeatureCache(cache_dir).file_index(trust=not rehash, for_writing=writing)
     return as_table(data, layout=layout, hash_index=index)
+
+
+def images_for_cache(data: Any, cache_dir: str | os.PathLike = DEFAULT_CACHE_DIR, *,
+                     rehash: bool = False) -> pd.DataFrame:
+    """The images to predict on (:func:`embedlab.datasets.images_of`: a table as it is, or files, folders,
+    arrays), listed with the file hash index of the cache at ``cache_dir`` as :func:`table_for_cache` lists."""
+    index = FeatureCache(cache_dir).file_index(trust=not rehash, for_writing=True)
+    return images_of(data, hash_index=index)
 
 
 def with_layout_defaults(features: Any, layout: str | None) -> tuple[Any, list[str]]:
@@ -157,12 +165,7 @@ def encode(
                   where)
     else:
         log.debug("nothing to compute: every image is cached")
-    if chunks and scheduler is not None:
-        run_chunks(chunks, extractors, scheduler, committer.commit)
-    elif chunks and workers == 0:
-        run_here(chunks, extractors, committer.commit)
-    elif chunks:
-        run_in_pool(chunks, extractors, workers, committer.commit)
+    compute_chunks(chunks, extractors, workers, scheduler, committer.commit)
     for ex in extractors:
         cache.compact(ex.key())
     result = _attach(df, extractors, cache, committer.uncached_failures)
@@ -255,6 +258,21 @@ class Committer:
         self.done += n_images
         if self.on_progress:
             self.on_progress(self.done, self.total)
+
+
+def compute_chunks(chunks: list[list[Task]], extractors: list[FeatureExtractor], workers: int,
+                   scheduler: str | None, chunk_done: ChunkDone) -> None:
+    """Extract ``chunks`` where they were asked for: on the Dask ``scheduler`` when one is given, in this
+    process with ``workers=0``, else in a pool of ``workers`` processes; ``chunk_done(rows, n_images)``
+    runs here as each chunk finishes. :func:`encode` and the network predictions share this."""
+    if not chunks:
+        return
+    if scheduler is not None:
+        run_chunks(chunks, extractors, scheduler, chunk_done)
+    elif workers == 0:
+        run_here(chunks, extractors, chunk_done)
+    else:
+        run_in_pool(chunks, extractors, workers, chunk_done)
 
 
 def run_here(chunks: list[list[Task]], extractors: list[FeatureExtractor], chunk_done: ChunkDone) -> None:

@@ -177,9 +177,10 @@ def stored_image(image: Any, index: int) -> dict[str, str]:
     return {"image_id": f"{kind}-{index}", "path": str(path)}
 
 
-def image_table(paths: Any) -> pd.DataFrame:
+def image_table(paths: Any, hash_index: FileHashIndex | None = None) -> pd.DataFrame:
     """A table of images (``image_id``, ``path``, ``label``, ``split``, ``hash``) from files, folders,
-    numpy arrays (``HxW`` or ``HxWxC`` uint8) and PIL images, one or a list of them.
+    numpy arrays (``HxW`` or ``HxWxC`` uint8) and PIL images, one or a list of them; a file
+    ``hash_index`` remembers unchanged is not read again to hash it.
 
     Folders are searched recursively for images; ``label`` is unknown (None). In-memory images
     get the ids ``array-N`` or ``image-N`` (their place in the list).
@@ -208,9 +209,9 @@ def image_table(paths: Any) -> pd.DataFrame:
     table = pd.DataFrame(rows, columns=["image_id", "path"])
     table["label"] = None
     table["split"] = None
-    return with_file_status(table)[COLUMNS]
+    return with_file_status(table, hash_index)[COLUMNS]
 
 
-def images_of(data: Any) -> pd.DataFrame:
+def images_of(data: Any, hash_index: FileHashIndex | None = None) -> pd.DataFrame:
     """The images to predict on: a table as it is, or image files, folders, arrays and PIL images."""
-    return data.reset_index(drop=True) if isinstance(data, pd.DataFrame) else image_table(data)
+    return data.reset_index(drop=True) if isinstance(data, pd.DataFrame) else image_table(data, hash_index)

@@ -30,7 +30,7 @@ from embedlab.core.errors import FeatureError
 from embedlab.core import system
 from embedlab.features.dlib_format import (Layer, Stream, check_file_end, default_padding, read_layer_details,
                                           read_layer_state, read_model_bytes)
-from embedlab.features.facerec import import_face_recognition, import_face_recognition_models
+from embedlab.features.facerec import face_landmarks, import_face_recognition, import_face_recognition_models
 
 #: SHA-256 of the model file dlib publishes and face_recognition_models ships.
 OFFICIAL_SHA256 = "55533b28a95800a551ba546ba62fe69625c7e95a7061c338adffead08719da30"
@@ -409,10 +409,9 @@ def face_chips(image: np.ndarray, boxes: Sequence[tuple[int, int, int, int]], la
 
     The same landmarks and ``get_face_chip`` settings as ``face_recognition.face_encodings``.
     """
-    fr = import_face_recognition()
     import dlib
 
-    shapes = fr.api._raw_face_landmarks(image, list(boxes), model=landmarks)
+    shapes = face_landmarks(image, list(boxes), model=landmarks)
     if not shapes:
         return np.empty((0, CHIP_SIZE, CHIP_SIZE, 3), np.uint8)
     chips = dlib.get_face_chips(image, dlib.full_object_detections(shapes), size=CHIP_SIZE,

@@ -45,3 +45,60 @@ def import_face_recognition_models():
         raise FeatureError(f"dlib's face recognition models come with face_recognition_models; "
                            f"pip install face_recognition_models ({exc})") from None
     return face_recognition_models
+
+
+# face_recognition loads five dlib models when it is imported (about a second, most of it the
+# 68-point landmark model and the descriptor network). Finding a face with HOG and cutting its
+# chip need two of them; these functions do what face_recognition's do with only those, loaded
+# on first use, so that predicting on one photo does not wait for the others.
+#: face_recognition_models' landmark model files, by face_recognition's ``model`` names
+LANDMARK_FILES = {"small": "shape_predictor_5_face_landmarks.dat", "large": "shape_predictor_68_face_landmarks.dat"}
+
+
+def models_folder():
+    """face_recognition_models' ``models`` folder, found without importing it (it imports pkg_resources)."""
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.find_spec("face_recognition_models")
+    if spec is None or not spec.submodule_search_locations:
+        import_face_recognition_models()  # raises the FeatureError that says how to install it
+    return Path(list(spec.submodule_search_locations)[0]) / "models"
+
+
+_LOADED: dict = {}
+
+
+def _dlib_model(name: str):
+    if name not in _LOADED:
+        try:
+            import dlib
+        except ImportError as exc:
+            raise FeatureError(f"finding faces needs dlib: run `make env`, or pip install dlib-bin ({exc})") from None
+        if name == "hog":
+            _LOADED[name] = dlib.get_frontal_face_detector()
+        else:
+            path = models_folder() / LANDMARK_FILES[name]
+            try:
+                _LOADED[name] = dlib.shape_predictor(str(path))
+            except RuntimeError as exc:
+                raise FeatureError(f"{path}: dlib cannot load this landmark model; reinstall "
+                                   f"face_recognition_models ({exc})") from None
+    return _LOADED[name]
+
+
+def hog_face_locations(image, upsample: int = 1) -> list[tuple[int, int, int, int]]:
+    """``face_recognition.face_locations(image, upsample, model="hog")``: (top, right, bottom, left) boxes,
+    clipped to the image."""
+    h, w = image.shape[:2]
+    return [(max(r.top(), 0), min(r.right(), w), min(r.bottom(), h), max(r.left(), 0))
+            for r in _dlib_model("hog")(image, upsample)]
+
+
+def face_landmarks(image, boxes, model: str = "small") -> list:
+    """dlib's landmark detections of the faces in ``boxes`` (top, right, bottom, left), as
+    face_recognition computes them before it cuts a face's chip (``_raw_face_landmarks``)."""
+    import dlib
+
+    predictor = _dlib_model(model)
+    return [predictor(image, dlib.rectangle(b[3], b[0], b[1], b[2])) for b in boxes]

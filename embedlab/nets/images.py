@@ -12,6 +12,7 @@ inspection.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -21,10 +22,12 @@ from typing import Callable, Sequence
 import numpy as np
 
 from embedlab.core.errors import ImageReadError, ModelError
-from embedlab.core.io import atomic_write, atomic_write_text
+from embedlab.core.io import atomic_write, atomic_write_text, file_digest
 from embedlab.datasets.images import read_image, read_listed_image
 from embedlab.features import dlib_resnet
-from embedlab.features.encoding import FaceEncoding
+from embedlab.features.base import FeatureExtractor
+from embedlab.features.encoding import largest_box, model_files
+from embedlab.features.facerec import hog_face_locations
 
 #: FER-2013 framing of a face, measured by bench/measure_fer_framing.py: dlib HOG
 #: finds a face in few FER crops (they are tight and small; 23 of 1,000 after
@@ -81,13 +84,14 @@ class FaceCropper:
 
     def __init__(self, upsample: int = 1):
         self.upsample = upsample
-        self._encoder = None
 
     def locate(self, image: np.ndarray) -> tuple[tuple[int, int, int, int] | None, int]:
-        if self._encoder is None:
-            self._encoder = FaceEncoding(detector="hog", upsample=self.upsample, on_missing="skip")
-            self._encoder.prepare()
-        return self._encoder.locate(image)
+        """The largest face's (top, right, bottom, left) box (None if none) and how many faces were found.
+
+        As ``FaceEncoding(detector="hog").locate`` finds it, without loading the descriptor network.
+        """
+        boxes = hog_face_locations(image, self.upsample)
+        return (largest_box(boxes) if boxes else None), len(boxes)
 
     def crop(self, image: np.ndarray, chip: bool = False) -> tuple[np.ndarray, bool]:
         """The FER-framed face crop (or, with ``chip``, dlib's aligned 150x150 face chip);
@@ -145,6 +149,93 @@ def needs_face_crop(image: np.ndarray, size: int, face_crop: str) -> bool:
     return max(image.shape[:2]) > CROP_RATIO * size
 
 
+def input_array(image: np.ndarray, size: int, channels: int, face_crop: str, cropper: FaceCropper,
+                blur: tuple[float, float] = (0.0, 0.0)) -> tuple[np.ndarray, dict]:
+    """One decoded image as a network input: face-cropped when ``face_crop`` asks, resized, blurred.
+
+    Returns ``(array (size, size, channels) uint8, {"face_cropped", "face_found", "blurred"})``; every
+    way of preparing inputs (a set at once, or image by image in worker processes) goes through here.
+    """
+    made = {"face_cropped": False, "face_found": None, "blurred": False}
+    if needs_face_crop(image, size, face_crop):
+        image, found = cropper.crop(image, chip=face_crop == "chip")
+        made.update(face_cropped=True, face_found=found)
+    arr, made["blurred"] = match_blur(to_input(image, size, channels), *blur)
+    return arr, made
+
+
+def save_crop(path: Path, arr: np.ndarray) -> None:
+    """A network input saved as the PNG of its face crop (grey when it has one channel)."""
+    from PIL import Image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(arr[:, :, 0] if arr.shape[2] == 1 else arr).save(path)
+
+
+def framing(face_crop: str) -> dict:
+    """The constants of a face crop: they change every input, so they key its caches."""
+    return ({"scale": FER_SCALE, "shift": FER_SHIFT, "ratio": CROP_RATIO} if face_crop in ("auto", "always")
+            else {"chip": [dlib_resnet.CHIP_SIZE, dlib_resnet.CHIP_PADDING]} if face_crop == "chip" else {})
+
+
+@functools.lru_cache(maxsize=8)
+def _digest(path: str) -> str:
+    return file_digest(path)
+
+
+class NetworkInput(FeatureExtractor):
+    """A network's input made from one image (:func:`input_array`): the unit of work that worker
+    processes and Dask workers do for a prediction, cached per image content and these settings.
+
+    Its vector is the ``(size, size, channels)`` uint8 input itself; it is stored in an
+    :class:`embedlab.compute.array_store.ArrayStore`, not in the feature cache.
+    """
+
+    name = "network-input"
+    version = "1"
+
+    def __init__(self, size: int = 48, channels: int = 1, face_crop: str = "never", blur_sigma: float = 0.0,
+                 blur_above: float = 0.0):
+        self.size = size
+        self.channels = channels
+        self.face_crop = face_crop
+        self.blur_sigma = blur_sigma
+        self.blur_above = blur_above
+
+    def validate(self) -> None:
+        if self.face_crop not in FACE_CROPS:
+            raise ModelError(f"face_crop must be one of {', '.join(FACE_CROPS)}, got {self.face_crop!r}")
+        if not isinstance(self.size, int) or self.size < 1 or self.channels not in (1, 3):
+            raise ModelError(f"network input: size must be a positive integer and channels 1 or 3, "
+                             f"got size={self.size!r}, channels={self.channels!r}")
+
+    def cache_params(self):
+        params = self.get_params()
+        if self.blur_sigma <= 0:  # no blur: its threshold changes nothing
+            params.update(blur_sigma=0.0, blur_above=0.0)
+        return params
+
+    def fingerprint(self):
+        out = framing(self.face_crop)
+        if self.face_crop == "chip":
+            landmarks = model_files()["landmarks_small"]
+            out["landmarks"] = {Path(landmarks).name: _digest(landmarks)}
+        return out
+
+    @property
+    def dim(self) -> int:
+        return self.size * self.size * self.channels
+
+    def prepare(self) -> None:
+        self._cropper = FaceCropper()
+
+    def extract(self, image: np.ndarray) -> tuple[np.ndarray, dict]:
+        if not hasattr(self, "_cropper"):
+            self.prepare()
+        return input_array(image, self.size, self.channels, self.face_crop, self._cropper,
+                           (self.blur_sigma, self.blur_above))
+
+
 # How one set of images is prepared for a network: size, channels, face crop, blur, and where
 # crops go; the same settings key the cache of cached_inputs.
 def prepare_images(uris: Sequence[str], size: int, channels: int, face_crop: str = "never",
@@ -177,16 +268,11 @@ def prepare_images(uris: Sequence[str], size: int, channels: int, face_crop: str
         except ImageReadError as exc:
             info.append({**row, "reason": exc.reason, "error": str(exc)})
             continue
-        if needs_face_crop(image, size, face_crop):
-            image, found = cropper.crop(image, chip=face_crop == "chip")
-            row.update(face_cropped=True, face_found=found)
-        out[i], row["blurred"] = match_blur(to_input(image, size, channels), *blur)
+        out[i], made = input_array(image, size, channels, face_crop, cropper, blur)
+        row.update(made)
         if row["face_cropped"] and crops_dir is not None:
-            from PIL import Image
-
             path = Path(crops_dir) / crop_file_name(names[i] if names is not None else Path(str(uri)).stem)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            Image.fromarray(out[i][:, :, 0] if channels == 1 else out[i]).save(path)
+            save_crop(path, out[i])
             row["crop_path"] = str(path)
         info.append(row)
         if on_progress is not None and (i + 1 == len(uris) or (i + 1) % 256 == 0):
@@ -229,12 +315,11 @@ def cached_inputs(hashes: Sequence[str], uris: Sequence[str], size: int, channel
     if cache_dir is None:
         return prepare_images(uris, size, channels, face_crop, crops_dir, names, on_progress=on_progress,
                               blur=blur, hashes=hashes)
-    framing = ({"scale": FER_SCALE, "shift": FER_SHIFT, "ratio": CROP_RATIO} if face_crop in ("auto", "always")
-               else {"chip": [dlib_resnet.CHIP_SIZE, dlib_resnet.CHIP_PADDING]} if face_crop == "chip" else {})
+    frame = framing(face_crop)
     if blur[0] > 0:
-        framing["blur"] = list(blur)
+        frame["blur"] = list(blur)
     ident = json.dumps({"v": 1, "hashes": list(hashes), "size": size, "channels": channels,
-                        "face_crop": face_crop, **framing})
+                        "face_crop": face_crop, **frame})
     key = hashlib.sha256(ident.encode()).hexdigest()[:20]
     folder = Path(cache_dir) / "network-inputs"
     arr_path, info_path = folder / f"{key}.npy", folder / f"{key}.json"

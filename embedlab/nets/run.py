@@ -9,6 +9,8 @@
 from __future__ import annotations
 
 import os
+import tempfile
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
@@ -16,12 +18,15 @@ from typing import Any, Callable, Iterable
 import numpy as np
 import pandas as pd
 
+from embedlab.compute.distributed import parse_scheduler
+from embedlab.compute.extraction import images_for_cache
 from embedlab.core.defaults import DEFAULT_CACHE_DIR, DEFAULT_CROPS_DIR
 from embedlab.core.errors import ModelError, OptionError
 from embedlab.datasets import images_of
 from embedlab.nets.images import prepare_images
 from embedlab.nets.inputs import blur_setting, prepare_inputs
 from embedlab.nets.models import NETWORKS, build_module
+from embedlab.nets.prediction import network_outputs
 from embedlab.nets.training import MODEL_FILE, Inputs, memory_format_for, resolve_device, run_model
 from embedlab.runs.folder import HISTORY_FILE, PARAMS_FILE, Run, read_optional_table, read_run, run_kind
 
@@ -35,7 +40,7 @@ class NetworkRun(Run):
     label and ``proba_<class>`` per image; ``embed`` returns the penultimate layer.
     """
 
-    device: str = "cpu"
+    device: str = "auto"
     _module: Any = field(default=None, repr=False)
 
     @property
@@ -93,7 +98,8 @@ class NetworkRun(Run):
                 cache_dir: str | os.PathLike | None = DEFAULT_CACHE_DIR,
                 crops_dir: str | os.PathLike | None = DEFAULT_CROPS_DIR, workers: int | None = None,
                 on_progress: Callable[[int, int], None] | None = None,
-                features: str | None = None, threshold: float | None = None) -> pd.DataFrame:
+                features: str | None = None, threshold: float | None = None, scheduler: str | None = None,
+                on_step: Callable[[str], None] | None = None) -> pd.DataFrame:
         """Predicted label and ``proba_<class>`` per image of ``data`` (a table, files or folders).
 
         Portraits given to a network that reads tight face crops are cropped
@@ -102,19 +108,25 @@ class NetworkRun(Run):
         ``features`` exists for the interface classifier runs share: a network
         prepares its own inputs, so giving it is an error. A binary run's
         ``pred`` is the label at ``threshold``, by default the one saved by fit.
+
+        Each image is prepared (decoded, face-cropped) in ``workers`` processes as ``encode``
+        computes features (default: all cores, or this process for fewer than
+        :data:`embedlab.nets.prediction.IN_PROCESS_BELOW` images), or on the Dask ``scheduler``;
+        the network runs here, in batches. Inputs and outputs are cached under ``cache_dir``
+        (see :mod:`embedlab.nets.prediction`): predicting again reads neither images nor weights.
+        ``on_step`` hears a line about each stage as it starts.
         """
         if features is not None:
             raise ModelError(f"run {self.name} is a network: it prepares its own inputs, so --features does not apply")
-
-        table = images_of(data)
-        p = self.model_params
-        crops = Path(crops_dir) / crop_folder_name(self.path) if crops_dir is not None else None
-        inputs, usable, info = self._inputs(table, cache_dir, crops, workers, on_progress)
-        proba = np.full((len(table), len(self.classes)), np.nan)
-        if usable.any():
-            proba[usable] = run_model(self.module, inputs, self.module_device, int(p.get("channels", 1)),
-                                      self.params["task"], positive_index=self.positive_index,
-                                      tta_flip=bool(p.get("tta_flip")))
+        if scheduler is not None:
+            parse_scheduler(scheduler)  # a bad address is a usage error before any work
+        with ExitStack() as stack:
+            if cache_dir is None:  # nothing kept: a cache that lives as long as this call
+                cache_dir = stack.enter_context(tempfile.TemporaryDirectory(prefix="embedlab-predict-"))
+            table = images_for_cache(data, cache_dir)
+            crops = Path(crops_dir) / crop_folder_name(self.path) if crops_dir is not None else None
+            proba, usable, info = network_outputs(self, table, cache_dir, crops, workers=workers, scheduler=scheduler,
+                                                  on_progress=on_progress, on_step=on_step)
         out = self.prediction_table(table, proba, usable,
                                     [None if ok else r.get("reason", "missing features") for ok, r in zip(usable, info)],
                                     threshold=threshold)
@@ -170,7 +182,7 @@ def crop_folder_name(run_folder: str | os.PathLike) -> str:
     return Path(run_folder).resolve().name or "run"
 
 
-def load_network_run(path: str | os.PathLike, device: str = "cpu") -> NetworkRun:
+def load_network_run(path: str | os.PathLike, device: str = "auto") -> NetworkRun:
     """Open a network run folder; the weights load when first needed."""
     folder, params, metrics = read_run(path, kind="network")
     if params.get("model") not in NETWORKS:
