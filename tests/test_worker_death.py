@@ -73,6 +73,21 @@ def test_workers_that_cannot_start_are_one_clear_error_not_a_death_per_image(tmp
         embedlab.encode(folder, [DiesOnPrepare()], workers=1, cache_dir=tmp_path / "cache")
 
 
+def test_a_pool_whose_pipes_break_at_start_names_the_cause(tmp_path, monkeypatch):
+    """Where the interpreter cannot be started (another user's environment), the pipe to it breaks."""
+    from joblib.externals.loky import ProcessPoolExecutor
+
+    def broken(self, *args, **kwargs):
+        raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setattr(ProcessPoolExecutor, "submit", broken)
+    folder = tmp_path / "images"
+    folder.mkdir()
+    Image.new("RGB", (16, 16), (1, 2, 3)).save(folder / "a.png")
+    with pytest.raises(WorkerStartError, match="could not start.*--workers 0"):
+        embedlab.encode(folder, "pixels[size=4]", workers=1, cache_dir=tmp_path / "cache")
+
+
 def test_through_the_command_line_a_dying_worker_is_a_summary_line_not_a_traceback(tmp_path, monkeypatch):
     from typer.testing import CliRunner
 

@@ -311,7 +311,7 @@ def _pool(workers: int, extractors: list[FeatureExtractor]) -> ProcessPoolExecut
     # record every image as "worker died".
     try:
         pool.submit(os.getpid).result()
-    except BrokenProcessPool as exc:
+    except (BrokenProcessPool, BrokenPipeError, PermissionError) as exc:  # a pipe breaks when no interpreter runs
         pool.shutdown(wait=False, kill_workers=True)
         codes = re.search(r"exit codes of the workers are (\{.*?\})", str(exc))
         codes = f", exit codes {codes[1]}" if codes else ""
