@@ -20,6 +20,7 @@ _LAZY = {
     "feature_matrix": ("embedlab.compute.extraction", "feature_matrix"),
     "fit": ("embedlab.api", "fit"),
     "load_run": ("embedlab.api", "load_run"),
+    "fit_stack": ("embedlab.api", "fit_stack"),
     "FeatureCache": ("embedlab.compute.cache", "FeatureCache"),
     "datasets": ("embedlab.datasets", None),
     "features": ("embedlab.features", None),

@@ -35,6 +35,7 @@ from embedlab.nets import NETWORKS, NetworkRun, fit_network, load_network_run
 from embedlab.nets.prediction import CHUNK_SIZE, IN_PROCESS_BELOW
 from embedlab.runs.folder import read_run
 from embedlab.runs.scoring import TARGET_FPR
+from embedlab.stacking import StackedRun, fit_stack, load_stacked_run
 
 __all__ = ["crop_with_margin", "encode", "feature_matrix", "fit", "load_run", "model_names", "nets", "predict_faces"]
 
@@ -108,7 +109,7 @@ def refuse_for_networks(model: str, *, search: bool, class_weight: str | None, *
 
 
 def load_run(path: str | os.PathLike, runs_dir: str | os.PathLike = DEFAULT_RUNS_DIR, *,
-             load_model_files: bool = True) -> ClassifierRun | NetworkRun:
+             load_model_files: bool = True) -> ClassifierRun | NetworkRun | StackedRun:
     """Open a run folder (or a run name under ``runs_dir``) of either kind, model included.
 
     A network's weights load when first used.
@@ -116,6 +117,8 @@ def load_run(path: str | os.PathLike, runs_dir: str | os.PathLike = DEFAULT_RUNS
     folder, params, _ = read_run(path, runs_dir)
     if params["kind"] == "network":
         return load_network_run(folder)
+    if params["kind"] == "stacked":
+        return load_stacked_run(folder)
     return load_classifier_run(folder, load_model_files=load_model_files)
 
 

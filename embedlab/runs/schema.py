@@ -27,7 +27,7 @@ MAX_JSON_BYTES = 32 * 2**20
 MAX_DEPTH = 32
 MAX_ITEMS = 200_000
 MAX_CLASSES = 1_000
-KINDS = ("classifier", "network")
+KINDS = ("classifier", "network", "stacked")
 TASKS = ("binary", "multiclass")
 
 
@@ -84,10 +84,23 @@ def check_params(params: dict[str, Any], where: str) -> None:
           where, f'"classes" must be a list of 1 to {MAX_CLASSES:,} class names')
     _need(len(set(classes)) == len(classes), where, '"classes" names a class twice')
     # what each kind needs to predict: a classifier its feature specs, a network its model and task
-    needed = {"classifier": ("features",), "network": ("model", "task")}[params["kind"]]
+    needed = {"classifier": ("features",), "network": ("model", "task"),
+              "stacked": ("components", "combiner", "task")}[params["kind"]]
     missing = [key for key in needed if key not in params]
     _need(not missing, where, f"no {', '.join(repr(k) for k in missing)}: a {params['kind']} run needs "
-          + ("the feature specs it was fitted on" if params["kind"] == "classifier" else "its network and task"))
+          + {"classifier": "the feature specs it was fitted on", "network": "its network and task",
+             "stacked": "its components, their combiner and its task"}[params["kind"]])
+    if params["kind"] == "stacked":
+        comps, combiner = params["components"], params["combiner"]
+        _need(isinstance(comps, list) and 2 <= len(comps) <= 16
+              and all(isinstance(c, dict) and _is_name(c.get("name")) and Path(str(c["name"])).name == c["name"]
+                      and c["name"] not in (".", "..") for c in comps), where,
+              '"components" must list 2 to 16 component runs by folder name')
+        coef = combiner.get("coef") if isinstance(combiner, dict) else None
+        _need(isinstance(coef, list) and len(coef) == 2 * len(comps)
+              and all(isinstance(v, (int, float)) and not isinstance(v, bool) and v == v for v in coef)
+              and isinstance(combiner.get("intercept"), (int, float)), where,
+              '"combiner" must hold "coef" (two numbers per component) and "intercept"')
     if params["kind"] == "classifier":
         _need(isinstance(params["features"], list) and params["features"], where,
               '"features" must name the feature specs the classifier was fitted on')
