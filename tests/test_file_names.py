@@ -55,7 +55,7 @@ def run(*args) -> str:
     result = runner.invoke(app, [str(a) for a in args], terminal_width=200)
     assert result.exit_code == 0, result.output
     assert "UnicodeEncodeError" not in result.output and "Traceback" not in result.output
-    return result.output
+    return result.stdout  # what a script reads; status lines go to stderr
 
 
 def _n_files(root: Path) -> int:

@@ -203,3 +203,15 @@ def test_the_frozen_layer_figures_are_the_benchmarks():
     results = bench("realfake_frozen_layers.json")["results"]
     chip, whole = results["chip, every layer"]["test_roc_auc"], results["whole image, every layer"]["test_roc_auc"]
     assert f"StyleGAN test AUC {chip:.3f} on chips and {whole:.3f}\n  on whole images" in README
+
+
+def test_the_generalisation_table_is_the_benchmarks():
+    """Every row of the leave-one-generator-out table (bench/realfake_generalisation.py) stands in the README."""
+    rows = [ln for ln in (BENCH / "realfake_generalisation.md").read_text().splitlines() if ln.startswith("| ")]
+    assert len(rows) > 2
+    for row in rows:
+        assert row in README, row
+    summary = bench("realfake_generalisation.json")["summary"]
+    for det, s in summary.items():
+        if s["left_out_mean"] is not None and f"`{det}`" in README:
+            assert f"{s['left_out_mean']:.3f}" in README, det

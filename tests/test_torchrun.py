@@ -19,8 +19,10 @@ run = fit_network("data/sample/real-vs-fake", "cnn", {"size": 16, "widths": [16,
                   "batch_size": 8, "dropout": 0.0, "lr": 3e-3, "balance": "none", "patience": 0}, epochs=4,
                   runs_dir=sys.argv[1], cache_dir=sys.argv[2], name="r", seed=0, device="cpu")
 history = run.history()
-print("RESULT " + json.dumps({"rank": parallel.world()[0], "val_loss": history["val_loss"].tolist(),
-      "train_loss": history["train_loss"].tolist(), "auc": run.metrics["sets"]["test"]["roc_auc"]}), flush=True)
+rank = parallel.world()[0]
+with open(f"{sys.argv[1]}.rank{rank}.json", "w") as fh:  # one file a process: their stdout lines interleave
+    json.dump({"rank": rank, "val_loss": history["val_loss"].tolist(), "train_loss": history["train_loss"].tolist(),
+               "auc": run.metrics["sets"]["test"]["roc_auc"]}, fh)
 """
 
 
@@ -34,7 +36,7 @@ def _fit(tmp_path: Path, name: str, processes: int) -> list[dict]:
     out = subprocess.run([*launch, str(script), str(tmp_path / name), str(tmp_path / "cache")], cwd=ROOT, env=env,
                          capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]
-    return [json.loads(line.split("RESULT ", 1)[1]) for line in out.stdout.splitlines() if "RESULT " in line]
+    return [json.loads(f.read_text()) for f in sorted(tmp_path.glob(f"{name}.rank*.json"))]
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="torchrun's gloo rendezvous")

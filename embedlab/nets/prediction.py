@@ -226,6 +226,8 @@ def predict_missing(run, todo: list[str], path_of: dict[str, str], batch: InputB
                 # not cached here: encode's own cache holds the encoding's failures
                 failed[h] = {"hash": h, "ok": False, "reason": reason or "missing features", "error": error}
         encodings = dict(zip(todo, np.nan_to_num(X).astype(np.float32)))
+    if run.spec.reads_native:  # crops of the pixels as decoded, streamed from the files
+        return native_rows(run, todo, path_of, say)
     ready = [h for h in todo if h not in failed and (batch is None or h in batch.arrays)]
     rows: list[dict] = []
     if ready:
@@ -248,6 +250,30 @@ def predict_missing(run, todo: list[str], path_of: dict[str, str], batch: InputB
             rows.append(out)
         else:
             never.append(out)
+    return rows, never
+
+
+def native_rows(run, todo: list[str], path_of: dict[str, str], say: Step) -> tuple[list[dict], list[dict]]:
+    """Output rows of a native-resolution network (:mod:`embedlab.nets.native`): its crops are cut
+    from the files as the network reads them, so there is no input to prepare or store first."""
+    from embedlab.nets.inputs import native_inputs
+
+    p = run.model_params
+    frame = pd.DataFrame({"hash": todo, "path": [path_of[h] for h in todo], "label": None})
+    inputs, usable, info = native_inputs(p, frame, run.classes)
+    say(f"running the network on {int(usable.sum()):,} image(s) ({run.module_device})")
+    proba = run_model(run.module, inputs, run.module_device, int(p.get("channels", 3)), run.params["task"],
+                      positive_index=run.positive_index, tta_flip=bool(p.get("tta_flip"))) if usable.any() else []
+    blank = dict.fromkeys(OUTPUT_INFO)
+    good = iter(proba)
+    rows, never = [], []
+    for h, ok, row in zip(todo, usable, info):
+        if ok:
+            rows.append({"hash": h, "ok": True, "vector": next(good), **blank})
+        else:  # a file that does not decode fails the same way next time: cached like an output
+            (never if row.get("reason") == "changed" else rows).append(
+                {"hash": h, "ok": False, "reason": row.get("reason"), "error": row.get("error"),
+                 "face_cropped": False, "face_found": None, "blurred": False})
     return rows, never
 
 
