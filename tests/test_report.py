@@ -488,3 +488,24 @@ def test_report_in_headless_browser(built):
         assert load_seconds < 60
     finally:
         browser.quit()
+
+
+# -- what the page explains and how it is laid out -------------------------------------------
+def test_per_emotion_chart_has_one_count_label_per_bar_group(built):
+    fig = _figure(built["html"], "Accuracy per class, real and generated faces: emotions")
+    bars = [t for t in fig["data"] if t["type"] == "bar"]
+    # no text on or above the bars, where neighbouring bars' labels and the intervals collide...
+    assert all(not t.get("text") and t.get("textposition") in (None, "none") for t in bars)
+    # ...the counts go under each group instead: one tick label per emotion, one line per bar in the bar's colour
+    xaxis = fig["layout"]["xaxis"]
+    categories = list(bars[0]["x"])
+    assert xaxis["tickmode"] == "array" and list(xaxis["tickvals"]) == categories
+    assert len(xaxis["ticktext"]) == len(set(xaxis["ticktext"])) == len(categories)
+    held = _held_out(built["runs"] / "emotions")
+    counts = held.assign(origin=np.where(held["set"] == "test", "real", "generated")).groupby(["origin", "label"]).size()
+    for label, tick in zip(categories, xaxis["ticktext"]):
+        lines = tick.split("<br>")
+        assert lines[0] == label and len(lines) == 1 + len(bars)
+        for line, trace in zip(lines[1:], bars):
+            n = counts.get((trace["name"], html_module.unescape(label)))
+            assert line == f'<span style="color:{trace["marker"]["color"]}">{n if n is not None else "–"}</span>'
