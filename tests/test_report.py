@@ -491,6 +491,63 @@ def test_report_in_headless_browser(built):
 
 
 # -- what the page explains and how it is laid out -------------------------------------------
+def _tables(html: str) -> list[dict]:
+    """Every table of ``html``: its caption, headings and rows of cell text (unescaped)."""
+    out = []
+    for block in re.findall(r"<table>(.*?)</table>", html, re.S):
+        caption = re.search(r"<caption>(.*?)</caption>", block, re.S)
+        text = lambda cell: html_module.unescape(re.sub(r"<[^>]+>", "", cell)).strip()  # noqa: E731
+        out.append({"caption": text(caption.group(1)) if caption else "",
+                    "headings": [text(h) for h in re.findall(r"<th>(.*?)</th>", block, re.S)],
+                    "rows": [[text(c) for c in re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)]
+                             for row in re.findall(r"<tr>(.*?)</tr>", block, re.S) if "<td" in row]})
+    return out
+
+
+def _column(table: dict, heading_start: str) -> list[str]:
+    index = [i for i, h in enumerate(table["headings"]) if h.startswith(heading_start)]
+    assert len(index) == 1, (heading_start, table["headings"])
+    return [row[index[0]] for row in table["rows"]]
+
+
+def test_report_says_which_threshold_predict_applies(built, tmp_path):
+    from embedlab import analysis
+    from embedlab.report import sections
+    from embedlab.report.page import Page
+    from embedlab.report.writer import build_context
+    from embedlab.runs.scoring import threshold_at_fpr
+
+    run = tmp_path / "logistic-with-threshold"
+    shutil.copytree(built["runs"] / "logistic", run)
+    params = json.loads((run / "params.json").read_text())
+    params["name"] = run.name
+    params["threshold"] = {"value": 0.6125, "target_fpr": 0.01, "positive_class": "fake", "negative_class": "real",
+                           "chosen_on": "valid"}
+    (run / "params.json").write_text(json.dumps(params))
+    records = [analysis.read_run_folder(run), analysis.read_run_folder(built["runs"] / "mlp")]
+    ctx = build_context(Page("t"), [built["rvf_table"]], records, [], generated=None, seed=0, umap_params={},
+                        thumbs_per_class=1, timings={})
+    sections.models_section(ctx)
+    body = ctx.page.sections[0][2]
+    comparison = next(t for t in _tables(body) if t["caption"] == "Model comparison")
+    # the saved threshold is the column that says predict applies it, and the note under the table says so
+    applied = dict(zip(_column(comparison, "run"), _column(comparison, "decision threshold (predict applies it)")))
+    assert applied["logistic-with-threshold"] == "0.613" and applied["mlp"] == "–"
+    note = html_module.unescape(re.sub(r"<[^>]+>", "", re.search(r'<p[^>]*id="decision-threshold">(.*?)</p>',
+                                                                 body, re.S).group(1)))
+    assert "embedlab predict applies" in note
+    assert "logistic-with-threshold: 0.613, chosen on valid for at most 1.0% of real faces called fake" in note
+    assert "mlp: none saved, so predict applies 0.5" in note  # a run from before thresholds were saved
+    # the 1% FPR table's threshold is read off each set afterwards, and says it is not the one applied
+    detection = next(t for t in _tables(body) if t["caption"].startswith("Fakes caught"))
+    after = _column(detection, "threshold giving it here (not the one predict applies)")
+    held = _held_out(run)
+    reals = held.loc[(held["set"] == "test") & (held["label"] == "real"), "proba_fake"].to_numpy()
+    row = [r[1] for r in detection["rows"]].index("test")
+    assert after[row] == f"{threshold_at_fpr(reals, 0.01):.3f}" and after[row] != applied["logistic-with-threshold"]
+    assert 'href="#decision-threshold"' in body
+
+
 def test_per_emotion_chart_has_one_count_label_per_bar_group(built):
     fig = _figure(built["html"], "Accuracy per class, real and generated faces: emotions")
     bars = [t for t in fig["data"] if t["type"] == "bar"]
