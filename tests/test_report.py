@@ -479,6 +479,18 @@ def test_report_in_headless_browser(built):
             }
             return out;""")
         assert not covered, f"the hover card covers a legend: {covered}"
+        # at 1400 px every table stays inside its card, and the model comparison fits without scrolling
+        outside = browser.execute_script("""
+            const out = [];
+            for (const wrap of document.querySelectorAll('section .tablewrap')) {
+              const card = wrap.closest('section').getBoundingClientRect(), box = wrap.getBoundingClientRect();
+              if (box.right > card.right + 0.5) out.push([wrap.closest('section').id, box.right, card.right]);
+            }
+            const comparison = Array.from(document.querySelectorAll('caption'))
+              .find(c => c.textContent === 'Model comparison').closest('.tablewrap');
+            if (comparison.scrollWidth > comparison.clientWidth) out.push(['comparison scrolls', comparison.scrollWidth]);
+            return out;""")
+        assert not outside, f"tables wider than their cards: {outside}"
         browser.execute_script("window.scrollTo(0, 0)")
         shot = ROOT / "results" / "report-browser-test.png"
         shot.parent.mkdir(exist_ok=True)
@@ -546,6 +558,27 @@ def test_report_says_which_threshold_predict_applies(built, tmp_path):
     row = [r[1] for r in detection["rows"]].index("test")
     assert after[row] == f"{threshold_at_fpr(reals, 0.01):.3f}" and after[row] != applied["logistic-with-threshold"]
     assert 'href="#decision-threshold"' in body
+
+
+def _css_rules(css: str) -> dict[str, dict[str, str]]:
+    rules: dict[str, dict[str, str]] = {}
+    for selectors, body in re.findall(r"([^{}]+)\{([^}]*)\}", css):
+        decls = dict((k.strip(), v.strip()) for k, v in (d.split(":", 1) for d in body.split(";") if ":" in d))
+        for selector in selectors.split(","):
+            rules.setdefault(selector.strip(), {}).update(decls)
+    return rules
+
+
+def test_tables_scroll_or_wrap_within_their_cards(built):
+    html = built["html"]
+    css = _css_rules(re.search(r"<style>(.*?)</style>", html, re.S).group(1))
+    # every table sits in a container that scrolls sideways rather than growing past its card...
+    assert html.count("<table>") == html.count('<div class="tablewrap"><table>') > 0
+    assert css[".tablewrap"]["overflow-x"] == "auto" and css[".tablewrap"]["max-width"] == "100%"
+    # ...and long unbroken cells (run names, feature specs, paths) may wrap, so most tables need no scrolling
+    assert css["td"]["overflow-wrap"] == "anywhere" and css["th"]["overflow-wrap"] == "anywhere"
+    assert css["td.num"]["overflow-wrap"] == "normal"  # numbers break at spaces only, never mid-number
+    assert css[".grid > *"]["min-width"] == "0"  # a wide table in a grid cell does not widen the grid
 
 
 def test_per_emotion_chart_has_one_count_label_per_bar_group(built):
