@@ -599,3 +599,80 @@ def test_per_emotion_chart_has_one_count_label_per_bar_group(built):
         for line, trace in zip(lines[1:], bars):
             n = counts.get((trace["name"], html_module.unescape(label)))
             assert line == f'<span style="color:{trace["marker"]["color"]}">{n if n is not None else "–"}</span>'
+
+
+# -- the shipped models --------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def shipped(built):
+    from embedlab.analysis import score_shipped
+
+    tmp = built["tmp"]
+    scores = score_shipped(SAMPLE, cache_dir=tmp / "shipped-cache", crops_dir=tmp / "shipped-crops", workers=0)
+    out = write_report(tmp / "shipped.html", datasets=[built["rvf_table"]], cache_dir=built["cache"], workers=1,
+                       shipped=scores, thumbnail_budget_mb=0.05, title="shipped")
+    return {"scores": {s.task: s for s in scores}, "html": out.read_text(encoding="utf-8")}
+
+
+def test_shipped_models_are_scored_with_predicts_verdicts(shipped):
+    from embedlab.api import load_run
+    from embedlab.runs import pretrained_run
+
+    real_fake, emotion = shipped["scores"]["real-fake"], shipped["scores"]["emotion"]
+    # the sets the issue names, every image of them: real-vs-fake test; fer2013 test and the generated portraits
+    sizes = {name: s["n"] for name, s in {**real_fake.sets, **emotion.sets}.items()}
+    assert sizes == {"real-vs-fake test": len(list((SAMPLE / "real-vs-fake" / "test").rglob("*.jpg"))),
+                     "fer2013 test": len(list((SAMPLE / "fer2013" / "test").rglob("*.jpg"))),
+                     "synthetic-emotions": len(list((SAMPLE / "synthetic-emotions").rglob("*.jpg")))}
+    # the binary run's verdict is the label at its saved threshold, the one predict applies, not the likelier class
+    cut = load_run(pretrained_run("real-fake")).decision_threshold()["value"]
+    pred = real_fake.predictions
+    assert (pred["pred"] == np.where(pred["proba_fake"] >= cut, "fake", "real")).all()
+    for score in (real_fake, emotion):
+        for name, part in score.predictions.groupby("set"):
+            s = score.sets[name]
+            assert s["accuracy"] == pytest.approx((part["label"] == part["pred"]).mean())
+            assert s["fitted_on"] == 0  # none of the sample's test images was among the run's training images
+            assert sum(map(sum, s["confusion_matrix"])) == len(part)
+
+
+def test_shipped_models_section_shows_per_class_figures_and_faces(shipped):
+    from embedlab.report.shipped import EXAMPLES_PER_SET
+    from embedlab.runs import pretrained_run
+
+    html = shipped["html"]
+    assert '<section id="shipped"><h2>Results: the shipped models</h2>' in html
+    section = html[html.index('<section id="shipped">'):]
+    section = section[:section.index("</section>")]
+    assert "The sample is tiny" in section and "embedlab predict --task emotion" in section
+    for task, score in shipped["scores"].items():
+        # how it was trained: its COMMAND file
+        assert html_module.escape((pretrained_run(task) / "COMMAND").read_text().strip()) in section
+        table = next(t for t in _tables(section) if t["caption"] == f"Shipped {task} model: accuracy of its verdicts")
+        rows = {r[0]: r for r in table["rows"]}
+        for name, part in score.predictions.groupby("set", sort=False):
+            correct = int((part["label"] == part["pred"]).sum())
+            lo, hi = embedlab.analysis.wilson_interval(correct, len(part))
+            assert rows[name][2:5] == [f"{len(part):,}", f"{correct / len(part):.1%}", f"[{lo:.1%}, {hi:.1%}]"]
+        assert rows["when trained: its test set"][2] == f"{score.own_sets['test']['n']:,}"
+        # per-class accuracy, one bar trace per set, from the verdicts
+        fig = _figure(html, f"Accuracy per class: shipped {task} model on the sample")
+        for trace in fig["data"]:
+            part = score.predictions[score.predictions["set"] == html_module.unescape(trace["name"])]
+            expected = (part["label"] == part["pred"]).groupby(part["label"]).mean()
+            got = dict(zip(trace["x"], _values(trace["y"])))
+            assert {k: v for k, v in got.items() if v == v} == pytest.approx(expected.to_dict())
+        # a confusion matrix per set, titled with its n
+        for name, s in score.sets.items():
+            cm = _figure(html, f"Shipped {task} model · {name} (n={s['n']})")
+            assert cm["data"][0]["type"] == "heatmap"
+        # a few example faces per set with their verdicts
+        for name, part in score.predictions.groupby("set", sort=False):
+            start = section.index(f'<div class="label">{html_module.escape(name)}</div><div class="thumbs">')
+            block = section[start:].split('<div class="label">')[1]  # up to the next set's faces
+            faces = re.findall(r"<figcaption>(.*?)</figcaption><div>true <b>(.*?)</b>, predicted <b>(.*?)</b>",
+                               block)
+            assert len(faces) == min(EXAMPLES_PER_SET, len(part))
+            assert len({f[1] for f in faces}) == min(len(faces), part["label"].nunique())  # each label in turn
+            verdicts = {Path(p).name: (label, pred) for p, label, pred in zip(part["path"], part["label"], part["pred"])}
+            assert all(verdicts[file] == (label, pred) for file, label, pred in faces)
+

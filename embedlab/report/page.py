@@ -206,6 +206,7 @@ th, td { border-bottom:1px solid var(--line); padding:4px 10px; text-align:left;
   overflow-wrap:anywhere; }
 th { background:#f0f2f5; } td.num { text-align:right; font-variant-numeric:tabular-nums; overflow-wrap:normal; }
 code { overflow-wrap:anywhere; } .grid > * { min-width:0; }
+.verdict-right { color:#2ca02c; } .verdict-wrong { color:#d62728; font-weight:600; }
 .fig { width:100%; min-height:320px; margin:10px 0; }
 .grid { display:grid; grid-template-columns:repeat(auto-fill,minmax(420px,1fr)); gap:10px; }
 .thumbs { display:flex; flex-wrap:wrap; gap:8px; margin:4px 0 12px; }

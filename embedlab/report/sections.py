@@ -18,7 +18,7 @@ from embedlab.features import create_extractor
 from embedlab.datasets import inspect_dataset
 from embedlab.analysis import GENERATED, REAL
 from embedlab.report.page import Page, esc, fmt, frame_table, html_table
-from embedlab.report.thumbnails import budgeted_thumbnails, stratified_order, thumbnail_uri
+from embedlab.report.thumbnails import budgeted_thumbnails, stratified_order, thumb_html, thumbnail_uri
 
 MIN_POINTS = 10  # fewer faces than this make no useful projection or test
 THUMB_BUDGET_MARK = "<!--thumbnail budget-->"  # where the statement of the hover thumbnails goes
@@ -45,13 +45,7 @@ class Context:
     cache_dir: str | os.PathLike = DEFAULT_CACHE_DIR   # for the features a section computes (spectra)
     compute: bool = True
     workers: int | None = None
-
-
-def _thumb_html(uri: str | None, caption: str, extra: str = "", css: str = "thumb", path: str = "") -> str:
-    img = f'<img src="{esc(uri)}" alt="">' if uri else '<img alt="">'
-    more = f"<div>{extra}</div>" if extra else ""
-    tip = f' title="{esc(path)}"' if path else ""
-    return f'<figure class="{css}"{tip}>{img}<figcaption>{esc(caption)}</figcaption>{more}</figure>'
+    shipped: list[Any] = field(default_factory=list)   # analysis.ShippedScore: the shipped models, scored
 
 
 # -- datasets -----------------------------------------------------------------
@@ -111,8 +105,8 @@ def overview_section(ctx: Context) -> None:
         rng = np.random.default_rng(ctx.seed)
         for label, rows_of in table.groupby("label", sort=True).groups.items():
             pick = rng.permutation(np.asarray(rows_of))[:ctx.thumbs_per_class]
-            figs = "".join(_thumb_html(thumbnail_uri(table.at[i, "path"]), os.path.basename(str(table.at[i, "path"])),
-                                       path=str(table.at[i, "path"]))
+            figs = "".join(thumb_html(thumbnail_uri(table.at[i, "path"]), os.path.basename(str(table.at[i, "path"])),
+                                      path=str(table.at[i, "path"]))
                            for i in pick)
             parts.append(f'<div class="label">{esc(label)} <span class="muted">({len(rows_of):,})</span></div>'
                          f'<div class="thumbs">{figs}</div>')
@@ -435,9 +429,9 @@ def models_section(ctx: Context, mistakes_per_run: int = 8) -> None:
         if wrong.empty:
             continue
         figs = "".join(
-            _thumb_html(thumbnail_uri(str(r["path"])), os.path.basename(str(r["path"])), path=str(r["path"]),
-                        extra=f"true <b>{esc(r['label'])}</b>, predicted <b>{esc(r['pred'])}</b> "
-                              f"({esc(fmt(r['confidence'], 'pct'))}) · {esc(r['set'])}", css="thumb mistake")
+            thumb_html(thumbnail_uri(str(r["path"])), os.path.basename(str(r["path"])), path=str(r["path"]),
+                       extra=f"true <b>{esc(r['label'])}</b>, predicted <b>{esc(r['pred'])}</b> "
+                             f"({esc(fmt(r['confidence'], 'pct'))}) · {esc(r['set'])}", css="thumb mistake")
             for r in wrong.to_dict("records"))
         gallery.append(f'<div class="label">{esc(rec.name)}</div><div class="thumbs">{figs}</div>')
     if gallery:
