@@ -14,7 +14,7 @@ TORCH_INDEX_URL ?=
 .PHONY: env demo test bench clean-cache help
 
 help:
-	@echo "make demo   set up .venv if needed, run encode -> fit -> report on $(DATA)"
+	@echo "make demo   set up .venv if needed, run encode -> fit -> score the shipped models -> report on $(DATA)"
 	@echo "make test   set up .venv if needed, run the test suite"
 	@echo "make bench  run the benchmarks in bench/ (reads ../shared/data)"
 

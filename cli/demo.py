@@ -17,7 +17,8 @@ def demo(
     out: Path = typer.Option(RESULTS_DIR, "--out", "-o", help="Output folder (cache, runs, report)."),
     workers: Optional[int] = typer.Option(None, "--workers", "-w", min=0, metavar="N", help=WORKERS_HELP),
 ) -> None:
-    """Encode the bundled sample, fit a real/fake detector and an emotion model, write the report.
+    """Encode the bundled sample, fit a real/fake detector and an emotion model, score the shipped
+    models beside them, write the report.
 
     Example: [bold]embedlab demo data/sample --out results[/bold]
     """
@@ -31,5 +32,8 @@ def demo(
     console.print()
     for run in result.runs:
         console.print(f"run:    {run}", highlight=False)
+    for score in result.shipped:
+        scored = ", ".join(f"{s['accuracy']:.0%} of {s['n']} on {name}" for name, s in score.sets.items() if s["n"])
+        console.print(f"shipped {score.task}: {escape(scored)}", highlight=False)
     console.print(f"[bold green]report: {result.report.resolve()}[/bold green]", highlight=False)
     console.print("Open it in a browser; it works offline. Next: `embedlab report --help`.")

@@ -479,6 +479,18 @@ def test_report_in_headless_browser(built):
             }
             return out;""")
         assert not covered, f"the hover card covers a legend: {covered}"
+        # at 1400 px every table stays inside its card, and the model comparison fits without scrolling
+        outside = browser.execute_script("""
+            const out = [];
+            for (const wrap of document.querySelectorAll('section .tablewrap')) {
+              const card = wrap.closest('section').getBoundingClientRect(), box = wrap.getBoundingClientRect();
+              if (box.right > card.right + 0.5) out.push([wrap.closest('section').id, box.right, card.right]);
+            }
+            const comparison = Array.from(document.querySelectorAll('caption'))
+              .find(c => c.textContent === 'Model comparison').closest('.tablewrap');
+            if (comparison.scrollWidth > comparison.clientWidth) out.push(['comparison scrolls', comparison.scrollWidth]);
+            return out;""")
+        assert not outside, f"tables wider than their cards: {outside}"
         browser.execute_script("window.scrollTo(0, 0)")
         shot = ROOT / "results" / "report-browser-test.png"
         shot.parent.mkdir(exist_ok=True)
@@ -488,3 +500,179 @@ def test_report_in_headless_browser(built):
         assert load_seconds < 60
     finally:
         browser.quit()
+
+
+# -- what the page explains and how it is laid out -------------------------------------------
+def _tables(html: str) -> list[dict]:
+    """Every table of ``html``: its caption, headings and rows of cell text (unescaped)."""
+    out = []
+    for block in re.findall(r"<table>(.*?)</table>", html, re.S):
+        caption = re.search(r"<caption>(.*?)</caption>", block, re.S)
+        text = lambda cell: html_module.unescape(re.sub(r"<[^>]+>", "", cell)).strip()  # noqa: E731
+        out.append({"caption": text(caption.group(1)) if caption else "",
+                    "headings": [text(h) for h in re.findall(r"<th>(.*?)</th>", block, re.S)],
+                    "rows": [[text(c) for c in re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)]
+                             for row in re.findall(r"<tr>(.*?)</tr>", block, re.S) if "<td" in row]})
+    return out
+
+
+def _column(table: dict, heading_start: str) -> list[str]:
+    index = [i for i, h in enumerate(table["headings"]) if h.startswith(heading_start)]
+    assert len(index) == 1, (heading_start, table["headings"])
+    return [row[index[0]] for row in table["rows"]]
+
+
+def test_report_says_which_threshold_predict_applies(built, tmp_path):
+    from embedlab import analysis
+    from embedlab.report import sections
+    from embedlab.report.page import Page
+    from embedlab.report.writer import build_context
+    from embedlab.runs.scoring import threshold_at_fpr
+
+    run = tmp_path / "logistic-with-threshold"
+    shutil.copytree(built["runs"] / "logistic", run)
+    params = json.loads((run / "params.json").read_text())
+    params["name"] = run.name
+    params["threshold"] = {"value": 0.6125, "target_fpr": 0.01, "positive_class": "fake", "negative_class": "real",
+                           "chosen_on": "valid"}
+    (run / "params.json").write_text(json.dumps(params))
+    records = [analysis.read_run_folder(run), analysis.read_run_folder(built["runs"] / "mlp")]
+    ctx = build_context(Page("t"), [built["rvf_table"]], records, [], generated=None, seed=0, umap_params={},
+                        thumbs_per_class=1, timings={})
+    sections.models_section(ctx)
+    body = ctx.page.sections[0][2]
+    comparison = next(t for t in _tables(body) if t["caption"] == "Model comparison")
+    # the saved threshold is the column that says predict applies it, and the note under the table says so
+    applied = dict(zip(_column(comparison, "run"), _column(comparison, "decision threshold (predict applies it)")))
+    assert applied["logistic-with-threshold"] == "0.613" and applied["mlp"] == "–"
+    note = html_module.unescape(re.sub(r"<[^>]+>", "", re.search(r'<p[^>]*id="decision-threshold">(.*?)</p>',
+                                                                 body, re.S).group(1)))
+    assert "embedlab predict applies" in note
+    assert "logistic-with-threshold: 0.613, chosen on valid for at most 1.0% of real faces called fake" in note
+    assert "mlp: none saved, so predict applies 0.5" in note  # a run from before thresholds were saved
+    # the 1% FPR table's threshold is read off each set afterwards, and says it is not the one applied
+    detection = next(t for t in _tables(body) if t["caption"].startswith("Fakes caught"))
+    after = _column(detection, "threshold giving it here (not the one predict applies)")
+    held = _held_out(run)
+    reals = held.loc[(held["set"] == "test") & (held["label"] == "real"), "proba_fake"].to_numpy()
+    row = [r[1] for r in detection["rows"]].index("test")
+    assert after[row] == f"{threshold_at_fpr(reals, 0.01):.3f}" and after[row] != applied["logistic-with-threshold"]
+    assert 'href="#decision-threshold"' in body
+
+
+def _css_rules(css: str) -> dict[str, dict[str, str]]:
+    rules: dict[str, dict[str, str]] = {}
+    for selectors, body in re.findall(r"([^{}]+)\{([^}]*)\}", css):
+        decls = dict((k.strip(), v.strip()) for k, v in (d.split(":", 1) for d in body.split(";") if ":" in d))
+        for selector in selectors.split(","):
+            rules.setdefault(selector.strip(), {}).update(decls)
+    return rules
+
+
+def test_tables_scroll_or_wrap_within_their_cards(built):
+    html = built["html"]
+    css = _css_rules(re.search(r"<style>(.*?)</style>", html, re.S).group(1))
+    # every table sits in a container that scrolls sideways rather than growing past its card...
+    assert html.count("<table>") == html.count('<div class="tablewrap"><table>') > 0
+    assert css[".tablewrap"]["overflow-x"] == "auto" and css[".tablewrap"]["max-width"] == "100%"
+    # ...and long unbroken cells (run names, feature specs, paths) may wrap, so most tables need no scrolling
+    assert css["td"]["overflow-wrap"] == "anywhere" and css["th"]["overflow-wrap"] == "anywhere"
+    assert css["td.num"]["overflow-wrap"] == "normal"  # numbers break at spaces only, never mid-number
+    assert css[".grid > *"]["min-width"] == "0"  # a wide table in a grid cell does not widen the grid
+
+
+def test_per_emotion_chart_has_one_count_label_per_bar_group(built):
+    fig = _figure(built["html"], "Accuracy per class, real and generated faces: emotions")
+    bars = [t for t in fig["data"] if t["type"] == "bar"]
+    # no text on or above the bars, where neighbouring bars' labels and the intervals collide...
+    assert all(not t.get("text") and t.get("textposition") in (None, "none") for t in bars)
+    # ...the counts go under each group instead: one tick label per emotion, one line per bar in the bar's colour
+    xaxis = fig["layout"]["xaxis"]
+    categories = list(bars[0]["x"])
+    assert xaxis["tickmode"] == "array" and list(xaxis["tickvals"]) == categories
+    assert len(xaxis["ticktext"]) == len(set(xaxis["ticktext"])) == len(categories)
+    held = _held_out(built["runs"] / "emotions")
+    counts = held.assign(origin=np.where(held["set"] == "test", "real", "generated")).groupby(["origin", "label"]).size()
+    for label, tick in zip(categories, xaxis["ticktext"]):
+        lines = tick.split("<br>")
+        assert lines[0] == label and len(lines) == 1 + len(bars)
+        for line, trace in zip(lines[1:], bars):
+            n = counts.get((trace["name"], html_module.unescape(label)))
+            assert line == f'<span style="color:{trace["marker"]["color"]}">{n if n is not None else "–"}</span>'
+
+
+# -- the shipped models --------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def shipped(built):
+    from embedlab.analysis import score_shipped
+
+    tmp = built["tmp"]
+    scores = score_shipped(SAMPLE, cache_dir=tmp / "shipped-cache", crops_dir=tmp / "shipped-crops", workers=0)
+    out = write_report(tmp / "shipped.html", datasets=[built["rvf_table"]], cache_dir=built["cache"], workers=1,
+                       shipped=scores, thumbnail_budget_mb=0.05, title="shipped")
+    return {"scores": {s.task: s for s in scores}, "html": out.read_text(encoding="utf-8")}
+
+
+def test_shipped_models_are_scored_with_predicts_verdicts(shipped):
+    from embedlab.api import load_run
+    from embedlab.runs import pretrained_run
+
+    real_fake, emotion = shipped["scores"]["real-fake"], shipped["scores"]["emotion"]
+    # the sets the issue names, every image of them: real-vs-fake test; fer2013 test and the generated portraits
+    sizes = {name: s["n"] for name, s in {**real_fake.sets, **emotion.sets}.items()}
+    assert sizes == {"real-vs-fake test": len(list((SAMPLE / "real-vs-fake" / "test").rglob("*.jpg"))),
+                     "fer2013 test": len(list((SAMPLE / "fer2013" / "test").rglob("*.jpg"))),
+                     "synthetic-emotions": len(list((SAMPLE / "synthetic-emotions").rglob("*.jpg")))}
+    # the binary run's verdict is the label at its saved threshold, the one predict applies, not the likelier class
+    cut = load_run(pretrained_run("real-fake")).decision_threshold()["value"]
+    pred = real_fake.predictions
+    assert (pred["pred"] == np.where(pred["proba_fake"] >= cut, "fake", "real")).all()
+    for score in (real_fake, emotion):
+        for name, part in score.predictions.groupby("set"):
+            s = score.sets[name]
+            assert s["accuracy"] == pytest.approx((part["label"] == part["pred"]).mean())
+            assert s["fitted_on"] == 0  # none of the sample's test images was among the run's training images
+            assert sum(map(sum, s["confusion_matrix"])) == len(part)
+
+
+def test_shipped_models_section_shows_per_class_figures_and_faces(shipped):
+    from embedlab.report.shipped import EXAMPLES_PER_SET
+    from embedlab.runs import pretrained_run
+
+    html = shipped["html"]
+    assert '<section id="shipped"><h2>Results: the shipped models</h2>' in html
+    section = html[html.index('<section id="shipped">'):]
+    section = section[:section.index("</section>")]
+    assert "The sample is tiny" in section and "embedlab predict --task emotion" in section
+    for task, score in shipped["scores"].items():
+        # how it was trained: its COMMAND file
+        assert html_module.escape((pretrained_run(task) / "COMMAND").read_text().strip()) in section
+        table = next(t for t in _tables(section) if t["caption"] == f"Shipped {task} model: accuracy of its verdicts")
+        rows = {r[0]: r for r in table["rows"]}
+        for name, part in score.predictions.groupby("set", sort=False):
+            correct = int((part["label"] == part["pred"]).sum())
+            lo, hi = embedlab.analysis.wilson_interval(correct, len(part))
+            assert rows[name][2:5] == [f"{len(part):,}", f"{correct / len(part):.1%}", f"[{lo:.1%}, {hi:.1%}]"]
+        assert rows["when trained: its test set"][2] == f"{score.own_sets['test']['n']:,}"
+        # per-class accuracy, one bar trace per set, from the verdicts
+        fig = _figure(html, f"Accuracy per class: shipped {task} model on the sample")
+        for trace in fig["data"]:
+            part = score.predictions[score.predictions["set"] == html_module.unescape(trace["name"])]
+            expected = (part["label"] == part["pred"]).groupby(part["label"]).mean()
+            got = dict(zip(trace["x"], _values(trace["y"])))
+            assert {k: v for k, v in got.items() if v == v} == pytest.approx(expected.to_dict())
+        # a confusion matrix per set, titled with its n
+        for name, s in score.sets.items():
+            cm = _figure(html, f"Shipped {task} model · {name} (n={s['n']})")
+            assert cm["data"][0]["type"] == "heatmap"
+        # a few example faces per set with their verdicts
+        for name, part in score.predictions.groupby("set", sort=False):
+            start = section.index(f'<div class="label">{html_module.escape(name)}</div><div class="thumbs">')
+            block = section[start:].split('<div class="label">')[1]  # up to the next set's faces
+            faces = re.findall(r"<figcaption>(.*?)</figcaption><div>true <b>(.*?)</b>, predicted <b>(.*?)</b>",
+                               block)
+            assert len(faces) == min(EXAMPLES_PER_SET, len(part))
+            assert len({f[1] for f in faces}) == min(len(faces), part["label"].nunique())  # each label in turn
+            verdicts = {Path(p).name: (label, pred) for p, label, pred in zip(part["path"], part["label"], part["pred"])}
+            assert all(verdicts[file] == (label, pred) for file, label, pred in faces)
+

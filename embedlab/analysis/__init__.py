@@ -22,6 +22,7 @@ from embedlab.analysis.spectra import mean_spectra, plot_mean_spectra
 from embedlab.analysis.results import (RunRecord, comparison_table, confident_mistakes, plot_confusion,
                                       per_class_accuracy, plot_history, plot_per_class_accuracy, plot_pr, plot_roc,
                                       read_run_folder, wilson_interval)
+from embedlab.analysis.shipped import SHIPPED_SETS, ShippedScore, score_shipped, shipped_per_class
 from embedlab.runs.scoring import TARGET_FPR
 
 __all__ = [
@@ -33,4 +34,5 @@ __all__ = [
     "plot_roc", "read_run_folder", "wilson_interval",
     "plot_reliability", "plot_source_matrix", "source_matrix", "detection_curves", "detection_table",
     "per_class_accuracy", "plot_per_class_accuracy", "TARGET_FPR", "mean_spectra", "plot_mean_spectra",
+    "SHIPPED_SETS", "ShippedScore", "score_shipped", "shipped_per_class",
 ]

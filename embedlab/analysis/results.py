@@ -257,28 +257,41 @@ def per_class_accuracy(records: Sequence[RunRecord], generated: Sequence[str] | 
 
 
 def plot_per_class_accuracy(frame: pd.DataFrame, *, order: Sequence[str] = (),
-                            title: str = "Accuracy per class, real and generated faces"):
-    """Grouped bars of :func:`per_class_accuracy` for one run: a bar per origin and label, with its interval."""
+                            title: str = "Accuracy per class, real and generated faces", by: str = "origin"):
+    """Grouped bars of :func:`per_class_accuracy` for one run: a bar per ``by`` value (origin) and label,
+    with its interval.
+
+    The number of faces behind each bar goes under its group, one line per bar in the bar's colour:
+    one label per group on the axis, so labels never sit on the bars, their intervals or each other.
+    """
     import plotly.graph_objects as go
 
     labels = list(dict.fromkeys([str(o) for o in order if str(o) in set(frame["label"])] + sorted(set(frame["label"]))))
-    origins = [o for o in (REAL, GENERATED) if o in set(frame["origin"])] + sorted(
-        set(frame["origin"]) - {REAL, GENERATED})
-    colours = colours_for(origins)
+    groups = [o for o in (REAL, GENERATED) if o in set(frame[by])] + sorted(
+        set(map(str, frame[by])) - {REAL, GENERATED})
+    colours = colours_for(groups)
     fig = go.Figure()
-    for origin in origins:
-        part = frame[frame["origin"] == origin].set_index("label").reindex(labels)
+    counts = {}
+    for group in groups:
+        part = frame[frame[by].astype(str) == group].set_index("label").reindex(labels)
         acc = part["accuracy"].to_numpy(float)
+        counts[group] = part["n"].to_numpy(float)
         fig.add_trace(go.Bar(
-            x=[plain(label) for label in labels], y=acc, name=plain(origin), marker_color=colours[origin],
+            x=[plain(label) for label in labels], y=acc, name=plain(group), marker_color=colours[group],
             error_y={"type": "data", "symmetric": False, "array": part["ci_high"].to_numpy(float) - acc,
                      "arrayminus": acc - part["ci_low"].to_numpy(float), "thickness": 1},
-            text=[f"n={int(n)}" if n == n else "" for n in part["n"].to_numpy(float)], textposition="outside",
             customdata=np.c_[part["correct"].to_numpy(float), part["n"].to_numpy(float)],
-            hovertemplate=f"{plain(origin)} · %{{x}}<br>accuracy %{{y:.1%}}<br>%{{customdata[0]:.0f}} of "
+            hovertemplate=f"{plain(group)} · %{{x}}<br>accuracy %{{y:.1%}}<br>%{{customdata[0]:.0f}} of "
                           "%{customdata[1]:.0f} correct<extra></extra>"))
-    fig.update_layout(**base_layout(plain(title), barmode="group", height=420,
-                                    xaxis={"title": "true label", "type": "category"},
-                                    yaxis={"title": "accuracy (95% Wilson interval)", "range": [0, 1.1],
+    ticks = [plain(label) + "".join(
+        f'<br><span style="color:{colours[g]}">{int(counts[g][i]) if counts[g][i] == counts[g][i] else "–"}</span>'
+        for g in groups) for i, label in enumerate(labels)]
+    fig.update_layout(**base_layout(plain(title), barmode="group", height=440,
+                                    margin={"l": 60, "r": 20, "t": 60, "b": 40 + 16 * len(groups)},
+                                    xaxis={"title": {"text": "true label; under it, n faces of each bar, in its colour",
+                                                     "standoff": 6},
+                                           "type": "category", "tickmode": "array",
+                                           "tickvals": [plain(label) for label in labels], "ticktext": ticks},
+                                    yaxis={"title": "accuracy (95% Wilson interval)", "range": [0, 1.05],
                                            "tickformat": ".0%"}))
     return fig

@@ -200,10 +200,13 @@ header h1 { margin:12px 0 4px; font-size:24px; }
 section { background:#fff; border:1px solid var(--line); border-radius:8px; padding:8px 18px 18px; margin:18px 0; }
 h2 { font-size:20px; margin:12px 0; } h3 { font-size:16px; margin:18px 0 8px; }
 .muted, caption { color:var(--muted); } caption { text-align:left; padding:4px 0; caption-side:top; }
-.tablewrap { overflow-x:auto; margin:8px 0; }
+.tablewrap { overflow-x:auto; max-width:100%; margin:8px 0; }
 table { border-collapse:collapse; font-size:13px; }
-th, td { border-bottom:1px solid var(--line); padding:4px 10px; text-align:left; vertical-align:top; }
-th { background:#f0f2f5; } td.num { text-align:right; font-variant-numeric:tabular-nums; }
+th, td { border-bottom:1px solid var(--line); padding:4px 10px; text-align:left; vertical-align:top;
+  overflow-wrap:anywhere; }
+th { background:#f0f2f5; } td.num { text-align:right; font-variant-numeric:tabular-nums; overflow-wrap:normal; }
+code { overflow-wrap:anywhere; } .grid > * { min-width:0; }
+.verdict-right { color:#2ca02c; } .verdict-wrong { color:#d62728; font-weight:600; }
 .fig { width:100%; min-height:320px; margin:10px 0; }
 .grid { display:grid; grid-template-columns:repeat(auto-fill,minmax(420px,1fr)); gap:10px; }
 .thumbs { display:flex; flex-wrap:wrap; gap:8px; margin:4px 0 12px; }

@@ -18,7 +18,7 @@ from embedlab.features import create_extractor
 from embedlab.datasets import inspect_dataset
 from embedlab.analysis import GENERATED, REAL
 from embedlab.report.page import Page, esc, fmt, frame_table, html_table
-from embedlab.report.thumbnails import budgeted_thumbnails, stratified_order, thumbnail_uri
+from embedlab.report.thumbnails import budgeted_thumbnails, stratified_order, thumb_html, thumbnail_uri
 
 MIN_POINTS = 10  # fewer faces than this make no useful projection or test
 THUMB_BUDGET_MARK = "<!--thumbnail budget-->"  # where the statement of the hover thumbnails goes
@@ -45,13 +45,7 @@ class Context:
     cache_dir: str | os.PathLike = DEFAULT_CACHE_DIR   # for the features a section computes (spectra)
     compute: bool = True
     workers: int | None = None
-
-
-def _thumb_html(uri: str | None, caption: str, extra: str = "", css: str = "thumb", path: str = "") -> str:
-    img = f'<img src="{esc(uri)}" alt="">' if uri else '<img alt="">'
-    more = f"<div>{extra}</div>" if extra else ""
-    tip = f' title="{esc(path)}"' if path else ""
-    return f'<figure class="{css}"{tip}>{img}<figcaption>{esc(caption)}</figcaption>{more}</figure>'
+    shipped: list[Any] = field(default_factory=list)   # analysis.ShippedScore: the shipped models, scored
 
 
 # -- datasets -----------------------------------------------------------------
@@ -111,8 +105,8 @@ def overview_section(ctx: Context) -> None:
         rng = np.random.default_rng(ctx.seed)
         for label, rows_of in table.groupby("label", sort=True).groups.items():
             pick = rng.permutation(np.asarray(rows_of))[:ctx.thumbs_per_class]
-            figs = "".join(_thumb_html(thumbnail_uri(table.at[i, "path"]), os.path.basename(str(table.at[i, "path"])),
-                                       path=str(table.at[i, "path"]))
+            figs = "".join(thumb_html(thumbnail_uri(table.at[i, "path"]), os.path.basename(str(table.at[i, "path"])),
+                                      path=str(table.at[i, "path"]))
                            for i in pick)
             parts.append(f'<div class="label">{esc(label)} <span class="muted">({len(rows_of):,})</span></div>'
                          f'<div class="thumbs">{figs}</div>')
@@ -405,8 +399,9 @@ def models_section(ctx: Context, mistakes_per_run: int = 8) -> None:
         ("train_accuracy", "train accuracy", "pct"), ("real", "test accuracy, real faces", ""),
         ("generated", "test accuracy, generated faces", ""), ("test_accuracy", "test accuracy", "pct"),
         ("test_accuracy_ci", "95% CI", "ci"), ("test_auc", "test AUC", "f"), ("test_auc_ci", "95% CI", "ci3"),
-        ("test_brier", "test Brier", "f"), ("threshold", "threshold", "f"),
+        ("test_brier", "test Brier", "f"), ("threshold", "decision threshold (predict applies it)", "f"),
         ("eval_sets", "evaluated on", "")], caption="Model comparison", numeric=["real", "generated"]))
+    parts.append(_threshold_note(ctx))
     parts.append(_per_class(ctx))
     parts.append(_detection(ctx))
     parts.append(_calibration(ctx))
@@ -434,14 +429,39 @@ def models_section(ctx: Context, mistakes_per_run: int = 8) -> None:
         if wrong.empty:
             continue
         figs = "".join(
-            _thumb_html(thumbnail_uri(str(r["path"])), os.path.basename(str(r["path"])), path=str(r["path"]),
-                        extra=f"true <b>{esc(r['label'])}</b>, predicted <b>{esc(r['pred'])}</b> "
-                              f"({esc(fmt(r['confidence'], 'pct'))}) · {esc(r['set'])}", css="thumb mistake")
+            thumb_html(thumbnail_uri(str(r["path"])), os.path.basename(str(r["path"])), path=str(r["path"]),
+                       extra=f"true <b>{esc(r['label'])}</b>, predicted <b>{esc(r['pred'])}</b> "
+                             f"({esc(fmt(r['confidence'], 'pct'))}) · {esc(r['set'])}", css="thumb mistake")
             for r in wrong.to_dict("records"))
         gallery.append(f'<div class="label">{esc(rec.name)}</div><div class="thumbs">{figs}</div>')
     if gallery:
         parts.append("<h3>Most confident mistakes</h3>" + "".join(gallery))
     page.add("models", "Results: models", "".join(parts))
+
+
+def _threshold_note(ctx: Context) -> str:
+    """What the comparison table's threshold is, and that it is the one ``predict`` applies."""
+    chosen = []
+    for rec in ctx.records:
+        cut = rec.params.get("threshold")
+        if rec.params.get("task") != "binary":
+            continue
+        if not isinstance(cut, dict) or cut.get("value") is None:  # fitted before runs saved a threshold
+            chosen.append(f"{esc(rec.name)}: none saved, so predict applies 0.5 (the most probable class)")
+        else:
+            chosen.append(f"{esc(rec.name)}: {fmt(cut['value'])}, chosen on {esc(cut.get('chosen_on') or 'validation')} "
+                          f"for at most {fmt(cut.get('target_fpr'), 'pct')} of {esc(cut.get('negative_class') or 'real')}"
+                          f" faces called {esc(cut.get('positive_class') or rec.params.get('positive_class'))}")
+    if not chosen:
+        return ""
+    return ('<p class="muted" id="decision-threshold">The <b>decision threshold</b> is the probability of '
+            "the positive class (fake) at or above which a binary run calls a face that class. "
+            "<code>embedlab fit</code> chose it on the validation set for a stated false-positive rate on reals "
+            "(<code>--target-fpr</code>) and saved it with the run; it is the threshold "
+            "<b><code>embedlab predict</code> applies</b> (unless given <code>--threshold</code>), the one behind "
+            "the accuracies on real and generated faces and the mistakes below. Test accuracy, AUC and the "
+            "confusion matrices count the most probable class, as the run's metrics.json does. "
+            + "; ".join(chosen) + ".</p>")
 
 
 def _per_class(ctx: Context) -> str:
@@ -483,13 +503,17 @@ def _detection(ctx: Context) -> str:
     target = f"{analysis.TARGET_FPR:.0%}"
     return ("<h3>ROC and precision-recall curves</h3><p class=\"muted\">Every held-out set, the "
             "<code>--eval-on</code> sets included; a set that holds only fakes is ranked against the reals of "
-            f"the test set. The dotted line marks {target} of reals called fake.</p>"
+            f"the test set. The dotted line marks {target} of reals called fake. The <i>threshold giving it "
+            f"here</i> is read off each set after the fact, the one that lets through at most {target} of that "
+            "set's reals, to compare detectors at the same false-positive rate; <code>predict</code> does not "
+            'apply it: it applies the run\'s <a href="#decision-threshold">decision threshold</a>, chosen '
+            "beforehand on validation (Model comparison).</p>"
             + f'<div class="grid">{"".join(grid)}</div>'
             + html_table(rows.to_dict("records"), [
                 ("run", "run", ""), ("set", "set", ""), ("negatives", "reals from", ""),
                 ("n_pos", "fakes", "int"), ("n_neg", "reals", "int"), ("auc", "ROC AUC", "f"),
                 ("ap", "average precision", "f"), ("tpr_at_fpr", f"TPR at {target} FPR", "pct"),
-                ("threshold", "threshold for it", "f")],
+                ("threshold", "threshold giving it here (not the one predict applies)", "f")],
                 caption=f"Fakes caught when at most {target} of reals are called fake"))
 
 

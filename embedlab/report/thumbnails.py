@@ -16,6 +16,7 @@ import pandas as pd
 
 from embedlab.core.errors import ImageReadError
 from embedlab.datasets.images import read_image
+from embedlab.report.page import esc
 
 #: data URI prefixes the page's script accepts as a thumbnail
 URI_PREFIXES = ("data:image/webp;base64,", "data:image/jpeg;base64,")
@@ -36,6 +37,14 @@ def thumbnail_uri(path: str, size: int = 64, quality: int = 70) -> str | None:
     buffer = io.BytesIO()
     image.save(buffer, format="WEBP", quality=quality, method=4)
     return URI_PREFIXES[0] + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def thumb_html(uri: str | None, caption: str, extra: str = "", css: str = "thumb", path: str = "") -> str:
+    """A ``<figure>`` of a thumbnail and its caption; ``extra`` is markup (its data already escaped)."""
+    img = f'<img src="{esc(uri)}" alt="">' if uri else '<img alt="">'
+    more = f"<div>{extra}</div>" if extra else ""
+    tip = f' title="{esc(path)}"' if path else ""
+    return f'<figure class="{css}"{tip}>{img}<figcaption>{esc(caption)}</figcaption>{more}</figure>'
 
 
 def stratified_order(groups: Sequence, seed: int = 0) -> np.ndarray:

@@ -19,6 +19,7 @@ from embedlab.core.errors import EmbedlabError, ModelError
 from embedlab.core.io import atomic_write_bytes, check_output_file
 from embedlab.report import sections
 from embedlab.report.page import Page, esc, html_table
+from embedlab.report.shipped import shipped_section
 from embedlab.report.sources import EncodingPlan, as_source, datasets_of_runs, encoded_table, find_run_folders
 
 UMAP_DEFAULTS = {"n_neighbors": 15, "min_dist": 0.1, "metric": "euclidean"}
@@ -42,6 +43,7 @@ def write_report(
     umap_params: dict[str, Any] | None = None,
     seed: int = 0,
     title: str = "embedlab report",
+    shipped: Sequence[Any] = (),
     on_step: Callable[[str], None] | None = None,
     on_plan: Callable[[EncodingPlan], None] | None = None,
     on_progress: Callable[[int, int], None] | None = None,
@@ -65,6 +67,9 @@ def write_report(
     ``on_step`` hears each stage's name; ``on_plan`` each dataset about to
     be encoded (an :class:`EncodingPlan`: images, features, how many are
     cached) and ``on_progress`` ``(done, total)`` images while it is.
+
+    ``shipped`` takes the shipped models' scores (:func:`embedlab.analysis.score_shipped`), which get a
+    section of their own before the other results.
 
     The file embeds Plotly's JavaScript once and needs no network.
     """
@@ -90,6 +95,7 @@ def write_report(
                         umap_params={**UMAP_DEFAULTS, **(umap_params or {})}, thumbs_per_class=thumbs_per_class,
                         timings=timings)
     ctx.cache_dir, ctx.compute, ctx.workers = cache_dir, compute, workers
+    ctx.shipped = list(shipped)
     timings["combine"] = time.perf_counter() - t0
     points = build_sections(ctx, sections.ThumbnailBudget(thumbnail_budget_mb, max_thumbnails), step)
     step("writing")
@@ -141,10 +147,11 @@ def build_sections(ctx: sections.Context, budget: sections.ThumbnailBudget,
                    step: Callable[[str], None]) -> dict[str, Any]:
     """Add every section to the page, timing each; returns the hover thumbnails' data."""
     # results first, then the analysis of the features, then the datasets they come from
-    for name, build in (("models", sections.models_section), ("norms", sections.norms_section),
+    for name, build in (("shipped", shipped_section), ("models", sections.models_section),
+                        ("norms", sections.norms_section),
                         ("projections", sections.projections_section), ("spectra", sections.spectra_section),
                         ("datasets", sections.overview_section)):
-        if name != "models" and not len(ctx.table):
+        if name not in ("shipped", "models") and not len(ctx.table):
             continue
         step(name)
         t0 = time.perf_counter()
