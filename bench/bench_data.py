@@ -9,7 +9,8 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_DATA = ROOT.parent / "shared" / "data" / "real-vs-fake" / "real_vs_fake" / "real-vs-fake"
+SHARED_DATA = ROOT.parent / "shared" / "data"
+DEFAULT_DATA = SHARED_DATA / "real-vs-fake" / "real_vs_fake" / "real-vs-fake"
 OUT_DIR = ROOT / "results" / "bench"
 
 
