@@ -488,3 +488,12 @@ def test_report_in_headless_browser(built):
         assert load_seconds < 60
     finally:
         browser.quit()
+
+
+def test_emotion_run_shows_real_and_generated_confusion_matrices_side_by_side(built):
+    html = built["html"]
+    assert "Real against generated faces, per class" in html
+    assert "recall drop per class, the classes that lose most first" in html
+    fig = _figure(html, "Real against generated faces: emotions")
+    assert [t["type"] for t in fig["data"]] == ["heatmap", "heatmap"]
+    assert fig["data"][0]["xaxis"] != fig["data"][1]["xaxis"]
