@@ -88,3 +88,13 @@ def test_a_run_trained_aligned_predicts_on_aligned_crops(sample, tmp_path):
     image = read_image(str(path))
     expected = to_input(alignment.aligned_crop(image, alignment.find_eyes(image)[0]), 48, 1)[:, :, 0]
     np.testing.assert_array_equal(saved, expected)
+
+
+def test_the_template_is_the_one_measured_on_fer():
+    import json
+    from pathlib import Path
+
+    measured = json.loads((Path(__file__).resolve().parents[1] / "results" / "bench" / "fer_alignment.json").read_text())
+    assert alignment.FER_EYES_X == pytest.approx(measured["eyes_x"]["median"], abs=0.001)
+    assert alignment.FER_EYES_Y == pytest.approx(measured["eyes_y"]["median"], abs=0.0005)
+    assert alignment.FER_EYE_DISTANCE == pytest.approx(measured["eye_distance"]["median"], abs=0.0005)

@@ -203,3 +203,26 @@ def test_the_frozen_layer_figures_are_the_benchmarks():
     results = bench("realfake_frozen_layers.json")["results"]
     chip, whole = results["chip, every layer"]["test_roc_auc"], results["whole image, every layer"]["test_roc_auc"]
     assert f"StyleGAN test AUC {chip:.3f} on chips and {whole:.3f}\n  on whole images" in README
+
+
+def test_readme_emotion_gap_rows_quote_the_benchmark():
+    shipped = bench("emotion.json")["runs"][0]
+    assert shipped["run"] == "embedlab/pretrained/emotion" and shipped["shipped_tta_flip"]
+    for c in shipped["tta_flip"]["gap"]["classes"]:
+        line = readme_line(f"| {c['label']} | {c['recall_real']:.2f} ")
+        assert (f"| {c['recall_real']:.2f} [{c['real_ci_low']:.2f}, {c['real_ci_high']:.2f}] ({c['n_real']}) "
+                f"| {c['recall_generated']:.2f} [{c['generated_ci_low']:.2f}, {c['generated_ci_high']:.2f}] "
+                f"({c['n_generated']}) | {c['drop']:+.2f} [{c['drop_ci_low']:.2f}, {c['drop_ci_high']:.2f}] |") \
+            in line, line
+
+
+def test_readme_alignment_rows_quote_the_benchmark():
+    [run] = bench("emotion_alignment.json")["runs"]
+    for start, key, found in (("| FER PrivateTest, accuracy", "fer_private", "fer_private"),
+                              ("| portraits, 5-way accuracy", "synthetic_5way", "synthetic")):
+        acc = run["change"][key]["accuracy"]
+        lo, hi = acc["change_ci"]
+        assert (f"| {acc['before']:.3f} | {acc['after']:.3f} | {acc['change']:+.3f} [{lo:.2f}, {hi:.2f}] | "
+                f"{run['aligned']['faces_found'][found]:,} of {run['aligned']['n'][found]:,} |") in readme_line(start)
+    template = bench("fer_alignment.json")
+    assert f"{template['found']:,} of {template['searched']:,} training faces" in " ".join(README.split())
