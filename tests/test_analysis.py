@@ -222,3 +222,49 @@ def test_wilson_interval_known_value():
     lo, hi = analysis.wilson_interval(45, 50)  # the textbook example: 0.786 to 0.957
     assert (round(lo, 3), round(hi, 3)) == (0.786, 0.957)
     assert analysis.wilson_interval(0, 10)[0] == 0.0
+
+
+def test_recall_drop_intervals_and_order():
+    lo, hi = analysis.difference_interval(56, 70, 48, 80)  # Newcombe (1998), example (a): 0.0524 to 0.3339
+    assert (round(lo, 4), round(hi, 4)) == (0.0524, 0.3339)
+    gap = analysis.recall_gap(["a", "b", "c"], [[9, 1, 0], [5, 5, 0], [0, 0, 4]], [[2, 8, 0], [4, 6, 0], [0, 0, 0]])
+    assert gap["label"].tolist() == ["a", "b", "c"]  # loses most first; c has no generated face
+    a = gap.iloc[0]
+    assert (a["recall_real"], a["recall_generated"], a["drop"]) == pytest.approx((0.9, 0.2, 0.7))
+    assert a["drop_ci_low"] < 0.7 < a["drop_ci_high"]
+    assert (a["real_ci_low"], a["real_ci_high"]) == pytest.approx(analysis.wilson_interval(9, 10))
+    assert np.isnan(gap.iloc[2]["drop"]) and np.isnan(gap.iloc[2]["drop_ci_low"])
+
+
+def test_gap_summary_lays_both_sets_on_the_models_choices():
+    seven = ["angry", "disgust", "fear", "happy", "neutral", "sad", "surprise"]
+    real = np.diag([10, 2, 3, 20, 12, 11, 8]).tolist()
+    generated = np.zeros((7, 7), int)
+    generated[0, 4], generated[3, 3], generated[4, 4] = 5, 9, 6  # angry faces called neutral
+    out = analysis.gap_summary(seven, real, seven, generated.tolist(), real_set="fer", generated_set="sd")
+    assert out["labels"] == ["angry", "happy", "neutral"] and out["predicted"] == seven
+    assert out["real_confusion"][0] == real[0] and out["generated_confusion"][0] == generated[0].tolist()
+    assert out["classes"][0]["label"] == "angry" and out["classes"][0]["drop"] == 1.0
+    json.dumps(out)  # plain values only
+    five = ["angry", "happy", "neutral"]
+    laid = analysis.gap_summary(seven, real, five, [[0, 0, 5], [0, 9, 0], [0, 0, 6]])
+    assert laid["generated_confusion"] == out["generated_confusion"]
+
+
+def test_shipped_emotion_run_shows_both_confusion_matrices_side_by_side():
+    rec = analysis.read_run_folder("embedlab/pretrained/emotion")
+    [item] = analysis.origin_confusions([rec])
+    assert item["labels"] == ["angry", "happy", "neutral", "sad", "surprise"] and len(item["predicted"]) == 7
+    held = rec.predictions
+    test, synth = held[held["set"] == "test"], held[held["set"] == "synthetic-emotions"]
+    assert [sum(r) for r in item["generated"]] == synth["label"].value_counts().reindex(item["labels"]).tolist()
+    assert [sum(r) for r in item["real"]] == test["label"].value_counts().reindex(item["labels"]).tolist()
+    per_class = analysis.per_class_accuracy([rec]).set_index(["origin", "label"])
+    for r in item["gap"].to_dict("records"):
+        assert r["recall_real"] == pytest.approx(per_class.loc[("real", r["label"]), "accuracy"])
+        assert r["recall_generated"] == pytest.approx(per_class.loc[("generated", r["label"]), "accuracy"])
+    assert item["gap"]["drop"].is_monotonic_decreasing
+    fig = analysis.plot_confusion_pair(item["labels"], item["predicted"], item["real"], item["generated"])
+    assert [t.type for t in fig.data] == ["heatmap", "heatmap"]
+    assert fig.data[0].xaxis != fig.data[1].xaxis  # next to each other, not overlaid
+    np.testing.assert_allclose(np.nansum(np.asarray(fig.data[1].z, float), axis=1), 1.0)

@@ -215,3 +215,25 @@ def test_the_generalisation_table_is_the_benchmarks():
     for det, s in summary.items():
         if s["left_out_mean"] is not None and f"`{det}`" in README:
             assert f"{s['left_out_mean']:.3f}" in README, det
+
+def test_readme_emotion_gap_rows_quote_the_benchmark():
+    shipped = bench("emotion.json")["runs"][0]
+    assert shipped["run"] == "embedlab/pretrained/emotion" and shipped["shipped_tta_flip"]
+    for c in shipped["tta_flip"]["gap"]["classes"]:
+        line = readme_line(f"| {c['label']} | {c['recall_real']:.2f} ")
+        assert (f"| {c['recall_real']:.2f} [{c['real_ci_low']:.2f}, {c['real_ci_high']:.2f}] ({c['n_real']}) "
+                f"| {c['recall_generated']:.2f} [{c['generated_ci_low']:.2f}, {c['generated_ci_high']:.2f}] "
+                f"({c['n_generated']}) | {c['drop']:+.2f} [{c['drop_ci_low']:.2f}, {c['drop_ci_high']:.2f}] |") \
+            in line, line
+
+
+def test_readme_alignment_rows_quote_the_benchmark():
+    [run] = bench("emotion_alignment.json")["runs"]
+    for start, key, found in (("| FER PrivateTest, accuracy", "fer_private", "fer_private"),
+                              ("| portraits, 5-way accuracy", "synthetic_5way", "synthetic")):
+        acc = run["change"][key]["accuracy"]
+        lo, hi = acc["change_ci"]
+        assert (f"| {acc['before']:.3f} | {acc['after']:.3f} | {acc['change']:+.3f} [{lo:.2f}, {hi:.2f}] | "
+                f"{run['aligned']['faces_found'][found]:,} of {run['aligned']['n'][found]:,} |") in readme_line(start)
+    template = bench("fer_alignment.json")
+    assert f"{template['found']:,} of {template['searched']:,} training faces" in " ".join(README.split())

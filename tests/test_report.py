@@ -676,3 +676,11 @@ def test_shipped_models_section_shows_per_class_figures_and_faces(shipped):
             verdicts = {Path(p).name: (label, pred) for p, label, pred in zip(part["path"], part["label"], part["pred"])}
             assert all(verdicts[file] == (label, pred) for file, label, pred in faces)
 
+
+def test_emotion_run_shows_real_and_generated_confusion_matrices_side_by_side(built):
+    html = built["html"]
+    assert "Real against generated faces, per class" in html
+    assert "recall drop per class, the classes that lose most first" in html
+    fig = _figure(html, "Real against generated faces: emotions")
+    assert [t["type"] for t in fig["data"]] == ["heatmap", "heatmap"]
+    assert fig["data"][0]["xaxis"] != fig["data"][1]["xaxis"]

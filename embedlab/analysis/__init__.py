@@ -10,6 +10,8 @@ saves anything. :func:`embedlab.report.write_report` puts them on one page.
 (1.0, 1.0)
 """
 
+from embedlab.analysis.gap import (class_recalls, difference_interval, gap_summary, origin_confusions,
+                                  plot_confusion_pair, recall_gap)
 from embedlab.analysis.detection import (detection_curves, detection_table, plot_reliability, plot_source_matrix,
                                         source_matrix)
 from embedlab.analysis.groups import (EMOTIONS, GENERATED, REAL, combine_tables, dataset_is_generated,
@@ -35,4 +37,5 @@ __all__ = [
     "plot_reliability", "plot_source_matrix", "source_matrix", "detection_curves", "detection_table",
     "per_class_accuracy", "plot_per_class_accuracy", "TARGET_FPR", "mean_spectra", "plot_mean_spectra",
     "SHIPPED_SETS", "ShippedScore", "score_shipped", "shipped_per_class",
+    "class_recalls", "difference_interval", "gap_summary", "origin_confusions", "plot_confusion_pair", "recall_gap",
 ]

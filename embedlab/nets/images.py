@@ -3,7 +3,8 @@
 FER-2013 faces are tight 48x48 grayscale crops. A portrait that is not such a
 crop (a medium shot) is first cropped around its face the way FER crops are
 framed (:func:`fer_crop_box`), then resized; the crops are kept on disk for
-inspection.
+inspection. ``face_crop="align"`` aligns every face, FER's too, by its eyes to FER's
+template instead (:mod:`embedlab.nets.alignment`).
 
 >>> from embedlab.nets.images import fer_crop_box
 >>> fer_crop_box((100, 200, 200, 100), 400, 400, scale=1.6, shift=0.0)
@@ -28,6 +29,7 @@ from embedlab.features import dlib_resnet
 from embedlab.features.base import FeatureExtractor
 from embedlab.features.encoding import largest_box, model_files
 from embedlab.features.facerec import hog_face_locations
+from embedlab.nets import alignment
 
 #: FER-2013 framing of a face, measured by bench/measure_fer_framing.py: dlib HOG
 #: finds a face in few FER crops (they are tight and small; 23 of 1,000 after
@@ -80,7 +82,8 @@ def to_input(image: np.ndarray, size: int, channels: int) -> np.ndarray:
 
 
 class FaceCropper:
-    """Finds the largest face (face_recognition HOG) and crops it with FER framing."""
+    """Finds the largest face (face_recognition HOG) and crops it: FER framing, dlib's chip, or
+    aligned by the eyes to FER's template."""
 
     def __init__(self, upsample: int = 1):
         self.upsample = upsample
@@ -93,16 +96,26 @@ class FaceCropper:
         boxes = hog_face_locations(image, self.upsample)
         return (largest_box(boxes) if boxes else None), len(boxes)
 
-    def crop(self, image: np.ndarray, chip: bool = False) -> tuple[np.ndarray, bool]:
-        """The FER-framed face crop (or, with ``chip``, dlib's aligned 150x150 face chip);
-        the central square when no face is found."""
-        box, _ = self.locate(image)
+    def crop(self, image: np.ndarray, how: str = "fer") -> tuple[np.ndarray, bool]:
+        """The face crop and whether a face was found; the central square when none is.
+
+        ``how``: ``fer`` (FER framing of the HOG box), ``chip`` (dlib's aligned 150x150 face
+        chip) or ``align`` (:func:`embedlab.nets.alignment.aligned_crop`: eyes level, placed
+        by FER's template; small images are searched enlarged).
+        """
         h, w = image.shape[:2]
-        if box is None:
+        eyes = box = None
+        if how == "align":
+            eyes, _ = alignment.find_eyes(image, self.upsample)
+        else:
+            box, _ = self.locate(image)
+        if box is None and eyes is None:
             side = min(h, w)
             top, left = (h - side) // 2, (w - side) // 2
             return image[top:top + side, left:left + side], False
-        if chip:
+        if eyes is not None:
+            return alignment.aligned_crop(image, eyes), True
+        if how == "chip":
             return dlib_resnet.face_chips(image, [box])[0], True
         return crop_square(image, fer_crop_box(box, h, w)), True
 
@@ -137,14 +150,18 @@ def match_blur(image: np.ndarray, sigma: float, above: float) -> tuple[np.ndarra
 
 #: ``face_crop`` choices: ``never`` (the whole image), ``auto`` (FER framing for images much
 #: larger than the input), ``always`` (FER framing), ``chip`` (dlib's aligned face chip: the
-#: eyes and nose where dlib's face network expects them, the framing of every source the same)
-FACE_CROPS = ("never", "auto", "always", "chip")
+#: eyes and nose where dlib's face network expects them, the framing of every source the same),
+#: ``align`` (every face, FER's too, rotated so the eyes are level and scaled and placed by
+#: FER-2013's eye template: :mod:`embedlab.nets.alignment`)
+FACE_CROPS = ("never", "auto", "always", "chip", "align")
+#: what each face_crop does in FaceCropper.crop
+CROP_KIND = {"auto": "fer", "always": "fer", "chip": "chip", "align": "align"}
 
 
 def needs_face_crop(image: np.ndarray, size: int, face_crop: str) -> bool:
     if face_crop == "never":
         return False
-    if face_crop in ("always", "chip"):
+    if face_crop in ("always", "chip", "align"):
         return True
     return max(image.shape[:2]) > CROP_RATIO * size
 
@@ -158,7 +175,7 @@ def input_array(image: np.ndarray, size: int, channels: int, face_crop: str, cro
     """
     made = {"face_cropped": False, "face_found": None, "blurred": False}
     if needs_face_crop(image, size, face_crop):
-        image, found = cropper.crop(image, chip=face_crop == "chip")
+        image, found = cropper.crop(image, CROP_KIND[face_crop])
         made.update(face_cropped=True, face_found=found)
     arr, made["blurred"] = match_blur(to_input(image, size, channels), *blur)
     return arr, made
@@ -174,8 +191,15 @@ def save_crop(path: Path, arr: np.ndarray) -> None:
 
 def framing(face_crop: str) -> dict:
     """The constants of a face crop: they change every input, so they key its caches."""
-    return ({"scale": FER_SCALE, "shift": FER_SHIFT, "ratio": CROP_RATIO} if face_crop in ("auto", "always")
-            else {"chip": [dlib_resnet.CHIP_SIZE, dlib_resnet.CHIP_PADDING]} if face_crop == "chip" else {})
+    if face_crop in ("auto", "always"):
+        return {"scale": FER_SCALE, "shift": FER_SHIFT, "ratio": CROP_RATIO}
+    if face_crop == "chip":
+        return {"chip": [dlib_resnet.CHIP_SIZE, dlib_resnet.CHIP_PADDING]}
+    if face_crop == "align":
+        return {"align": {"eyes": [alignment.FER_EYES_X, alignment.FER_EYES_Y, alignment.FER_EYE_DISTANCE],
+                          "landmarks": alignment.LANDMARKS, "search": [alignment.SMALL_SIDE, alignment.SEARCH_SIDE],
+                          "upsample": 1}}
+    return {}
 
 
 @functools.lru_cache(maxsize=8)
@@ -217,8 +241,9 @@ class NetworkInput(FeatureExtractor):
 
     def fingerprint(self):
         out = framing(self.face_crop)
-        if self.face_crop == "chip":
-            landmarks = model_files()["landmarks_small"]
+        if self.face_crop in ("chip", "align"):
+            landmarks = model_files()["landmarks_small" if self.face_crop == "chip" else
+                                      f"landmarks_{alignment.LANDMARKS}"]
             out["landmarks"] = {Path(landmarks).name: _digest(landmarks)}
         return out
 

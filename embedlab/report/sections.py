@@ -403,6 +403,7 @@ def models_section(ctx: Context, mistakes_per_run: int = 8) -> None:
         ("eval_sets", "evaluated on", "")], caption="Model comparison", numeric=["real", "generated"]))
     parts.append(_threshold_note(ctx))
     parts.append(_per_class(ctx))
+    parts.append(_origin_gap(ctx))
     parts.append(_detection(ctx))
     parts.append(_calibration(ctx))
     parts.append(_sources(ctx))
@@ -475,6 +476,30 @@ def _per_class(ctx: Context) -> str:
     return ("<h3>Accuracy per emotion, real and generated faces</h3><p class=\"muted\">Over the test and "
             "evaluation sets: which classes a model trained on real faces still recognises on generated ones "
             "(bars show 95% Wilson intervals; n is the number of faces).</p>" + f'<div class="grid">{"".join(figs)}</div>')
+
+
+def _origin_gap(ctx: Context) -> str:
+    """Per multiclass run, the real and the generated confusion matrix side by side, and which classes
+    lose most from real to generated faces."""
+    parts = []
+    for item in analysis.origin_confusions(ctx.records, ctx.generated):
+        fig = analysis.plot_confusion_pair(item["labels"], item["predicted"], item["real"], item["generated"],
+                                           title=f"Real against generated faces: {item['run']}")
+        rows = [{**r, "real_ci": [r["real_ci_low"], r["real_ci_high"]],
+                 "generated_ci": [r["generated_ci_low"], r["generated_ci_high"]],
+                 "drop_ci": [r["drop_ci_low"], r["drop_ci_high"]]} for r in item["gap"].to_dict("records")]
+        parts.append(ctx.page.figure(fig) + html_table(rows, [
+            ("label", "class", ""), ("n_real", "real faces", "int"), ("recall_real", "recall, real", "pct"),
+            ("real_ci", "95% CI", "ci"), ("n_generated", "generated faces", "int"),
+            ("recall_generated", "recall, generated", "pct"), ("generated_ci", "95% CI", "ci"),
+            ("drop", "drop", "pct"), ("drop_ci", "95% CI", "ci")],
+            caption=f"{item['run']}: recall drop per class, the classes that lose most first"))
+    if not parts:
+        return ""
+    return ("<h3>Real against generated faces, per class</h3><p class=\"muted\">The same model's confusion "
+            "matrices on real and on generated faces, over the classes the generated faces hold (rows) and the "
+            "model's own choices (columns), normalised per row. Recall intervals are Wilson 95% intervals; the "
+            "drop's is Newcombe's interval for a difference of two proportions.</p>" + "".join(parts))
 
 
 def _detection(ctx: Context) -> str:
