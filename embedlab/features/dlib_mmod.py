@@ -182,7 +182,7 @@ def upsampled_size(nr: int, nc: int) -> tuple[int, int]:
 
 
 @lru_cache(maxsize=64)
-def _upsample_plan(h: int, w: int, nr: int, nc: int):
+def _resize_plan(h: int, w: int, nr: int, nc: int):
     """Gather indices and float32 weights of dlib's SSE bilinear resize (rgb images), h x w -> nr x nc.
 
     dlib walks 4 columns at a time in float32, truncating the sample position
@@ -229,10 +229,14 @@ def upsample_image(image: np.ndarray) -> np.ndarray:
 
 def upsample_batch(images):
     """:func:`upsample_image` of a uint8 tensor ``(N, H, W, 3)``, on its device."""
+    return resize_batch(images, *upsampled_size(*images.shape[1:3]))
+
+
+def resize_batch(images, nr: int, nc: int):
+    """dlib's ``resize_image`` (bilinear, rgb) of a uint8 tensor ``(N, H, W, 3)`` to ``nr x nc``, to the pixel."""
     torch = import_torch()
     n, h, w = images.shape[:3]
-    nr, nc = upsampled_size(h, w)
-    left, frac, tops, bottoms, tbs, tail_left, tail_frac = _upsample_plan(h, w, nr, nc)
+    left, frac, tops, bottoms, tbs, tail_left, tail_frac = _resize_plan(h, w, nr, nc)
     dev = images.device
     out = torch.empty((n, nr, nc, 3), dtype=torch.uint8, device=dev)
     img = images.float()
