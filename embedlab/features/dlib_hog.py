@@ -279,11 +279,13 @@ def fhog_features(images, cell_size: int = 8):
     tail = 1 + 8 * max(0, -(-(vis_c - 8) // 8)) - 1  # first column (of gx) of the scalar loop
     rank = torch.tensor([0, 1, 2], dtype=torch.int32, device=dev).expand(vis_c - 1, 3).clone()
     rank[tail:] = torch.tensor([2, 1, 0], dtype=torch.int32, device=dev)
-    best = ((mag * 4 + rank).to(torch.int64) << 20) + grad
-    best = torch.maximum(torch.maximum(best[..., 0], best[..., 1]), best[..., 2])
-    grad = ((best & 0xFFFFF) ^ 0x80000) - 0x80000  # the low 20 bits, signed
+    key = mag * 4 + rank                                                       # distinct per channel
+    best = torch.maximum(torch.maximum(key[..., 0], key[..., 1]), key[..., 2])
+    grad = torch.where(best == key[..., 0], grad[..., 0], torch.where(best == key[..., 1], grad[..., 1], grad[..., 2]))
     table_o, table_v = _orientation_table(str(dev))
-    orient, v = table_o[grad], table_v[grad]
+    flat_grad = grad.flatten() % (GRADIENTS * GRADIENTS)  # index_select takes no negative indices
+    orient = table_o.index_select(0, flat_grad).view(grad.shape)
+    v = table_v.index_select(0, flat_grad).view(grad.shape)
     # bilinear votes into 8x8 cells (with a border cell all round), along columns first
     ix = torch.from_numpy(cx).to(dev)
     fx0, fx1 = torch.from_numpy(wx0).to(dev), torch.from_numpy(wx1).to(dev)
@@ -383,7 +385,7 @@ class HogDetector:
             for _ in range(lv):
                 box = box * ratio + 0.3
             box = np.floor(box + 0.5).astype(np.int64)
-            found += [(float(s) - thresholds[k], k, b) for s, k, b in zip(vals, d, box)]
+            found += [(float(s - thresholds[k]), k, b) for s, k, b in zip(vals, d, box)]
         found.sort(key=lambda t: -t[0])
         kept: list[tuple[int, int, int, int, float]] = []
         for conf, _, b in found:
