@@ -153,3 +153,26 @@ def test_cuda_matches_dlib(sample):
     images = [read_image(str(p)) for p in paths]
     for path, f, e in zip(paths, gpu.detect(images, upsample=1), hg.dlib_detections(images, upsample=1)):
         assert_same_detections(f, e, path)
+
+
+def test_encode_with_the_torch_hog_detector_matches_face_recognition(sample):
+    import face_recognition
+
+    from embedlab.features import create_extractor
+
+    paths = sorted((sample / "real-vs-fake").rglob("*.jpg"))[3::20] + [sample / "face-photos" / "obama.jpg"]
+    images = [read_image(str(p)) for p in paths]
+    extractor = create_extractor("encoding[detector_engine=torch,upsample=0]", device="cpu")
+    dlibs = create_extractor("encoding[upsample=0]")
+    assert extractor.key() != dlibs.key()
+    assert extractor.key() == create_extractor("encoding[detector_engine=torch,upsample=0,engine=dlib]").key()
+    assert "detector_engine" not in dlibs.cache_params() and dlibs.finds_faces_with() == "dlib"
+    assert dlibs.key() == create_extractor("encoding[detector_engine=dlib,upsample=0]").key()
+    for path, image, result in zip(paths, images, extractor.extract_many(images)):
+        boxes = face_recognition.face_locations(image, number_of_times_to_upsample=0, model="hog")
+        assert not isinstance(result, Exception), (path, result)
+        vector, info = result
+        box = (info["face_top"], info["face_right"], info["face_bottom"], info["face_left"])
+        assert box in boxes and info["n_faces"] == len(boxes), path
+        expected = face_recognition.face_encodings(image, known_face_locations=[box])[0]
+        assert np.abs(vector - expected).max() <= 1e-4, path
