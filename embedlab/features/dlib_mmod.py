@@ -182,7 +182,7 @@ def upsampled_size(nr: int, nc: int) -> tuple[int, int]:
 
 
 @lru_cache(maxsize=64)
-def _upsample_plan(h: int, w: int, nr: int, nc: int):
+def _resize_plan(h: int, w: int, nr: int, nc: int):
     """Gather indices and float32 weights of dlib's SSE bilinear resize (rgb images), h x w -> nr x nc.
 
     dlib walks 4 columns at a time in float32, truncating the sample position
@@ -229,36 +229,50 @@ def upsample_image(image: np.ndarray) -> np.ndarray:
 
 def upsample_batch(images):
     """:func:`upsample_image` of a uint8 tensor ``(N, H, W, 3)``, on its device."""
+    return resize_batch(images, *upsampled_size(*images.shape[1:3]))
+
+
+def resize_batch(images, nr: int, nc: int):
+    """dlib's ``resize_image`` (bilinear, rgb) of a uint8 tensor ``(N, H, W, 3)`` to ``nr x nc``, to the pixel."""
     torch = import_torch()
     n, h, w = images.shape[:3]
-    nr, nc = upsampled_size(h, w)
-    left, frac, tops, bottoms, tbs, tail_left, tail_frac = _upsample_plan(h, w, nr, nc)
-    dev = images.device
-    out = torch.empty((n, nr, nc, 3), dtype=torch.uint8, device=dev)
-    img = images.float()
-    top = img.index_select(1, torch.from_numpy(tops).to(dev))
-    bottom = img.index_select(1, torch.from_numpy(bottoms).to(dev))
-    if len(left):
-        # dlib's order of float32 operations: weight products first, then the four terms left to right
-        tb = torch.from_numpy(tbs.astype(np.float32)).to(dev)[:, None, None]
-        itb = torch.from_numpy((1 - tbs).astype(np.float32)).to(dev)[:, None, None]
-        fr = torch.from_numpy(frac).to(dev)[None, :, None]
-        ifr = torch.from_numpy(np.float32(1) - frac).to(dev)[None, :, None]
-        li, ri = torch.from_numpy(left).to(dev), torch.from_numpy(left + 1).to(dev)
-        v = (itb * ifr) * top.index_select(2, li) + (itb * fr) * top.index_select(2, ri)
-        v = v + (tb * ifr) * bottom.index_select(2, li)
-        v = v + (tb * fr) * bottom.index_select(2, ri)
-        out[:, :, :len(left)] = (v.trunc().to(torch.int32) & 255).to(torch.uint8)
-    if len(tail_left):  # the last few columns, in double
-        li = torch.from_numpy(tail_left).to(dev)
-        ri = torch.from_numpy(np.minimum(tail_left + 1, w - 1)).to(dev)
-        lr = torch.from_numpy(tail_frac).to(dev)[None, :, None]
-        tb64 = torch.from_numpy(tbs).to(dev)[:, None, None]
-        top, bottom = top.double(), bottom.double()
-        v = (1 - tb64) * ((1 - lr) * top.index_select(2, li) + lr * top.index_select(2, ri)) \
-            + tb64 * ((1 - lr) * bottom.index_select(2, li) + lr * bottom.index_select(2, ri))
-        out[:, :, len(left):] = v.to(torch.int64).to(torch.uint8)
+    plan = _resize_tensors(h, w, nr, nc, str(images.device))
+    out = torch.empty((n, nr, nc, 3), dtype=torch.uint8, device=images.device)
+    # the rows and columns are gathered as uint8, before the arithmetic: a quarter of the memory
+    top, bottom = images.index_select(1, plan["tops"]), images.index_select(1, plan["bottoms"])
+    simd = plan["left"].numel()
+    if simd:
+        # dlib's order of float32 operations: weight products first (in the plan), then the four
+        # terms left to right; the result truncates to uint8 (it lies in [0, 256))
+        li, ri = plan["left"], plan["right"]
+        v = plan["tl"] * top.index_select(2, li).float() + plan["tr"] * top.index_select(2, ri).float()
+        v += plan["bl"] * bottom.index_select(2, li).float()
+        v += plan["br"] * bottom.index_select(2, ri).float()
+        out[:, :, :simd] = v.to(torch.uint8)
+    if plan["tail_left"].numel():  # the last few columns, in double
+        li, ri = plan["tail_left"], plan["tail_right"]
+        lr, tb64 = plan["tail_frac"], plan["tb64"]
+        v = (1 - tb64) * ((1 - lr) * top.index_select(2, li).double() + lr * top.index_select(2, ri).double()) \
+            + tb64 * ((1 - lr) * bottom.index_select(2, li).double() + lr * bottom.index_select(2, ri).double())
+        out[:, :, simd:] = v.to(torch.int64).to(torch.uint8)
     return out
+
+
+@lru_cache(maxsize=64)
+def _resize_tensors(h: int, w: int, nr: int, nc: int, device: str) -> dict:
+    """:func:`_resize_plan` as tensors on ``device``, with dlib's float32 weight products made once."""
+    torch = import_torch()
+    left, frac, tops, bottoms, tbs, tail_left, tail_frac = _resize_plan(h, w, nr, nc)
+
+    def t(a):
+        return torch.from_numpy(np.ascontiguousarray(a)).to(device)
+
+    tb, itb = tbs.astype(np.float32)[:, None, None], (1 - tbs).astype(np.float32)[:, None, None]
+    fr, ifr = frac[None, :, None], (np.float32(1) - frac)[None, :, None]
+    return {"tops": t(tops), "bottoms": t(bottoms), "left": t(left), "right": t(left + 1),
+            "tl": t(itb * ifr), "tr": t(itb * fr), "bl": t(tb * ifr), "br": t(tb * fr),
+            "tail_left": t(tail_left), "tail_right": t(np.minimum(tail_left + 1, w - 1)),
+            "tail_frac": t(tail_frac[None, :, None]), "tb64": t(tbs[:, None, None])}
 
 
 def pyramid_down_size(nr: int, nc: int) -> tuple[int, int]:

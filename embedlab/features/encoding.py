@@ -11,7 +11,7 @@ import numpy as np
 from embedlab.core.defaults import DEFAULT_DETECTOR
 from embedlab.core.errors import FeatureError, NoFaceFound
 from embedlab.core.io import file_digest
-from embedlab.features import dlib_mmod, dlib_resnet
+from embedlab.features import dlib_hog, dlib_mmod, dlib_resnet
 from embedlab.features.base import EXTRACTORS, FeatureExtractor, check_choice
 from embedlab.features.facerec import import_face_recognition, import_face_recognition_models
 
@@ -19,6 +19,7 @@ DETECTORS = ("hog", "cnn", "none")
 LANDMARKS = ("small", "large")
 ON_MISSING = ("skip", "whole")
 ENGINES = ("torch", "dlib")
+DETECTOR_ENGINES = ("auto", "torch", "dlib")
 
 
 #: the dlib model files face_recognition uses, in face_recognition_models' ``models`` folder
@@ -70,6 +71,12 @@ class FaceEncoding(FeatureExtractor):
     (dlib's MMOD detector, :mod:`embedlab.features.dlib_mmod`); its boxes match
     dlib's but a face right at the detection threshold may come or go, so the
     two engines keep separate cache entries then.
+    detector_engine: who finds the faces: ``auto`` (the torch engine's choice
+    above for ``cnn``; dlib for ``hog``), ``torch`` or ``dlib``. ``torch`` with
+    ``hog`` runs dlib's HOG detector in PyTorch (:mod:`embedlab.features.dlib_hog`):
+    dlib's faces, boxes and scores on the 1,800 real/fake images, but slower than
+    dlib's own on the CPU (``bench/hog.py``), hence not the default. Faces found in
+    PyTorch have their own cache entries.
     device: where the torch engine runs: ``auto`` (CUDA when available), ``cpu`` or ``cuda``.
     """
 
@@ -80,7 +87,8 @@ class FaceEncoding(FeatureExtractor):
                     "face_right": "int32", "face_bottom": "int32", "face_left": "int32"}
 
     def __init__(self, detector: str = DEFAULT_DETECTOR, upsample: int | str = 1, landmarks: str = "small",
-                 jitters: int = 1, on_missing: str = "skip", engine: str = "torch", device: str = "auto"):
+                 jitters: int = 1, on_missing: str = "skip", engine: str = "torch", device: str = "auto",
+                 detector_engine: str = "auto"):
         self.detector = detector
         self.upsample = upsample
         self.landmarks = landmarks
@@ -88,6 +96,7 @@ class FaceEncoding(FeatureExtractor):
         self.on_missing = on_missing
         self.engine = engine
         self.device = device
+        self.detector_engine = detector_engine
 
     def validate(self) -> None:
         check_choice(self, "detector", DETECTORS)
@@ -95,6 +104,7 @@ class FaceEncoding(FeatureExtractor):
         check_choice(self, "on_missing", ON_MISSING)
         check_choice(self, "engine", ENGINES)
         check_choice(self, "device", ("auto", "cpu", "cuda"))
+        check_choice(self, "detector_engine", DETECTOR_ENGINES)
         for p, lo in (("upsample", 0), ("jitters", 1)):
             v = getattr(self, p)
             if p == "upsample" and v == "auto":
@@ -107,7 +117,8 @@ class FaceEncoding(FeatureExtractor):
         params = self.get_params()
         params.pop("engine")  # the engines agree within 1e-4 (tests/test_dlib_resnet.py): one cache
         params.pop("device")
-        if self.detector == "cnn" and self.engine == "torch":
+        params.pop("detector_engine")
+        if self.finds_faces_with() == "torch":
             params["detector_engine"] = "torch"  # its own entries: a face at dlib's threshold may differ
         if self.detector == "none":  # these do not change the output then
             params.pop("upsample")
@@ -119,15 +130,26 @@ class FaceEncoding(FeatureExtractor):
         used = [files["recognition"], files[f"landmarks_{self.landmarks}"]]
         if self.detector == "cnn":
             used.append(files["cnn_detector"])
-        return {Path(p).name: file_digest(p) for p in used}
+        digests = {Path(p).name: file_digest(p) for p in used}
+        if self.detector == "hog" and self.finds_faces_with() == "torch":
+            digests["frontal_face_detector.svm"] = dlib_hog.OFFICIAL_SHA256  # checked when it loads
+        return digests
 
     @property
     def dim(self) -> int:
         return 128
 
+    def finds_faces_with(self) -> str | None:
+        """``torch`` or ``dlib``: who runs the face detector (None with ``detector=none``)."""
+        if self.detector == "none":
+            return None
+        if self.detector_engine != "auto":
+            return self.detector_engine
+        return self.engine if self.detector == "cnn" else "dlib"
+
     def prepare(self) -> None:
         threads = os.environ.get("OMP_NUM_THREADS")  # set per worker process by embedlab.encode
-        uses_torch = self.engine == "torch" and (self.jitters == 1 or self.detector == "cnn")
+        uses_torch = (self.engine == "torch" and self.jitters == 1) or self.finds_faces_with() == "torch"
         if uses_torch and threads:
             import torch
 
@@ -135,8 +157,11 @@ class FaceEncoding(FeatureExtractor):
         if self.engine == "torch" and self.jitters == 1 and not hasattr(self, "_net"):
             self._net = dlib_resnet.load_descriptor_net(device=self.device)
             dlib_resnet.check_against_dlib(self._net)
-        if self.engine == "torch" and self.detector == "cnn" and not hasattr(self, "_detector"):
-            self._detector = dlib_mmod.load_face_detector(device=self.device)
+        if self.finds_faces_with() == "torch" and not hasattr(self, "_detector"):
+            if self.detector == "cnn":
+                self._detector = dlib_mmod.load_face_detector(device=self.device)
+            else:
+                self._detector = dlib_hog.load_face_detector(device=dlib_resnet.resolve_device(self.device))
         self._fr = import_face_recognition()
 
     def locate(self, image: np.ndarray) -> tuple[tuple[int, int, int, int] | None, int]:
