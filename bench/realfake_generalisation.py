@@ -226,6 +226,9 @@ def main() -> None:
     ap.add_argument("--train-fraction", type=float, default=1.0,
                     help="train on this share of each (source, label) group of train (a learning curve's point); "
                          "valid and test unchanged")
+    ap.add_argument("--ship", default=None, metavar="DETECTOR",
+                    help="copy that detector's run trained on every generator (its 'all' fold, e.g. dlib-resnet[e3]) "
+                         "to embedlab/pretrained/real-fake, the model predict --task real-fake uses")
     ap.add_argument("--audit", action="store_true", help="the shortcut audit of the trained runs of --detectors "
                     "and --folds: test images at one size and JPEG quality, recall by group and by image size")
     ap.add_argument("--stack", default=None, help="comma-separated detectors already trained: fit the logistic "
@@ -247,6 +250,14 @@ def main() -> None:
     overrides = {k: json.loads(v) if v[:1] in "-0123456789[{tf" else v
                  for k, v in (p.split("=", 1) for p in args.param)}
     results = json.loads(RESULTS.read_text()).get("results", {}) if RESULTS.is_file() else {}
+    if args.ship:
+        from train_emotion import ship
+
+        ran = results.get(args.ship, {}).get("all")
+        if ran is None or "run" not in ran:
+            raise SystemExit(f"error: {args.ship} has no run trained on every generator; train it first")
+        print(f"shipped {args.ship} to {ship(ROOT / ran['run'], ROOT / 'embedlab' / 'pretrained' / 'real-fake')}")
+        return
     if args.stack:
         stack(args, results, manifest, command)
         return
@@ -353,6 +364,10 @@ def audit(run, manifest: pd.DataFrame, shared: Path, cache_dir: Path) -> dict:
     out["generated_photos_recall"] = {
         col: {str(k): {"n": int(len(g)), "recall": float((g["proba_fake"] >= threshold).mean())}
               for k, g in gp.groupby(col)} for col in ("gender", "ethnicity")}
+    photos = run.predict(str(shared / "face-photos"), cache_dir=str(cache_dir), **options)
+    scored = photos["proba_fake"].notna()
+    out["face_photos"] = {"n": int(len(photos)), "scored": int(scored.sum()),
+                          "real_recall": float((photos.loc[scored, "proba_fake"] < threshold).mean())}
     twins = pd.read_csv(shared / "ffhq-hires" / "twins.csv")
     by_path = pred.assign(key=[str(Path(p).resolve()) for p in pred["path"]]).set_index("key")["proba_fake"]
     pairs = [(by_path.get(str((shared / "ffhq-hires" / a).resolve())), by_path.get(str((shared / b).resolve())))
@@ -382,7 +397,8 @@ def stack(args, results: dict, manifest: pd.DataFrame, command: str) -> None:
             if ran is None or "run" not in ran:
                 raise SystemExit(f"error: {det} has no {fold} run yet; train it first")
             runs[det] = ROOT / ran["run"]
-        name = f"realfake4-stack-{'-'.join(parts)}-{'all' if fold == 'all' else 'without-' + fold}"
+        slug = "-".join(parts).replace("[", "-").replace("]", "")
+        name = f"realfake4-stack-{slug}-{'all' if fold == 'all' else 'without-' + fold}"
         if (Path(args.runs_dir) / name).exists():
             shutil.rmtree(Path(args.runs_dir) / name)
         started = time.time()
