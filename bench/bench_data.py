@@ -59,3 +59,26 @@ def data_or_exit(data: Path) -> Path:
 def table_or_exit(data: Path, limit: int | None = None):
     """:func:`benchmark_table` of a folder that must exist (see :func:`data_or_exit`)."""
     return benchmark_table(data_or_exit(data), limit)
+
+
+def portraits_by_face(folder: Path, cache_dir: Path, distance: float = 0.4, shares=(0.6, 0.2), seed: int = 0):
+    """The SD 1.5 portraits at ``folder``, each with a split drawn by face: portraits whose dlib
+    encodings lie within ``distance`` of each other share one (train, valid, test by ``shares``).
+
+    Returns ``(table with path and split, number of face groups)``, in path order.
+    """
+    import numpy as np
+    from scipy.sparse.csgraph import connected_components
+    from scipy.spatial.distance import cdist
+
+    import embedlab
+
+    portraits = embedlab.encode(folder, "encoding", cache_dir=cache_dir).sort_values("path").reset_index(drop=True)
+    enc = np.stack([v if v is not None else np.full(128, 1e3 * (i + 1)) for i, v in enumerate(portraits["encoding"])])
+    n_groups, group = connected_components(cdist(enc, enc) < distance, directed=False)
+    sizes, share, split_of = np.bincount(group), 0, {}
+    for g in np.random.default_rng(seed).permutation(n_groups):
+        split_of[g] = ("train" if share < shares[0] * len(enc) else
+                       "valid" if share < (shares[0] + shares[1]) * len(enc) else "test")
+        share += sizes[g]
+    return portraits.assign(split=[split_of[g] for g in group])[["path", "split"]], n_groups

@@ -38,7 +38,7 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
 
-from bench_data import SHARED_DATA, data_or_exit, load_average  # noqa: E402
+from bench_data import SHARED_DATA, data_or_exit, load_average, portraits_by_face  # noqa: E402
 
 OUT = ROOT / "results" / "bench"
 MANIFEST = OUT / "realfake-4sources.csv"
@@ -70,10 +70,6 @@ def write_manifest(shared: Path, cache_dir: Path) -> pd.DataFrame:
     """The four-generator manifest, the SD 1.5 portraits split by face; paths relative to the manifest."""
     import os
 
-    from scipy.sparse.csgraph import connected_components
-    from scipy.spatial.distance import cdist
-
-    import embedlab
     from embedlab import datasets
 
     frames = []
@@ -81,16 +77,9 @@ def write_manifest(shared: Path, cache_dir: Path) -> pd.DataFrame:
         t = datasets.load(shared / folder)
         t = t.assign(origin=origin, source=np.where(t["label"] == "fake", source, ""))
         frames.append(t[["path", "label", "split", "source", "origin"]])
-    portraits = embedlab.encode(shared / "synthetic-emotions", "encoding", cache_dir=cache_dir)
-    portraits = portraits.sort_values("path").reset_index(drop=True)
-    enc = np.stack([v if v is not None else np.full(128, 1e3 * (i + 1)) for i, v in enumerate(portraits["encoding"])])
-    n_groups, group = connected_components(cdist(enc, enc) < 0.4, directed=False)
-    sizes, share, split_of = np.bincount(group), 0, {}
-    for g in np.random.default_rng(0).permutation(n_groups):
-        split_of[g] = "train" if share < 0.6 * len(enc) else "valid" if share < 0.8 * len(enc) else "test"
-        share += sizes[g]
-    frames.append(pd.DataFrame({"path": portraits["path"], "label": "fake",
-                                "split": [split_of[g] for g in group], "source": "sd15", "origin": "sd-256"}))
+    portraits, _ = portraits_by_face(shared / "synthetic-emotions", cache_dir)
+    frames.append(portraits.assign(label="fake", source="sd15", origin="sd-256")[
+        ["path", "label", "split", "source", "origin"]])
     table = pd.concat(frames, ignore_index=True)
     table["path"] = [os.path.relpath(p, MANIFEST.parent) for p in table["path"]]
     MANIFEST.parent.mkdir(parents=True, exist_ok=True)

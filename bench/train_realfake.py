@@ -30,6 +30,9 @@ import numpy as np
 import pandas as pd
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "bench"))
+
+from bench_data import portraits_by_face  # noqa: E402
 SHARED = ROOT.parent / "shared" / "data"
 OUT = ROOT / "results" / "bench"
 TARGETS = {"stylegan_auc": 0.99, "stylegan_accuracy": 0.95, "sd15_auc": 0.95}
@@ -66,11 +69,6 @@ SCORED = {"stylegan": ("ffhq-256", "ffhq-256"), "stylegan2": ("tpdne-128", "tpdn
 
 def write_manifest(path: Path, cache_dir: Path) -> pd.DataFrame:
     """The three-source manifest, the portraits split by face."""
-    from scipy.sparse.csgraph import connected_components
-    from scipy.spatial.distance import cdist
-
-    import embedlab
-
     rows = []
     for split in ("train", "valid", "test"):
         for label in ("real", "fake"):
@@ -78,15 +76,8 @@ def write_manifest(path: Path, cache_dir: Path) -> pd.DataFrame:
                                             "ffhq-256"), (SHARED / "stylegan2-tpdne", "stylegan2", "tpdne-128")):
                 for p in sorted((folder / split / label).glob("*.jpg")):
                     rows.append((str(p), label, split, source if label == "fake" else "", origin))
-    portraits = embedlab.encode(SHARED / "synthetic-emotions", "encoding", cache_dir=cache_dir)
-    portraits = portraits.sort_values("path").reset_index(drop=True)
-    enc = np.stack([v if v is not None else np.full(128, 1e3 * (i + 1)) for i, v in enumerate(portraits["encoding"])])
-    n_groups, group = connected_components(cdist(enc, enc) < 0.4, directed=False)
-    sizes, share, split_of = np.bincount(group), 0, {}
-    for g in np.random.default_rng(0).permutation(n_groups):
-        split_of[g] = "train" if share < 0.6 * len(enc) else "valid" if share < 0.8 * len(enc) else "test"
-        share += sizes[g]
-    rows += [(p, "fake", split_of[g], "sd15", "sd-256") for p, g in zip(portraits["path"], group)]
+    portraits, n_groups = portraits_by_face(SHARED / "synthetic-emotions", cache_dir)
+    rows += [(p, "fake", split, "sd15", "sd-256") for p, split in zip(portraits["path"], portraits["split"])]
     table = pd.DataFrame(rows, columns=["path", "label", "split", "source", "origin"])
     path.parent.mkdir(parents=True, exist_ok=True)
     table.to_csv(path, index=False)
