@@ -82,3 +82,23 @@ def portraits_by_face(folder: Path, cache_dir: Path, distance: float = 0.4, shar
                        "valid" if share < (shares[0] + shares[1]) * len(enc) else "test")
         share += sizes[g]
     return portraits.assign(split=[split_of[g] for g in group])[["path", "split"]], n_groups
+
+
+def parse_value(text: str):
+    """A ``-p KEY=VALUE`` value: JSON where ``text`` is JSON (numbers, booleans, lists), else the text itself."""
+    import json
+
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def epoch_printer(name: str):
+    """A training progress callback that prints one line per epoch, headed by ``name``."""
+    def progress(done, total, info):
+        if info.get("end_of_epoch"):
+            print(f"{name} epoch {info['epoch']}/{info['epochs']}: train loss {info['train_loss']:.3f} "
+                  f"acc {info['train_acc']:.3f}, val loss {info['val_loss']:.3f} acc {info['val_acc']:.3f}, "
+                  f"{info['seconds']:.0f} s", flush=True)
+    return progress

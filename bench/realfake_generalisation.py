@@ -38,7 +38,8 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
 
-from bench_data import SHARED_DATA, data_or_exit, load_average, portraits_by_face  # noqa: E402
+from bench_data import (SHARED_DATA, data_or_exit, epoch_printer, load_average, parse_value,  # noqa: E402
+                        portraits_by_face)
 
 OUT = ROOT / "results" / "bench"
 MANIFEST = OUT / "realfake-4sources.csv"
@@ -236,8 +237,7 @@ def main() -> None:
     if args.train_fraction < 1:
         data = subsampled(manifest, args.train_fraction)
         args.tag = args.tag or f"train{args.train_fraction:g}"
-    overrides = {k: json.loads(v) if v[:1] in "-0123456789[{tf" else v
-                 for k, v in (p.split("=", 1) for p in args.param)}
+    overrides = {k: parse_value(v) for k, v in (p.split("=", 1) for p in args.param)}
     results = json.loads(RESULTS.read_text()).get("results", {}) if RESULTS.is_file() else {}
     if args.ship:
         from train_emotion import ship
@@ -273,16 +273,10 @@ def main() -> None:
                 run = embedlab.fit(data, recipe["features"], recipe["model"], runs_dir=args.runs_dir, name=name,
                                    cache_dir=args.cache_dir, leave_out=leave_out, command=command)
             else:
-                def progress(done, total, info, name=name):
-                    if info.get("end_of_epoch"):
-                        print(f"{name} epoch {info['epoch']}/{info['epochs']}: train loss {info['train_loss']:.3f} "
-                              f"acc {info['train_acc']:.3f}, val loss {info['val_loss']:.3f} acc {info['val_acc']:.3f}, "
-                              f"{info['seconds']:.0f} s", flush=True)
-
                 params = {**recipe["params"], "bf16": True, "workers_threads": args.threads, **overrides}
                 run = embedlab.fit(data, model=recipe["model"], params=params, runs_dir=args.runs_dir, name=name,
                                    cache_dir=args.cache_dir, epochs=args.epochs or recipe["epochs"],
-                                   resume=args.resume and folder.is_dir(), on_progress=progress,
+                                   resume=args.resume and folder.is_dir(), on_progress=epoch_printer(name),
                                    leave_out=leave_out, command=command)
             seconds = round(time.time() - started, 1)
             previous = results.get(key, {}).get(fold, {})

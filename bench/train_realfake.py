@@ -32,7 +32,7 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
 
-from bench_data import portraits_by_face  # noqa: E402
+from bench_data import epoch_printer, parse_value, portraits_by_face  # noqa: E402
 SHARED = ROOT.parent / "shared" / "data"
 OUT = ROOT / "results" / "bench"
 TARGETS = {"stylegan_auc": 0.99, "stylegan_accuracy": 0.95, "sd15_auc": 0.95}
@@ -130,14 +130,6 @@ def table(results: dict) -> str:
     return "\n".join(lines)
 
 
-def parse_value(text: str):
-    """A JSON value where ``text`` is one (numbers, booleans, lists), else the text itself."""
-    try:
-        return json.loads(text)
-    except ValueError:
-        return text
-
-
 def loso_table(results: dict) -> str:
     """Trained on every source, or without one, against each source's test ROC AUC."""
     lines = ["| detector | trained on | " + " | ".join(f"{s} AUC" for s in SCORED) + " |",
@@ -193,17 +185,11 @@ def main() -> None:
             run = embedlab.fit(manifest_path, recipe["features"], "svm", runs_dir=args.runs_dir, name=run_name,
                                cache_dir=args.cache_dir, seed=args.seed, leave_out=args.leave_out, command=command)
         else:
-            def progress(done, total, info, name=name):
-                if info.get("end_of_epoch"):
-                    print(f"{name} epoch {info['epoch']}/{info['epochs']}: train loss {info['train_loss']:.3f} "
-                          f"acc {info['train_acc']:.3f}, val loss {info['val_loss']:.3f} acc {info['val_acc']:.3f}, "
-                          f"{info['seconds']:.0f} s", flush=True)
-
             params = {**recipe["params"], "bf16": args.device != "cuda", "workers_threads": args.threads,
                       **overrides}
             run = embedlab.fit(manifest_path, model=recipe["model"], params=params, runs_dir=args.runs_dir,
                                name=run_name, cache_dir=args.cache_dir, seed=args.seed, device=args.device,
-                               epochs=args.epochs or recipe["epochs"], resume=args.resume, on_progress=progress,
+                               epochs=args.epochs or recipe["epochs"], resume=args.resume, on_progress=epoch_printer(name),
                                leave_out=args.leave_out, command=command)
         valid = run.metrics["sets"].get("valid", {})
         per_source = [v["roc_auc"] for v in (valid.get("per_source") or {}).values() if v.get("roc_auc") is not None]

@@ -116,13 +116,10 @@ def load_stacked_run(path: str | os.PathLike) -> StackedRun:
 
 def _joined(runs: Mapping[str, Run], positive: str) -> pd.DataFrame:
     """Every component's stored P(positive) per (set, path), one column per component."""
-    frames = []
-    for name, run in runs.items():
-        pred = run.predictions()
-        frames.append(pred.set_index(["set", "path"])[[f"proba_{positive}"]].rename(
-            columns={f"proba_{positive}": name}))
-    scores = pd.concat(frames, axis=1)
-    rows = pd.concat([r.predictions().set_index(["set", "path"]) for r in runs.values()])
+    stored = {name: run.predictions().set_index(["set", "path"]) for name, run in runs.items()}
+    scores = pd.concat([pred[[f"proba_{positive}"]].rename(columns={f"proba_{positive}": name})
+                        for name, pred in stored.items()], axis=1)
+    rows = pd.concat(stored.values())
     rows = rows[~rows.index.duplicated()][[c for c in ("image_id", "hash", "label", "source") if c in rows]]
     return scores.join(rows)
 

@@ -40,7 +40,8 @@ import numpy as np
 
 from embedlab.core.errors import FeatureError
 from embedlab.features.dlib_format import Stream, check_file_end, read_model_bytes
-from embedlab.features.dlib_mmod import _overlaps, _rect_down, box_iou, resize_batch, upsample_batch
+from embedlab.features.dlib_mmod import (box_iou, boxes_overlap, images_by_shape, rect_down, resize_batch,
+                                         upsample_batch)
 from embedlab.features.dlib_resnet import import_torch
 
 __all__ = ["HogDetector", "box_iou", "dlib_detections", "fhog_features", "load_face_detector",
@@ -389,7 +390,7 @@ class HogDetector:
         found.sort(key=lambda t: -t[0])
         kept: list[tuple[int, int, int, int, float]] = []
         for conf, _, b in found:
-            if not any(_overlaps(k, b, w.nms_iou, w.nms_covered) for k in kept):
+            if not any(boxes_overlap(k, b, w.nms_iou, w.nms_covered) for k in kept):
                 kept.append((int(b[0]), int(b[1]), int(b[2]), int(b[3]), conf))
         return kept
 
@@ -404,12 +405,7 @@ class HogDetector:
         """
         torch = import_torch()
         results: list = [None] * len(images)
-        groups: dict[tuple, list[int]] = {}
-        for i, image in enumerate(images):
-            image = np.asarray(image)
-            if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-                raise FeatureError(f"the face detector takes uint8 RGB images (H, W, 3), got {image.dtype} {image.shape}")
-            groups.setdefault(image.shape, []).append(i)
+        groups = images_by_shape(images)
         with torch.inference_mode():
             for shape, idx in groups.items():
                 for start in range(0, len(idx), batch_size):
@@ -424,7 +420,7 @@ class HogDetector:
                     maps = self.score_maps(batch)
                     for j, i in enumerate(part):
                         boxes = self._boxes([None if m is None else m[j] for m in maps], adjust_threshold)
-                        results[i] = [_rect_down(b, upsample) for b in boxes]
+                        results[i] = [rect_down(b, upsample) for b in boxes]
         return results
 
 

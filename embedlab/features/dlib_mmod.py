@@ -400,7 +400,7 @@ class FaceDetector:
         box = np.floor(box + 0.5).astype(np.int64)
         kept: list[tuple[int, int, int, int, float]] = []
         for b, c in zip(box, conf):
-            if not any(_overlaps(k, b, self.weights.nms_iou, self.weights.nms_covered) for k in kept):
+            if not any(boxes_overlap(k, b, self.weights.nms_iou, self.weights.nms_covered) for k in kept):
                 kept.append((int(b[0]), int(b[1]), int(b[2]), int(b[3]), float(c)))
         return kept
 
@@ -428,12 +428,7 @@ class FaceDetector:
         if batch_size is None:
             batch_size = BATCH_SIZE if self.device == "cpu" else 64
         results: list = [None] * len(images)
-        groups: dict[tuple, list[int]] = {}
-        for i, image in enumerate(images):
-            image = np.asarray(image)
-            if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-                raise FeatureError(f"the face detector takes uint8 RGB images (H, W, 3), got {image.dtype} {image.shape}")
-            groups.setdefault(image.shape, []).append(i)
+        groups = images_by_shape(images)
         for shape, idx in groups.items():
             if min(shape[:2]) < 2:
                 for i in idx:
@@ -441,7 +436,7 @@ class FaceDetector:
                 continue
             scores, rects = self.score_maps(np.stack([np.asarray(images[i]) for i in idx]), batch_size, upsample)
             for i, s in zip(idx, scores):
-                results[i] = [_rect_down(b, upsample) for b in self._boxes(s, rects)]
+                results[i] = [rect_down(b, upsample) for b in self._boxes(s, rects)]
         return results
 
 
@@ -453,7 +448,19 @@ def _nearest_rect(rects, px: np.ndarray, py: np.ndarray) -> np.ndarray:
     return np.argmin(np.hypot(dx, dy), axis=1)  # first of the minima: a containing level has distance 0
 
 
-def _overlaps(a, b, iou: float, covered: float) -> bool:
+def images_by_shape(images: Sequence) -> dict[tuple, list[int]]:
+    """The positions of ``images`` grouped by shape, so that each group is scanned as one batch;
+    each must be a uint8 RGB image."""
+    groups: dict[tuple, list[int]] = {}
+    for i, image in enumerate(images):
+        image = np.asarray(image)
+        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+            raise FeatureError(f"the face detector takes uint8 RGB images (H, W, 3), got {image.dtype} {image.shape}")
+        groups.setdefault(image.shape, []).append(i)
+    return groups
+
+
+def boxes_overlap(a, b, iou: float, covered: float) -> bool:
     """dlib's ``test_box_overlap`` on inclusive integer rectangles."""
     w = min(a[2], b[2]) - max(a[0], b[0]) + 1
     h = min(a[3], b[3]) - max(a[1], b[1]) + 1
@@ -465,7 +472,7 @@ def _overlaps(a, b, iou: float, covered: float) -> bool:
     return inner / (area_a + area_b - inner) > iou or inner / area_a > covered or inner / area_b > covered
 
 
-def _rect_down(box, levels: int):
+def rect_down(box, levels: int):
     """Undo ``levels`` upsamplings: dlib's ``pyramid_down<2>.rect_down``, rounded."""
     left, top, right, bottom, conf = box
     for _ in range(levels):
