@@ -56,7 +56,7 @@ def inspect(
         return
 
     console.print(f"[bold]{shown(report.root)}[/bold]  layout [cyan]{report.layout}[/cyan]  "
-                  f"{report.n_images} images", highlight=False)
+                  f"{report.n_images} images", highlight=False, soft_wrap=True)
     counts = _label_table("Images per label and split", report.counts.assign(total=report.counts.sum(axis=1)), str)
     counts.add_row("[bold]total", *(f"[bold]{int(v)}" for v in report.counts.sum().tolist()),
                    f"[bold]{report.n_images}")
