@@ -20,7 +20,7 @@ always all there). Each run is scored on test: every generator's fakes against a
 (ROC AUC with a bootstrap 95% interval, TPR at 1% and 5% FPR), and the real recall per origin at
 the run's threshold (chosen on valid for 1% FPR). The left-out figures are the ones that say
 how a detector meets a new generator; their mean and minimum select a detector. Results go to
-``results/bench/realfake_generalisation.json`` and a Markdown table beside it.
+``results/bench/realfake.json`` and a Markdown table beside it.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ from bench_data import (SHARED_DATA, data_or_exit, epoch_printer, load_average, 
 
 OUT = ROOT / "results" / "bench"
 MANIFEST = OUT / "realfake-4sources.csv"
-RESULTS = OUT / "realfake_generalisation.json"
+RESULTS = OUT / "realfake.json"
 GENERATORS = ("stylegan", "stylegan2", "generated-photos", "sd15")
 FOLDS = ("all", *GENERATORS)
 TARGETS = {"in_distribution_auc": 0.99, "left_out_gan_auc": 0.95, "left_out_sd15_auc": 0.85,

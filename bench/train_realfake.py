@@ -13,8 +13,8 @@ The data is one manifest (written to results/bench/realfake-sources.csv) over th
 Every detector is scored on each test set against the reals of the same dataset (StyleGAN and
 StyleGAN2 against their own FFHQ reals, the portraits against the 256 px FFHQ reals): ROC AUC and
 accuracy at the run's threshold, with bootstrap 95% intervals, and the training time. The SVM on
-encodings is the baseline. Figures go to results/bench/realfake.json and a Markdown table to
-results/bench/realfake.md. ``--leave-out sd15`` trains without that source and scores it.
+encodings is the baseline. Figures go to results/bench/realfake_3sources.json and a Markdown table to
+results/bench/realfake_3sources.md. ``--leave-out sd15`` trains without that source and scores it.
 """
 
 from __future__ import annotations
@@ -174,7 +174,7 @@ def main() -> None:
     overrides = {k: parse_value(v) for k, v in (p.split("=", 1) for p in args.param)}
     suffix = args.suffix + (f"-without-{args.leave_out}" if args.leave_out else "")
     results = {}
-    previous_results = json.loads((OUT / "realfake.json").read_text()) if (OUT / "realfake.json").is_file() else {}
+    previous_results = json.loads((OUT / "realfake_3sources.json").read_text()) if (OUT / "realfake_3sources.json").is_file() else {}
     for name in [d.strip() for d in args.detectors.split(",") if d.strip()]:
         recipe = DETECTORS[name]
         run_name = f"realfake-{name}{suffix}"
@@ -204,13 +204,13 @@ def main() -> None:
         r = results[name + suffix]
         print(f"{name}: " + ", ".join(f"{s} AUC {r[s]['roc_auc']:.3f} acc {r[s]['accuracy']:.3f}"
                                        for s in SCORED if s in r), flush=True)
-        out = OUT / "realfake.json"
+        out = OUT / "realfake_3sources.json"
         previous = json.loads(out.read_text()) if out.is_file() else {}
         previous = {k: v for k, v in previous.items() if isinstance(v, dict) and "stylegan" in v}
         out.write_text(json.dumps({**previous, **results, "targets": TARGETS}, indent=2))
-    done = {k: v for k, v in json.loads((OUT / "realfake.json").read_text()).items() if k != "targets"}
+    done = {k: v for k, v in json.loads((OUT / "realfake_3sources.json").read_text()).items() if k != "targets"}
     everything = {k: v for k, v in done.items() if "-without-" not in k}
-    (OUT / "realfake.md").write_text(table(everything) + "\n\n" + loso_table(dict(sorted(done.items()))) + "\n")
+    (OUT / "realfake_3sources.md").write_text(table(everything) + "\n\n" + loso_table(dict(sorted(done.items()))) + "\n")
     print(table(results))
     if args.ship:
         sys.path.insert(0, str(ROOT / "bench"))

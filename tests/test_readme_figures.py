@@ -207,11 +207,11 @@ def test_the_frozen_layer_figures_are_the_benchmarks():
 
 def test_the_generalisation_table_is_the_benchmarks():
     """Every row of the leave-one-generator-out table (bench/realfake_generalisation.py) stands in the README."""
-    rows = [ln for ln in (BENCH / "realfake_generalisation.md").read_text().splitlines() if ln.startswith("| ")]
+    rows = [ln for ln in (BENCH / "realfake.md").read_text().splitlines() if ln.startswith("| ")]
     assert len(rows) > 2
     for row in rows:
         assert row in README, row
-    summary = bench("realfake_generalisation.json")["summary"]
+    summary = bench("realfake.json")["summary"]
     for det, s in summary.items():
         if s["left_out_mean"] is not None and f"`{det}`" in README:
             assert f"{s['left_out_mean']:.3f}" in README, det
