@@ -118,3 +118,47 @@ def split_roles(table: pd.DataFrame, valid_fraction: float, seed: int) -> tuple[
         roles[picked] = "valid"
         how = {**how, "valid": {"source": "stratified", "fraction": valid_fraction, "seed": seed}}
     return roles, how
+
+
+def split_by_identity(encodings, distance: float = 0.6, shares: tuple[float, float, float] = (0.6, 0.2, 0.2),
+                      seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Train/valid/test for images of faces that repeat, decided by identity, not by file.
+
+    Faces whose encodings (``(n, 128)``; a row of NaN or ``None`` for an image without a face)
+    lie within ``distance`` of each other are one identity, and so, transitively, are chains of
+    them: an identity's images all go to one split, so no face is scored on a twin it learned.
+    Identities are placed largest first, each into the split furthest below its share of
+    ``shares`` (train, valid, test); ``seed`` orders identities of one size. An image without an
+    encoding is an identity of its own. Returns ``(split per image, identity number per image)``.
+
+    >>> enc = np.array([[0.0, 0], [0.1, 0], [0.2, 0], [5.0, 0], [5.05, 0], [9, 9]])
+    >>> splits, ids = split_by_identity(enc, distance=0.6, shares=(0.5, 0.2, 0.3))
+    >>> splits.tolist(), ids.tolist()
+    (['train', 'train', 'train', 'test', 'test', 'valid'], [0, 0, 0, 1, 1, 2])
+    """
+    from scipy.sparse.csgraph import connected_components
+    from scipy.spatial.distance import cdist
+
+    rows = [np.full(np.shape(next((e for e in encodings if e is not None), [np.nan]))[-1], np.nan)
+            if e is None else np.asarray(e, dtype=float) for e in encodings]
+    enc = np.atleast_2d(np.stack(rows)) if rows else np.zeros((0, 1))
+    if not 0 < distance:
+        raise ValueError(f"distance={distance}: a positive dlib distance, e.g. 0.6")
+    if len(shares) != 3 or min(shares) < 0 or not np.isclose(sum(shares), 1.0):
+        raise ValueError(f"shares={shares}: three non-negative shares (train, valid, test) that sum to 1")
+    if len(enc) == 0:
+        return np.array([], dtype=object), np.array([], dtype=int)
+    near = cdist(enc, enc) < distance  # NaN rows are near nothing, themselves included
+    np.fill_diagonal(near, True)
+    n_ids, ids = connected_components(near, directed=False)
+    sizes = np.bincount(ids, minlength=n_ids)
+    tie = np.random.default_rng(seed).permutation(n_ids)
+    target, filled = np.asarray(shares, dtype=float) * len(enc), np.zeros(3)
+    split_of = np.empty(n_ids, dtype=object)
+    for i in sorted(range(n_ids), key=lambda i: (-sizes[i], tie[i])):
+        j = int(np.argmax(target - filled))
+        split_of[i] = SPLITS[j]
+        filled[j] += sizes[i]
+    # identities numbered in order of first appearance, so the numbers read like the rows
+    first = {g: k for k, g in enumerate(dict.fromkeys(ids.tolist()))}
+    return split_of[ids], np.array([first[g] for g in ids])
