@@ -179,6 +179,25 @@ def start_run(data, spec: NetworkSpec, p: dict[str, Any], *, eval_on: list[str],
     return NetworkFit(spec, p, table, roles, classes, task, positive, folder, params_json, seed, dev)
 
 
+def start_from(module, folder: str | os.PathLike, spec: NetworkSpec, classes: list[str]) -> None:
+    """Load the weights of the run at ``folder`` into ``module``: fine-tuning starts where it ended.
+
+    The run must be of the same network with the same classes, in the same order."""
+    import torch
+
+    earlier = load_network_run(folder)
+    where = f"init_from={str(folder)!r}"
+    if earlier.spec.name != spec.name:
+        raise ModelError(f"{where}: that run trained {earlier.spec.name}, not {spec.name}")
+    if list(earlier.classes) != list(classes):
+        raise ModelError(f"{where}: that run's classes {list(earlier.classes)} differ from this data's {list(classes)}")
+    path = Path(folder) / MODEL_FILE
+    try:
+        module.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    except Exception as exc:
+        raise ModelError(f"{where}: cannot load {path} into {spec.name} with these settings ({exc})") from None
+
+
 def new_run_folder(folder: Path) -> None:
     """Make the folder of a new run; refuse one that holds a run (or a run stopped before its first epoch)."""
     if folder.exists() and any(folder.iterdir()):
@@ -316,6 +335,8 @@ def fit_network(data, network: str, params: dict[str, Any] | None = None,
         with torch.random.fork_rng():
             torch.manual_seed(seed)
             module = build_module(spec, p, n_out)
+        if p.get("init_from") and started is None:  # a resumed run continues from its own last.pt
+            start_from(module, p["init_from"], spec, run.classes)
     except BaseException:
         if started is None and parallel.is_main():
             remove_unstarted_run(run.folder)

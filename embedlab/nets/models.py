@@ -40,6 +40,7 @@ TRAINING_DEFAULTS: dict[str, Any] = {
     "label_smoothing": 0.0,
     "balance": "weights",      # weights | sampler | sources (each source of fakes drawn equally) | none
     "balance_power": 0.5,      # class weight = (n / count) ** power, normalised
+    "source_power": 1.0,       # balance=sources: a source's draws ~ (class size / its count) ** power; 0 = as counted
     "augment": True,
     "flip": True,
     "rotate": 10.0,            # degrees
@@ -55,6 +56,7 @@ TRAINING_DEFAULTS: dict[str, Any] = {
     "bf16": False,             # bfloat16 autocast on the CPU (avx512_bf16 / AMX machines)
     "tta_flip": False,         # predictions average each image and its mirror image
     "workers_threads": 0,      # torch threads; 0 = leave torch's default
+    "init_from": None,         # a run folder of the same network and classes whose weights training starts from
 }
 
 

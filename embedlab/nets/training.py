@@ -207,22 +207,29 @@ def class_weights(labels: np.ndarray, n_classes: int, power: float) -> np.ndarra
     return w * len(labels) / max((w * counts).sum(), 1e-12)
 
 
-def source_weights(labels: np.ndarray, groups: np.ndarray, n_classes: int, power: float) -> np.ndarray:
-    """Per-row sampling weights: each class its ``class_weights`` share, split evenly among its sources.
+def source_weights(labels: np.ndarray, groups: np.ndarray, n_classes: int, power: float,
+                   source_power: float = 1.0) -> np.ndarray:
+    """Per-row sampling weights: each class its ``class_weights`` share, split among its sources.
 
-    ``groups`` numbers each row's (label, source); a rare generator is drawn as often as a common one.
+    ``groups`` numbers each row's (label, source). With ``source_power`` 1 a rare source is drawn as
+    often as a common one; below 1 it is drawn more than its count alone gives, but less than
+    evenly (a source's rows weigh ``(class rows / (sources * its rows)) ** source_power``).
 
     >>> w = source_weights(np.array([0, 0, 1, 1, 1, 1]), np.array([0, 0, 1, 1, 1, 2]), 2, 1.0)
     >>> (w / w.sum()).round(3).tolist()
     [0.25, 0.25, 0.083, 0.083, 0.083, 0.25]
+    >>> w = source_weights(np.array([0, 0, 1, 1, 1, 1]), np.array([0, 0, 1, 1, 1, 2]), 2, 1.0, source_power=0.0)
+    >>> (w / w.sum()).round(3).tolist()
+    [0.25, 0.25, 0.125, 0.125, 0.125, 0.125]
     """
     per_class = class_weights(labels, n_classes, power)[labels]
     w = np.empty(len(labels))
     for c in np.unique(labels):
         rows = labels == c
         kinds, counts = np.unique(groups[rows], return_counts=True)
-        share = dict(zip(kinds, rows.sum() / (len(kinds) * counts)))
-        w[rows] = per_class[rows] * np.array([share[g] for g in groups[rows]])
+        share = dict(zip(kinds, (rows.sum() / (len(kinds) * counts)) ** source_power))
+        per_row = np.array([share[g] for g in groups[rows]])
+        w[rows] = per_class[rows] * per_row * rows.sum() / per_row.sum()  # the class keeps its share
     return w
 
 
@@ -411,7 +418,7 @@ def train_loop(module, spec: NetworkSpec, p: dict[str, Any], task: str, n_classe
         sample_p = torch.tensor(w / w.sum(), dtype=torch.float64)
     elif p["balance"] == "sources":
         groups = train.groups if train.groups is not None else y
-        w = source_weights(y, groups, n_classes, float(p["balance_power"]))
+        w = source_weights(y, groups, n_classes, float(p["balance_power"]), float(p["source_power"]))
         sample_p = torch.tensor(w / w.sum(), dtype=torch.float64)
     loss_fn = loss_function(task, weights, float(p["label_smoothing"]), device, positive_index)
     val_loss_fn = loss_function(task, None, 0.0, device, positive_index)
