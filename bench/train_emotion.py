@@ -5,6 +5,14 @@
     .venv/bin/python bench/train_emotion.py --network emotion-cnn --epochs 30 --no-ship
     .venv/bin/python bench/train_emotion.py --resume ...      # after an interruption
     .venv/bin/python bench/train_emotion.py --ship-only       # copy the run folder as it is now
+    .venv/bin/python bench/train_emotion.py --recipe emotion-adapted ...   # FER-2013 and generated portraits
+
+Two recipes ship. ``emotion`` learns from FER-2013 only. ``emotion-adapted`` also learns from
+the generated portraits of ``synthetic-emotions``: they are split by identity (portraits whose
+dlib encodings lie within 0.6 of each other, chained, share one split; see
+``embedlab.datasets.splits.split_by_identity``) into train, valid and a test share the model never
+sees; the manifest of both sets lands in results/bench/emotion-adapted.csv, and the split (each
+portrait's, with its figures) in results/bench/emotion_identity_split.json.
 
 ``-p key=value`` sets any parameter of the network (``embedlab fit --help`` and
 ``NETWORKS.create(NAME).resolve()`` list them).
@@ -29,6 +37,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared" / "data"
 PRETRAINED = ROOT / "embedlab" / "pretrained" / "emotion"
+#: where each recipe ships, and the summary of its training
+RECIPES = {"emotion": (PRETRAINED, ROOT / "results" / "bench" / "emotion_train.json"),
+           "emotion-adapted": (PRETRAINED.with_name("emotion-adapted"),
+                               ROOT / "results" / "bench" / "emotion_adapted_train.json")}
+ADAPTED_MANIFEST = ROOT / "results" / "bench" / "emotion-adapted.csv"
+IDENTITY_SPLIT = ROOT / "results" / "bench" / "emotion_identity_split.json"
+#: identity split of the portraits: the distance face_recognition calls one person, and the shares
+#: (train, valid, test); test gets more than valid because the largest identities come first
+IDENTITY_DISTANCE, IDENTITY_SHARES = 0.6, (0.6, 0.15, 0.25)
 #: files of a run folder that ship (no optimiser checkpoint, no crops)
 SHIPPED = ("params.json", "metrics.json", "history.csv", "model.pt", "predictions.parquet")
 
@@ -100,9 +117,49 @@ def ship(run_dir: Path, dest: Path = PRETRAINED, max_mb: float = 30.0) -> Path:
     return dest
 
 
+def adapted_manifest(fer: Path, portraits: Path, cache_dir: Path, seed: int = 0) -> Path:
+    """FER-2013 (valid carved from train as a FER-only run carves it) and the portraits split by
+    identity, in one manifest whose ``source`` says which set each image came from."""
+    import numpy as np
+    import pandas as pd
+
+    import embedlab
+    from embedlab import datasets
+    from embedlab.datasets.splits import split_by_identity, split_roles
+
+    table = datasets.load(fer)
+    roles, _ = split_roles(table, 0.1, seed)
+    fer_rows = table.assign(split=roles.to_numpy(), source="fer2013", origin="fer2013")
+    faces = embedlab.encode(portraits, "encoding", cache_dir=cache_dir).sort_values("path").reset_index(drop=True)
+    splits, ids = split_by_identity(list(faces["encoding"]), IDENTITY_DISTANCE, IDENTITY_SHARES, seed)
+    portrait_rows = faces.assign(split=splits, source="synthetic-emotions", origin="synthetic-emotions")
+    manifest = pd.concat([fer_rows, portrait_rows], ignore_index=True)[["path", "label", "split", "source", "origin"]]
+    manifest["path"] = [os.path.relpath(p, ADAPTED_MANIFEST.parent) for p in manifest["path"]]
+    ADAPTED_MANIFEST.parent.mkdir(parents=True, exist_ok=True)
+    manifest.to_csv(ADAPTED_MANIFEST, index=False)
+    counts = portrait_rows.groupby(["split", "label"]).size().unstack(fill_value=0)
+    record = {"distance": IDENTITY_DISTANCE, "shares": list(IDENTITY_SHARES), "seed": seed,
+              "portraits": len(faces), "without_a_face": int(faces["encoding"].isna().sum()),
+              "identities": int(np.unique(ids).size),
+              "largest_identities": sorted(np.bincount(ids).tolist(), reverse=True)[:5],
+              "per_split": {split: {k: int(v) for k, v in row.items()} for split, row in counts.iterrows()},
+              "manifest": str(ADAPTED_MANIFEST.relative_to(ROOT)),
+              # each portrait's split by its path under the portraits folder: what the benchmarks score on
+              "split_of": {Path(path).resolve().relative_to(Path(portraits).resolve()).as_posix(): split
+                           for path, split in zip(faces["path"], splits)}}
+    IDENTITY_SPLIT.write_text(json.dumps(record, indent=2))
+    print(f"{ADAPTED_MANIFEST.relative_to(ROOT)}: {len(manifest)} images; portraits by identity: "
+          + json.dumps(record["per_split"]), flush=True)
+    return ADAPTED_MANIFEST
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--recipe", choices=tuple(RECIPES), default="emotion",
+                    help="emotion: FER-2013 only; emotion-adapted: FER-2013 and the portraits' train share")
     ap.add_argument("--data", default=str(SHARED / "fer2013"))
+    ap.add_argument("--portraits", default=str(SHARED / "synthetic-emotions"),
+                    help="emotion-adapted: the generated portraits split by identity")
     ap.add_argument("--eval-on", default=str(SHARED / "synthetic-emotions"),
                     help="a labelled set scored whole after training ('none': no such set)")
     ap.add_argument("--network", default="dlib-resnet")
@@ -121,8 +178,10 @@ def main() -> None:
     ap.add_argument("--no-ship", action="store_true", help="train and score, but leave the shipped model alone")
     args = ap.parse_args()
 
-    args.name = args.name or f"fer2013-{args.network}"
+    args.name = args.name or (f"fer2013-{args.network}" if args.recipe == "emotion" else
+                              f"emotion-adapted-{args.network}")
     run_dir = Path(args.runs_dir) / args.name
+    dest, summary_file = RECIPES[args.recipe]
     if not args.ship_only:
         import torch
 
@@ -146,7 +205,11 @@ def main() -> None:
                       f"acc {info['train_acc']:.3f}, val loss {info['val_loss']:.3f} acc {info['val_acc']:.3f}, "
                       f"lr {info['lr']:.2e}, {info['seconds']:.0f} s", flush=True)
 
-        run = fit_network(args.data, args.network, params, eval_on=[] if args.eval_on == "none" else [args.eval_on], runs_dir=args.runs_dir,
+        data, eval_on = args.data, [] if args.eval_on == "none" else [args.eval_on]
+        if args.recipe == "emotion-adapted":  # the portraits are in the data; their test share is scored with it
+            data, eval_on = adapted_manifest(Path(args.data), Path(args.portraits), ROOT / "results" / "cache",
+                                             args.seed), []
+        run = fit_network(data, args.network, params, eval_on=eval_on, runs_dir=args.runs_dir,
                           name=args.name, cache_dir=str(ROOT / "results" / "cache"), seed=args.seed,
                           device=args.device, epochs=args.epochs, resume=args.resume, on_progress=progress,
                           command=command)
@@ -155,7 +218,7 @@ def main() -> None:
         metrics = json.loads((run_dir / "metrics.json").read_text())
         print(json.dumps({k: {"n": v["n"], "accuracy": v["accuracy"]} for k, v in metrics["sets"].items()}, indent=2))
         return
-    dest = ship(run_dir)
+    dest = ship(run_dir, dest)
     metrics = json.loads((dest / "metrics.json").read_text())
     summary = {"run": str(run_dir), "shipped": str(dest.relative_to(ROOT)),
                "command": json.loads((dest / "params.json").read_text())["command"],
@@ -163,9 +226,8 @@ def main() -> None:
                "training": metrics.get("training"),
                "sets": {k: {"n": v["n"], "accuracy": v["accuracy"], "accuracy_ci": v["accuracy_ci"],
                             "balanced_accuracy": v["balanced_accuracy"]} for k, v in metrics["sets"].items()}}
-    out = ROOT / "results" / "bench" / "emotion_train.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(summary, indent=2))
+    summary_file.parent.mkdir(parents=True, exist_ok=True)
+    summary_file.write_text(json.dumps(summary, indent=2))
     print(json.dumps(summary["sets"], indent=2))
 
 

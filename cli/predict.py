@@ -22,7 +22,11 @@ def predict(
     images: list[Path] = typer.Argument(..., help="Image files or folders (searched recursively)."),
     run: Optional[str] = typer.Option(None, "--run", "-r", help="Run folder, or run name under --runs-dir."),
     task: Optional[str] = typer.Option(
-        None, "--task", help="Use the shipped reference run instead of --run: emotion or real-fake."),
+        None, "--task",
+        help="Use a shipped reference run instead of --run. real-fake: is the face generated. emotion: seven "
+        "FER-2013 emotions, learned from FER-2013 only (the honest answer to whether a model of real faces works "
+        "on generated ones). emotion-adapted: the same network fine-tuned on FER-2013 plus generated portraits "
+        "(split by identity), for scoring generated faces."),
     output: Literal["table", "csv", "json"] = typer.Option("table", "--format", help="table, csv or json."),
     features: Optional[str] = typer.Option(
         None, "--features", "-f",
@@ -72,7 +76,7 @@ def predict(
     if output not in FORMATS:
         fail(f"--format {output!r}: choose {', '.join(FORMATS)}")
     if (run is None) == (task is None):
-        fail("give either --run RUN or --task emotion|real-fake")
+        fail("give either --run RUN or --task emotion|emotion-adapted|real-fake")
 
     def say(message: str) -> None:
         if not quiet:

@@ -114,7 +114,7 @@ def test_network_runs_are_opened_by_the_network_package(copy_of, monkeypatch):
 
 
 def test_pretrained_tasks():
-    with pytest.raises(UnknownNameError, match="emotion, real-fake"):
+    with pytest.raises(UnknownNameError, match="emotion, emotion-adapted, real-fake"):
         pretrained_run("age")
     try:
         folder = pretrained_run("emotion")

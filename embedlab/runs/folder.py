@@ -338,12 +338,13 @@ def list_runs(root: str | os.PathLike = DEFAULT_RUNS_DIR) -> pd.DataFrame:
     return out
 
 
-#: ``embedlab predict --task NAME`` -> the reference run shipped in ``embedlab/pretrained/``.
-PRETRAINED_TASKS = {"emotion": "emotion", "real-fake": "real-fake"}
+#: ``embedlab predict --task NAME`` -> the reference run shipped in ``embedlab/pretrained/``:
+#: ``emotion`` learned from FER-2013 only, ``emotion-adapted`` from FER-2013 and generated portraits.
+PRETRAINED_TASKS = {"emotion": "emotion", "emotion-adapted": "emotion-adapted", "real-fake": "real-fake"}
 
 
 def pretrained_run(task: str) -> Path:
-    """The folder of the reference run shipped for ``task`` (``emotion`` or ``real-fake``)."""
+    """The folder of the reference run shipped for ``task`` (a name of :data:`PRETRAINED_TASKS`)."""
     if task not in PRETRAINED_TASKS:
         raise UnknownNameError("task", task, sorted(PRETRAINED_TASKS))
     folder = Path(__file__).resolve().parents[1] / "pretrained" / PRETRAINED_TASKS[task]
