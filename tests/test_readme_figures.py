@@ -237,3 +237,11 @@ def test_readme_alignment_rows_quote_the_benchmark():
                 f"{run['aligned']['faces_found'][found]:,} of {run['aligned']['n'][found]:,} |") in readme_line(start)
     template = bench("fer_alignment.json")
     assert f"{template['found']:,} of {template['searched']:,} training faces" in " ".join(README.split())
+
+
+def test_the_emotion_tables_are_the_benchmarks():
+    """The comparison and per-class tables of bench/eval_emotion.py stand in the README, row for row."""
+    rows = [ln for ln in (BENCH / "emotion.md").read_text().splitlines() if ln.startswith("| ")]
+    assert len(rows) > 4 and any("emotion-adapted" in r for r in rows)
+    for row in rows:
+        assert row in README, row
