@@ -190,7 +190,7 @@ def test_network_leaves_a_source_out_and_saves_its_threshold(two_sources, dirs):
 # -- the report: calibration and the trained-on x scored-on matrix -----------------------
 def test_report_shows_calibration_and_the_leave_one_source_out_matrix(two_sources, tmp_path):
     from embedlab import analysis
-    from embedlab.report import write_report
+    from embedlab.report import ReportOptions, write_report
 
     runs, cache = tmp_path / "runs", tmp_path / "cache"
     for name, left_out in (("all", None), ("no-sd", "sd"), ("no-stylegan", "stylegan")):
@@ -207,8 +207,8 @@ def test_report_shows_calibration_and_the_leave_one_source_out_matrix(two_source
     cell = records[1].sets["test"]["per_source"]["sd"]["roc_auc"]
     assert fig.data[0].z[1][0] == pytest.approx(cell)
 
-    out = write_report(tmp_path / "report.html", datasets=[f"{two_sources}::{FAST}"], runs=[runs], cache_dir=cache,
-                       workers=1, max_thumbnails=10)
+    out = write_report(tmp_path / "report.html", datasets=[f"{two_sources}::{FAST}"], runs=[runs],
+                       options=ReportOptions(cache_dir=cache, workers=1, max_thumbnails=10))
     html = out.read_text(encoding="utf-8")
     for text in ("Calibration", "Reliability", "Brier", "Sources of fakes", "trained on stylegan",
                  "(unseen)", "Images per source (generator of the fakes) and split", "test Brier"):
