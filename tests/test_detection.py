@@ -11,7 +11,8 @@ import pytest
 
 from embedlab.api import fit, load_run
 from embedlab.core.errors import DatasetError, ModelError
-from embedlab.runs.scoring import choose_threshold, evaluate, per_source, score_set, threshold_at_fpr
+from embedlab.runs.scoring import (ScoredSet, Scoring, choose_threshold, evaluate, per_source, score_set,
+                                   threshold_at_fpr)
 from two_sources import cli, two_sources  # noqa: F401  (two_sources is a fixture)
 
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample"
@@ -57,8 +58,8 @@ def test_per_source_figures_match_scikit_learn():
 
     rows = pd.DataFrame({"image_id": list("abcdefghijkl"), "path": list("abcdefghijkl"), "hash": list("abcdefghijkl"),
                          "label": labels, "source": sources})
-    metrics, preds = score_set(proba, rows, ["fake", "real"], "fake", set_name="test", role="test", dataset="x",
-                               seed=0, threshold=0.5)
+    metrics, preds = score_set(proba, rows, Scoring(["fake", "real"], "fake", seed=0, threshold=0.5),
+                               ScoredSet("test", role="test", dataset="x"))
     assert metrics["per_source"] == got and preds["source"].tolist() == sources
 
 

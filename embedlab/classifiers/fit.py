@@ -50,7 +50,7 @@ from embedlab.features import FeatureExtractor
 from embedlab.runs.folder import check_run_name, default_run_name, failure_table, write_run
 from embedlab.runs.model_files import save_model
 from embedlab.runs.provenance import command_line, data_record, library_versions, utc_now
-from embedlab.runs.scoring import TARGET_FPR, score_set, task_of, threshold_from
+from embedlab.runs.scoring import TARGET_FPR, ScoredSet, Scoring, score_set, task_of, threshold_from
 
 ProgressCallback = Callable[[int, int], None]
 MISSING = ("drop", "error")
@@ -396,15 +396,12 @@ def train(plan: Plan, loaded: Data, feats: Features, config: FitConfig) -> tuple
 
 
 # -- stage 5: score ----------------------------------------------------------------------
-# One set's rows and what scoring them needs; keyword-only where two values could be swapped.
-def score_rows(pipe, classes: list[str], positive: str | None, frame: pd.DataFrame, X: np.ndarray,
-               ok: np.ndarray, reasons: dict, *, set_name: str, role: str, dataset: str,
-               seed: int, threshold: float | None = None) -> tuple[dict, pd.DataFrame]:
+def score_rows(pipe, frame: pd.DataFrame, X: np.ndarray, ok: np.ndarray, reasons: dict, scoring: Scoring,
+               which: ScoredSet) -> tuple[dict, pd.DataFrame]:
     """Score the rows of ``frame`` that have features; the others are counted by reason."""
     proba = np.asarray(pipe.predict_proba(X[ok]), dtype=float)
     scored = frame.loc[ok].reset_index(drop=True)
-    metrics, rows = score_set(proba, scored, classes, positive, set_name=set_name, role=role,
-                              dataset=dataset, seed=seed, threshold=threshold)
+    metrics, rows = score_set(proba, scored, scoring, which)
     rows["label"] = rows["label"].astype(str)
     metrics.update(n_missing_features=int((~ok).sum()), missing_features=reasons)
     return metrics, rows
@@ -437,7 +434,7 @@ def score(pipe, plan: Plan, loaded: Data, feats: Features,
     classes = loaded.classes
     _, positive = task_of(classes)
     threshold = decision_threshold(pipe, loaded, feats, positive, config.target_fpr)
-    cut = threshold["value"] if threshold else None
+    scoring = Scoring(classes, positive, seed=config.seed, threshold=threshold["value"] if threshold else None)
     sets: dict[str, dict] = {}
     frames, failures = [], []
     for split in SPLITS:
@@ -446,9 +443,8 @@ def score(pipe, plan: Plan, loaded: Data, feats: Features,
             sub = feats.df.loc[in_split].reset_index(drop=True)
             reasons = missing_report(sub, names, feats.ok[in_split])
             failures.append(row_failures(sub, names, feats.ok[in_split], split))
-            sets[split], rows = score_rows(pipe, classes, positive, sub, feats.X[in_split], feats.ok[in_split],
-                                           reasons, set_name=split, role=split, dataset=dataset_name(loaded),
-                                           seed=config.seed, threshold=cut)
+            sets[split], rows = score_rows(pipe, sub, feats.X[in_split], feats.ok[in_split], reasons, scoring,
+                                           ScoredSet(split, role=split, dataset=dataset_name(loaded)))
             frames.append(rows)
     for path, et in loaded.eval_tables:
         edf = encode(et, plan.eval_extractors, cache_dir=config.cache_dir, workers=config.workers,
@@ -462,9 +458,8 @@ def score(pipe, plan: Plan, loaded: Data, feats: Features,
         if not eok.any():
             raise ModelError(f"{path}: no image with features "
                              f"({', '.join(f'{r}: {c}' for r, c in reasons.items())})")
-        sets[set_name], rows = score_rows(pipe, classes, positive, edf, EX, eok, reasons, set_name=set_name,
-                                          role="eval", dataset=base, seed=config.seed,
-                                          threshold=cut)
+        sets[set_name], rows = score_rows(pipe, edf, EX, eok, reasons, scoring,
+                                          ScoredSet(set_name, role="eval", dataset=base))
         frames.append(rows)
     return sets, pd.concat(frames, ignore_index=True), threshold, pd.concat(failures, ignore_index=True)
 

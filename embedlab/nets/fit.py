@@ -37,7 +37,7 @@ from embedlab.nets.training import MODEL_FILE, resolve_device, run_model, seed_e
 from embedlab.runs.folder import (PARAMS_FILE, check_run_name, default_run_name, failure_table, read_json,
                                   write_params, write_results)
 from embedlab.runs.provenance import command_line, data_record, library_versions, portable_path, utc_now
-from embedlab.runs.scoring import TARGET_FPR, score_set, task_of, threshold_from
+from embedlab.runs.scoring import TARGET_FPR, ScoredSet, Scoring, score_set, task_of, threshold_from
 
 #: parameters a resumed run may change: how it computes, not what it learns (input_blur
 #: only touches inputs sharper than the training images, so a finished run can take it up)
@@ -197,13 +197,14 @@ def network_proba(run: NetworkFit, module, prepared: tuple):
                      positive_index=run.positive_index, tta_flip=bool(run.p["tta_flip"]))
 
 
-def score_inputs(run: NetworkFit, module, frame: pd.DataFrame, prepared: tuple, *, set_name: str, role: str,
-                 dataset: str, threshold: float | None = None, proba=None) -> tuple[dict, pd.DataFrame]:
+def score_inputs(run: NetworkFit, module, frame: pd.DataFrame, prepared: tuple, which: ScoredSet,
+                 threshold: float | None = None, proba=None) -> tuple[dict, pd.DataFrame]:
     _, usable, info = prepared
     if proba is None:
         proba = network_proba(run, module, prepared)
-    metrics, rows = score_set(proba, frame[usable], run.classes, run.positive if run.task == "binary" else None,
-                              set_name=set_name, role=role, dataset=dataset, seed=run.seed, threshold=threshold)
+    scoring = Scoring(run.classes, run.positive if run.task == "binary" else None, seed=run.seed,
+                      threshold=threshold)
+    metrics, rows = score_set(proba, frame[usable], scoring, which)
     metrics.update(input_metrics(info, usable))
     return metrics, rows
 
@@ -225,8 +226,8 @@ def score_sets(run: NetworkFit, module, frames: dict[str, pd.DataFrame], prepare
                                target_fpr)
     cut = threshold["value"] if threshold else None
     for role, inputs in prepared.items():
-        sets[role], rows = score_inputs(run, module, frames[role], inputs, set_name=role, role=role,
-                                        dataset=dataset, threshold=cut, proba=probas[role])
+        sets[role], rows = score_inputs(run, module, frames[role], inputs, ScoredSet(role, role, dataset),
+                                        threshold=cut, proba=probas[role])
         predictions.append(rows)
         failures.append(input_failures(frames[role], inputs, role))
     for path in eval_on:
@@ -234,8 +235,8 @@ def score_sets(run: NetworkFit, module, frames: dict[str, pd.DataFrame], prepare
         set_name = frame.attrs.get("name") or Path(path).name
         inputs = prepare_inputs(run.spec, run.p, frame, run.classes, cache_dir,
                                 crops_dir=run.folder / "crops" / set_name)
-        sets[set_name], rows = score_inputs(run, module, frame, inputs, set_name=set_name, role="eval",
-                                            dataset=set_name, threshold=cut)
+        sets[set_name], rows = score_inputs(run, module, frame, inputs,
+                                            ScoredSet(set_name, role="eval", dataset=set_name), threshold=cut)
         eval_records.append(data_record(frame, frame.attrs.get("root") or path, run.folder))
         predictions.append(rows)
         failures.append(input_failures(frame, inputs, set_name))
