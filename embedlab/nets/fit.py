@@ -33,7 +33,8 @@ from embedlab.nets import parallel
 from embedlab.nets.inputs import input_metrics, prepare_inputs
 from embedlab.nets.models import NETWORKS, NetworkSpec, build_module
 from embedlab.nets.run import NetworkRun, load_network_run
-from embedlab.nets.training import MODEL_FILE, resolve_device, run_model, seed_everything, train_loop
+from embedlab.nets.training import (MODEL_FILE, Inference, Training, resolve_device, run_model, seed_everything,
+                                    train_loop)
 from embedlab.runs.folder import (PARAMS_FILE, check_run_name, default_run_name, failure_table, read_json,
                                   write_params, write_results)
 from embedlab.runs.provenance import command_line, data_record, library_versions, portable_path, utc_now
@@ -193,8 +194,9 @@ def new_run_folder(folder: Path) -> None:
 # -- stage 5: score -----------------------------------------------------------------------
 def network_proba(run: NetworkFit, module, prepared: tuple):
     inputs, _, _ = prepared
-    return run_model(module, inputs, run.device, int(run.p.get("channels", 1)), run.task,
-                     positive_index=run.positive_index, tta_flip=bool(run.p["tta_flip"]))
+    return run_model(module, inputs, run.device, Inference(int(run.p.get("channels", 1)), run.task,
+                                                           positive_index=run.positive_index,
+                                                           tta_flip=bool(run.p["tta_flip"])))
 
 
 def score_inputs(run: NetworkFit, module, frame: pd.DataFrame, prepared: tuple, which: ScoredSet,
@@ -321,8 +323,9 @@ def fit_network(data, network: str, params: dict[str, Any] | None = None,
         if started is None and parallel.is_main():
             remove_unstarted_run(run.folder)
         raise
-    summary = train_loop(module, spec, p, run.task, len(run.classes), train_inputs, prepared["valid"][0],
-                         run.folder, seed, dev, resume, on_progress, run.positive_index)
+    setup = Training(spec, p, run.task, len(run.classes), run.folder, seed, dev, resume=resume,
+                     positive_index=run.positive_index)
+    summary = train_loop(module, setup, train_inputs, prepared["valid"][0], on_progress)
 
     def score_and_write():
         sets, predictions, threshold, failures, evaluated = score_sets(run, module, frames, prepared, eval_on,

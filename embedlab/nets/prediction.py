@@ -39,7 +39,7 @@ from embedlab.core.io import atomic_write_bytes, file_digest
 from embedlab.core.system import default_workers
 from embedlab.nets.images import NetworkInput, crop_file_name, save_crop
 from embedlab.nets.inputs import blur_setting
-from embedlab.nets.training import MODEL_FILE, Inputs, run_model
+from embedlab.nets.training import MODEL_FILE, Inference, Inputs, run_model
 
 log = logging.getLogger(__name__)
 
@@ -237,8 +237,9 @@ def predict_missing(run, todo: list[str], path_of: dict[str, str], batch: InputB
         say(f"running the network on {len(ready):,} image(s) ({run.module_device})")
         images = torch.from_numpy(np.stack([batch.arrays[h] for h in ready])) if batch is not None else None
         encoded = torch.from_numpy(np.stack([encodings[h] for h in ready])) if encodings is not None else None
-        proba = run_model(run.module, Inputs(images, encoded), run.module_device, int(p.get("channels", 1)),
-                          run.params["task"], positive_index=run.positive_index, tta_flip=bool(p.get("tta_flip")))
+        how = Inference(int(p.get("channels", 1)), run.params["task"], positive_index=run.positive_index,
+                        tta_flip=bool(p.get("tta_flip")))
+        proba = run_model(run.module, Inputs(images, encoded), run.module_device, how)
         blank = dict.fromkeys(OUTPUT_INFO)
         rows = [{"hash": h, "ok": True, "vector": proba[i], **(batch.info[h] if batch is not None else blank)}
                 for i, h in enumerate(ready)]
@@ -262,8 +263,9 @@ def native_rows(run, todo: list[str], path_of: dict[str, str], say: Step) -> tup
     frame = pd.DataFrame({"hash": todo, "path": [path_of[h] for h in todo], "label": None})
     inputs, usable, info = native_inputs(p, frame, run.classes)
     say(f"running the network on {int(usable.sum()):,} image(s) ({run.module_device})")
-    proba = run_model(run.module, inputs, run.module_device, int(p.get("channels", 3)), run.params["task"],
-                      positive_index=run.positive_index, tta_flip=bool(p.get("tta_flip"))) if usable.any() else []
+    how = Inference(int(p.get("channels", 3)), run.params["task"], positive_index=run.positive_index,
+                    tta_flip=bool(p.get("tta_flip")))
+    proba = run_model(run.module, inputs, run.module_device, how) if usable.any() else []
     blank = dict.fromkeys(OUTPUT_INFO)
     good = iter(proba)
     rows, never = [], []

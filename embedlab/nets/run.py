@@ -27,7 +27,7 @@ from embedlab.nets.images import prepare_images
 from embedlab.nets.inputs import blur_setting, prepare_inputs
 from embedlab.nets.models import NETWORKS, build_module
 from embedlab.nets.prediction import network_outputs
-from embedlab.nets.training import MODEL_FILE, Inputs, memory_format_for, resolve_device, run_model
+from embedlab.nets.training import MODEL_FILE, Inference, Inputs, memory_format_for, resolve_device, run_model
 from embedlab.runs.folder import HISTORY_FILE, PARAMS_FILE, Run, read_optional_table, read_run, run_kind
 
 
@@ -143,8 +143,8 @@ class NetworkRun(Run):
         """Penultimate-layer features: ``(X float32 [n, dim], ok bool [n])``."""
         table = images_of(data)
         inputs, usable, _ = self._inputs(table, cache_dir, None, None, None)
-        feats = run_model(self.module, inputs, self.module_device, int(self.model_params.get("channels", 1)),
-                          self.params["task"], embed=True)
+        how = Inference(int(self.model_params.get("channels", 1)), self.params["task"])
+        feats = run_model(self.module, inputs, self.module_device, how, embed=True)
         X = np.full((len(table), self.embedding_dim), np.nan, np.float32)
         if usable.any():
             X[usable] = feats
@@ -160,8 +160,8 @@ class NetworkRun(Run):
         p = self.model_params
         arr, _ = prepare_images([""] * len(images), int(p["size"]), int(p["channels"]),
                                 p.get("face_crop", "never"), images=images, blur=blur_setting(p))
-        return run_model(self.module, Inputs(torch.from_numpy(arr)), self.module_device, int(p["channels"]),
-                         self.params["task"], embed=True)
+        return run_model(self.module, Inputs(torch.from_numpy(arr)), self.module_device,
+                         Inference(int(p["channels"]), self.params["task"]), embed=True)
 
     @property
     def module_device(self):
