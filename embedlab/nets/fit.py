@@ -18,7 +18,7 @@ import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Sequence
 
 import pandas as pd
 
@@ -43,6 +43,24 @@ from embedlab.runs.scoring import TARGET_FPR, ScoredSet, Scoring, score_set, tas
 #: parameters a resumed run may change: how it computes, not what it learns (input_blur
 #: only touches inputs sharper than the training images, so a finished run can take it up)
 RESUME_SETTINGS = ("workers_threads", "bf16", "input_blur", "input_blur_above", "tta_flip")
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """The settings of one network run besides the network and its parameters, as ``fit_network``
+    takes them (a resumed run's own seed, ``leave_out`` and ``per_class`` already in): where the run
+    folder goes and under what ``name``, the feature cache, the seed, the command recorded, the
+    ``eval_on`` datasets, and how the data is read (``layout``, ``per_class``, ``leave_out``)."""
+
+    runs_dir: Path
+    name: str | None = None
+    cache_dir: str | os.PathLike = DEFAULT_CACHE_DIR
+    seed: int = 0
+    command: str | None = None
+    eval_on: Sequence[str] = ()
+    leave_out: str | None = None
+    per_class: int | None = None
+    layout: str = "auto"
 
 
 @dataclass
@@ -117,15 +135,14 @@ def set_up_device(device: str, p: dict[str, Any]):
 
 
 # -- stage 2: load, split, and open the run folder ---------------------------------------
-# The run's record needs every input of fit_network; they come straight from its arguments.
-def start_run(data, spec: NetworkSpec, p: dict[str, Any], *, eval_on: list[str], runs_dir: Path,
-              name: str | None, seed: int, dev, started: dict[str, Any] | None,
-              command: str | None, leave_out: str | None = None, per_class: int | None = None,
-              layout: str = "auto", cache_dir: str | os.PathLike = DEFAULT_CACHE_DIR) -> NetworkFit:
-    """Load ``data`` (read as ``layout``, at most ``per_class`` images per split and label) and split
-    it (without ``leave_out``'s fakes in train and valid), make the run folder and write its
+def start_run(data, spec: NetworkSpec, p: dict[str, Any], settings: RunSettings, dev,
+              started: dict[str, Any] | None) -> NetworkFit:
+    """Load ``data`` (read as ``settings.layout``, at most ``per_class`` images per split and label)
+    and split it (without ``leave_out``'s fakes in train and valid), make the run folder and write its
     ``params.json``. Files are listed with the file hash index of the cache at ``cache_dir``."""
-    table = table_for_cache(data, cache_dir, layout)
+    runs_dir, name, seed, command = settings.runs_dir, settings.name, settings.seed, settings.command
+    leave_out, per_class, eval_on = settings.leave_out, settings.per_class, settings.eval_on
+    table = table_for_cache(data, settings.cache_dir, settings.layout)
     if per_class:
         attrs = dict(table.attrs)
         table = sample_per_class(table, per_class, seed=seed).reset_index(drop=True)
@@ -252,8 +269,6 @@ def input_failures(frame: pd.DataFrame, prepared: tuple, set_name: str) -> pd.Da
     return failure_table(frame, usable, [r.get("reason") for r in info], [r.get("error") for r in info], set_name)
 
 
-# -- the entry point ------------------------------------------------------------------------
-# The keyword arguments are the public interface the CLI, the tests and the benchmarks call.
 def is_unstarted_run(folder: Path) -> bool:
     """Whether ``folder`` is a run folder that holds nothing but its ``params.json``."""
     return folder.is_dir() and {f.name for f in folder.iterdir()} == {PARAMS_FILE}
@@ -266,6 +281,9 @@ def remove_unstarted_run(folder: Path) -> None:
         shutil.rmtree(folder, ignore_errors=True)
 
 
+# -- the entry point ------------------------------------------------------------------------
+# One keyword per setting, as embedlab.fit, the CLI, the tests and the benchmarks call it; they are
+# checked here and travel on as a RunSettings (start_run) and a Training (train_loop).
 def fit_network(data, network: str, params: dict[str, Any] | None = None,
                 eval_on: Iterable[str | os.PathLike] = (), runs_dir: str | os.PathLike = DEFAULT_RUNS_DIR,
                 name: str | None = None, cache_dir: str | os.PathLike = DEFAULT_CACHE_DIR, seed: int = 0,
@@ -302,9 +320,9 @@ def fit_network(data, network: str, params: dict[str, Any] | None = None,
     if started is not None:
         leave_out = started.get("leave_out", leave_out)
         per_class = (started.get("data") or {}).get("per_class", per_class)
-    run = start_run(data, spec, p, eval_on=eval_on, runs_dir=runs_dir, name=name, seed=seed, dev=dev,
-                    started=started, command=command, leave_out=leave_out, per_class=per_class, layout=layout,
-                    cache_dir=cache_dir)
+    settings = RunSettings(runs_dir, name=name, cache_dir=cache_dir, seed=seed, command=command, eval_on=eval_on,
+                           leave_out=leave_out, per_class=per_class, layout=layout)
+    run = start_run(data, spec, p, settings, dev, started)
 
     seed_everything(seed)
     frames = {r: run.table[run.roles == r].reset_index(drop=True) for r in SPLITS}
