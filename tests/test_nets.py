@@ -183,12 +183,13 @@ def test_shipped_emotion_model_predicts_offline(sample, tmp_path):
 
 def test_inputs_sharper_than_the_training_images_are_blurred_to_match():
     from embedlab.datasets.images import read_image
-    from embedlab.nets.images import match_blur, prepare_images, sharpness
+    from embedlab.nets.images import InputSettings, match_blur, prepare_images, sharpness
 
     sharp = read_image("data/sample/fer2013/test/happy/PublicTest_10130075.jpg")[:, :, :1]
     soft, blurred = match_blur(sharp, sigma=3.0, above=8.0)
     assert blurred and sharpness(soft) < 8.0 < sharpness(sharp)
     again, blurred_again = match_blur(soft, sigma=3.0, above=8.0)
     assert not blurred_again and np.array_equal(again, soft)
-    arr, info = prepare_images(["data/sample/fer2013/test/happy/PublicTest_10130075.jpg"], 48, 1, blur=(0.0, 8.0))
+    arr, info = prepare_images(["data/sample/fer2013/test/happy/PublicTest_10130075.jpg"],
+                               InputSettings(48, 1, blur=(0.0, 8.0)))
     assert not info[0]["blurred"] and np.array_equal(arr[0], sharp)

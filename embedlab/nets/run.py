@@ -24,7 +24,7 @@ from embedlab.core.defaults import DEFAULT_CACHE_DIR, DEFAULT_CROPS_DIR
 from embedlab.core.errors import ModelError, OptionError
 from embedlab.datasets import images_of
 from embedlab.nets.images import prepare_images
-from embedlab.nets.inputs import blur_setting, prepare_inputs
+from embedlab.nets.inputs import input_settings, prepare_inputs
 from embedlab.nets.models import NETWORKS, build_module
 from embedlab.nets.prediction import network_outputs
 from embedlab.nets.training import MODEL_FILE, Inference, Inputs, memory_format_for, resolve_device, run_model
@@ -158,8 +158,7 @@ class NetworkRun(Run):
             raise ModelError(f"run {self.name}: network {self.params['model']!r} also reads the face "
                              "encoding; use NetworkRun.embed on image files")
         p = self.model_params
-        arr, _ = prepare_images([""] * len(images), int(p["size"]), int(p["channels"]),
-                                p.get("face_crop", "never"), images=images, blur=blur_setting(p))
+        arr, _ = prepare_images([""] * len(images), input_settings(p), images=images)
         return run_model(self.module, Inputs(torch.from_numpy(arr)), self.module_device,
                          Inference(int(p["channels"]), self.params["task"]), embed=True)
 
