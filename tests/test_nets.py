@@ -50,6 +50,26 @@ def test_every_network_is_registered_and_unknown_names_are_listed():
         NETWORKS.create("cnn").resolve({"widthz": 3})
 
 
+def test_builders_take_only_model_parameters_and_resolve_still_lists_every_one():
+    from embedlab.nets.models import TRAINING_DEFAULTS, NetworkSpec, network
+
+    for name in NETWORKS.names():
+        spec = NETWORKS.create(name)
+        assert set(spec.build_param_names()) <= set(spec.model_param_names()), name
+        assert set(spec.resolve({})) == set(TRAINING_DEFAULTS) | set(spec.defaults), name
+    # the input's settings stay the network's parameters, read where its inputs are prepared
+    npr = NETWORKS.create("npr")
+    assert {"crop", "eval_crops", "face_crop"} <= set(npr.resolve({})) and "crop" not in npr.build_param_names()
+    with pytest.raises(ModelError, match="network 'npr' has no parameter cropp; its parameters: .*crop"):
+        npr.resolve({"cropp": 32})
+    # a builder that takes **params gets every model parameter; one naming an unknown one is refused
+    spec = NetworkSpec("x", "image", lambda n_out, **params: params, {"size": 8, "widths": (4,)})
+    assert spec.build_param_names() == ["size", "widths"]
+    with pytest.raises(TypeError, match="widthz"):
+        network("not-registered", "image", "", widths=(4,))(lambda n_out, widthz: None)
+    assert "not-registered" not in NETWORKS
+
+
 @pytest.mark.parametrize("network", sorted(TINY))
 def test_one_epoch_then_save_load_predict_round_trip(network, sample, tmp_path, shared_cache):
     run = _fit(sample, tmp_path, shared_cache, network, epochs=1, name="r")
