@@ -94,6 +94,8 @@ class NetworkRun(Run):
         return prepare_inputs(self.spec, self.model_params, table, self.classes, cache_dir,
                               crops_dir=crops_dir, workers=workers, on_progress=on_progress)
 
+    # The keyword options every run's predict takes, as ClassifierRun.predict does (embedlab.predict_faces
+    # and the CLI pass the same ones to either kind); features is there to be refused with the reason.
     def predict(self, data: pd.DataFrame | str | os.PathLike | Iterable[str | os.PathLike], *,
                 cache_dir: str | os.PathLike | None = DEFAULT_CACHE_DIR,
                 crops_dir: str | os.PathLike | None = DEFAULT_CROPS_DIR, workers: int | None = None,
