@@ -12,7 +12,7 @@ from embedlab.datasets.images import read_image
 from embedlab.features import dlib_resnet as dr
 from embedlab.features.encoding import FaceEncoding
 from embedlab.nets import NETWORKS
-from embedlab.nets.images import prepare_images
+from embedlab.nets.images import InputSettings, prepare_images
 from tests.two_sources import two_sources  # noqa: F401  (fixture)
 
 #: the study's five detectors, as embedlab names them, with settings small enough for the sample
@@ -27,7 +27,7 @@ DETECTORS = {
 
 def test_chip_input_is_dlibs_aligned_face_chip(two_sources):
     paths = sorted((two_sources / "test" / "fake" / "sd").glob("*.jpg"))[:2]
-    arr, info = prepare_images([str(p) for p in paths], 150, 3, face_crop="chip")
+    arr, info = prepare_images([str(p) for p in paths], InputSettings(150, 3, face_crop="chip"))
     finder = FaceEncoding(detector="hog")
     finder.prepare()
     for got, path, row in zip(arr, paths, info):
