@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 from embedlab.classifiers.fit import fit_classifier
 from embedlab.api import load_run
 from embedlab_cli.main import app
+from conftest import seed_cache
 
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample"
 RVF = SAMPLE / "real-vs-fake"
@@ -24,9 +25,9 @@ runner = CliRunner()
 
 
 @pytest.fixture(scope="module")
-def dirs(tmp_path_factory):
+def dirs(tmp_path_factory, rvf_encodings):
     root = tmp_path_factory.mktemp("predict")
-    return {"cache_dir": root / "cache", "runs_dir": root / "runs"}
+    return {"cache_dir": seed_cache(rvf_encodings, root / "cache"), "runs_dir": root / "runs"}
 
 
 @pytest.mark.parametrize("model,features", [("svm", "pixels[size=16]"), ("xgboost", "spectrum[size=64]"),
