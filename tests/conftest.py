@@ -14,6 +14,13 @@ RVF_ENCODING = "encoding[detector=none]"
 # Doctests and relative paths in examples assume the repository root.
 os.chdir(ROOT)
 
+# A pytest-xdist worker starts with COLUMNS=80 in its environment. The command line's consoles,
+# made when it is imported, would keep that width for good, and the tests that give one command
+# a wider terminal (CliRunner's env={"COLUMNS": ...}) would no longer get it.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ.pop("COLUMNS", None)
+    os.environ.pop("LINES", None)
+
 
 @pytest.fixture
 def sample() -> Path:
