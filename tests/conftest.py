@@ -14,6 +14,12 @@ RVF_ENCODING = "encoding[detector=none]"
 # Doctests and relative paths in examples assume the repository root.
 os.chdir(ROOT)
 
+# PyTorch's OpenMP threads wait for work by spinning. Where the cores are shared (pytest-xdist's
+# workers, the worker pools and subprocesses of the tests themselves), the spinning threads take
+# the CPU from the ones that compute: a small network's epoch then takes several times as long.
+# Passive waiting changes no result. Set before anything loads torch; subprocesses inherit it.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 # A pytest-xdist worker starts with COLUMNS=80 in its environment. The command line's consoles,
 # made when it is imported, would keep that width for good, and the tests that give one command
 # a wider terminal (CliRunner's env={"COLUMNS": ...}) would no longer get it.
