@@ -22,11 +22,12 @@ CHUNK = 4
 
 
 @pytest.fixture(scope="module")
-def local_run(tmp_path_factory):
-    """The single-machine cache every cluster run must reproduce."""
-    from conftest import SAMPLE
+def local_run(tmp_path_factory, rvf_encodings):
+    """The single-machine cache every cluster run must reproduce (the face encodings from the
+    session's cache, the spectrum computed here)."""
+    from conftest import SAMPLE, seed_cache
 
-    cache = tmp_path_factory.mktemp("local") / "cache"
+    cache = seed_cache(rvf_encodings, tmp_path_factory.mktemp("local") / "cache")
     df = embedlab.encode(SAMPLE / "real-vs-fake", SPECS, workers=1, cache_dir=cache)
     assert df["encoding.ok"].all() and df["spectrum.ok"].all()
     return cache, df

@@ -64,7 +64,7 @@ def test_with_its_own_head_it_gives_the_encoding_feature(sample, tmp_path):
 
 
 def test_intermediate_layers_are_cached_features(sample, tmp_path):
-    data = sample / "real-vs-fake"
+    data = sample / "real-vs-fake" / "test"  # 16 real and fake faces
     df = embedlab.encode(data, "cnn:dlib-resnet[layer=stage3]", cache_dir=tmp_path / "cache", workers=1)
     X, ok = embedlab.feature_matrix(df, ["cnn"])
     assert X.shape == (len(df), 128) and ok.all() and np.isfinite(X).all()

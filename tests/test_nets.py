@@ -11,6 +11,7 @@ import pytest
 from embedlab.core.errors import ModelError, UnknownNameError
 from embedlab.nets import NETWORKS, fit_network, load_network_run
 from embedlab.nets.images import fer_crop_box
+from conftest import seed_cache
 
 ENCODING = "encoding[detector=none]"  # the 140k faces are aligned crops
 # Tiny versions of every network, so one epoch on the sample takes a second or two.
@@ -32,8 +33,8 @@ TINY = {
 
 
 @pytest.fixture(scope="module")
-def shared_cache(tmp_path_factory):
-    return tmp_path_factory.mktemp("nets-cache")
+def shared_cache(tmp_path_factory, rvf_encodings):
+    return seed_cache(rvf_encodings, tmp_path_factory.mktemp("nets") / "cache")
 
 
 def _fit(sample, runs, cache, network, params=None, **kw):

@@ -17,6 +17,7 @@ import pytest
 from typer.testing import CliRunner
 
 import embedlab
+from conftest import seed_cache
 from embedlab.report import ReportOptions, parse_dataset_arg, write_report
 from embedlab.report.sources import default_features
 
@@ -118,10 +119,10 @@ def _fake_run(folder: Path, table: pd.DataFrame, kind: str, eval_table: pd.DataF
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory):
+def built(tmp_path_factory, rvf_encodings):
     tmp = tmp_path_factory.mktemp("report")
     rvf, syn = _copy_with_hostile_names(tmp)
-    cache = tmp / "cache"
+    cache = seed_cache(rvf_encodings, tmp / "cache")  # the copied real-vs-fake's images: their encodings, by content
     rvf_table = embedlab.encode(rvf, FEATURES, cache_dir=cache, workers=1)
     fer_table = embedlab.encode(SAMPLE / "fer2013", FEATURES, cache_dir=cache, workers=1)
     syn_table = embedlab.encode(syn, FEATURES, cache_dir=cache, workers=1)
