@@ -7,6 +7,9 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.embedlab-installed
 DATA ?= data/sample
 OUT ?= results
+# Test processes (pytest-xdist). Each test file runs whole in one of them, so a module's fixtures
+# (fitted runs, built caches, the Dask cluster) are made once; 0 runs the suite in this process.
+TEST_WORKERS ?= 2
 # Where pip finds PyTorch: empty is the normal index (its Linux wheels bring the CUDA libraries);
 # https://download.pytorch.org/whl/cpu gives the CPU-only wheels of the same versions.
 TORCH_INDEX_URL ?=
@@ -42,7 +45,7 @@ demo: $(STAMP)
 # tests/test_architecture.py checks it again and proves an upward import is caught.
 test: $(STAMP)
 	$(BIN)/lint-imports --no-cache
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q $(if $(filter-out 0,$(TEST_WORKERS)),-n $(TEST_WORKERS) --dist loadfile)
 
 bench: $(STAMP)
 	$(BIN)/python bench/encode.py

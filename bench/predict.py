@@ -82,7 +82,7 @@ def bf16_check(task: str, cache: Path) -> dict:
     from embedlab.api import load_run
     from embedlab.compute.array_store import ArrayStore
     from embedlab.nets.prediction import input_maker
-    from embedlab.nets.training import Inputs, run_model
+    from embedlab.nets.training import Inference, Inputs, run_model
     from embedlab.runs import pretrained_run
     from embedlab.runs.folder import labels_at
 
@@ -94,8 +94,9 @@ def bf16_check(task: str, cache: Path) -> dict:
     out = {}
     for bf16 in (False, True):
         started = time.perf_counter()
-        proba = run_model(run.module, Inputs(images), run.module_device, int(p["channels"]), run.params["task"],
-                          positive_index=run.positive_index, tta_flip=bool(p.get("tta_flip")), bf16=bf16)
+        how = Inference(int(p["channels"]), run.params["task"], positive_index=run.positive_index,
+                        tta_flip=bool(p.get("tta_flip")), bf16=bf16)
+        proba = run_model(run.module, Inputs(images), run.module_device, how)
         out["bf16" if bf16 else "fp32"] = {"seconds": time.perf_counter() - started, "proba": proba}
     cut = run.decision_threshold()
     labels = {k: labels_at(v["proba"], run.classes, cut["positive_class"] if cut else None,

@@ -59,17 +59,18 @@ def report(
 
     Example: [bold]embedlab report data/sample/real-vs-fake data/sample/synthetic-emotions::encoding --runs-dir results/runs -o results/report.html[/bold]
     """
-    from embedlab.report import write_report
+    from embedlab.report import ReportOptions, write_report
 
     started = time.perf_counter()
     if not data and not runs and os.environ.get(RUNS_ENV):
         runs = [Path(os.environ[RUNS_ENV])]
     with contextlib.ExitStack() as bars:
         encoding = _Encoding(bars)
-        path = write_report(output, datasets=data or [], runs=runs or [], cache_dir=cache_dir, features=features,
-                            generated=generated or None, compute=compute, workers=workers,
-                            max_thumbnails=thumbnails, thumbnail_budget_mb=thumbnail_budget, seed=seed, title=title,
-                            umap_params={"n_neighbors": n_neighbors, "min_dist": min_dist},
+        options = ReportOptions(cache_dir=cache_dir, features=features, generated=generated or None,
+                                compute=compute, workers=workers, max_thumbnails=thumbnails,
+                                thumbnail_budget_mb=thumbnail_budget, seed=seed, title=title,
+                                umap_params={"n_neighbors": n_neighbors, "min_dist": min_dist})
+        path = write_report(output, datasets=data or [], runs=runs or [], options=options,
                             on_step=encoding.step, on_plan=encoding.plan, on_progress=encoding.progress)
     size = path.stat().st_size / 1e6
     console.print(f"wrote [bold]{path}[/bold] ({size:.1f} MB) in {time.perf_counter() - started:.1f} s",

@@ -16,7 +16,7 @@ from embedlab.analysis import ShippedScore, score_shipped
 from embedlab.api import encode, fit
 from embedlab.core.defaults import RESULTS_DIR, SAMPLE_DATA_DIR
 from embedlab.core.errors import DatasetError
-from embedlab.report import write_report
+from embedlab.report import ReportOptions, write_report
 
 #: (dataset folder under the sample, feature specs to cache for it)
 ENCODINGS = [
@@ -85,6 +85,6 @@ def run_demo(
 
     step(f"report {result.report}")
     datasets = [f"{data_root / name}::{specs.split(',')[0]}" for name, specs in ENCODINGS]
-    write_report(result.report, datasets=datasets, runs=result.runs, cache_dir=cache_dir,
-                 workers=workers, title="embedlab demo: bundled sample", shipped=result.shipped)
+    write_report(result.report, datasets=datasets, runs=result.runs, shipped=result.shipped,
+                 options=ReportOptions(cache_dir=cache_dir, workers=workers, title="embedlab demo: bundled sample"))
     return result

@@ -32,7 +32,7 @@ from embedlab.datasets import images_of
 from embedlab.nets import load_network_run
 from embedlab.runs.folder import (PARAMS_FILE, Run, check_run_name, read_run, write_params, write_results)
 from embedlab.runs.provenance import command_line, library_versions, utc_now
-from embedlab.runs.scoring import TARGET_FPR, score_set, threshold_from
+from embedlab.runs.scoring import TARGET_FPR, ScoredSet, Scoring, score_set, threshold_from
 
 #: where a stacked run keeps its components, each a run folder of its own
 COMPONENTS = "components"
@@ -163,12 +163,12 @@ def fit_stack(components: Mapping[str, str | os.PathLike], *, runs_dir: str | os
         shutil.copytree(r.path, folder / COMPONENTS / n, ignore=shutil.ignore_patterns("last.pt", "crops"))
     metrics, frames = {}, []
     rows = joined.reset_index()
+    scoring = Scoring(classes, positive, seed=0, threshold=threshold["value"] if threshold else None)
     for set_name in dict.fromkeys(sets):
         here = (sets == set_name)
         role = set_name if set_name in ("train", "valid", "test") else "eval"
-        metrics[set_name], out = score_set(proba[here], rows[here].reset_index(drop=True), classes, positive,
-                                           set_name=set_name, role=role, dataset=set_name, seed=0,
-                                           threshold=threshold["value"] if threshold else None)
+        metrics[set_name], out = score_set(proba[here], rows[here].reset_index(drop=True), scoring,
+                                           ScoredSet(set_name, role, dataset=set_name))
         frames.append(out)
     params = {
         "name": folder.name, "kind": "stacked", "task": "binary", "classes": classes, "positive_class": positive,

@@ -10,7 +10,7 @@ from PIL import Image
 
 from embedlab.datasets.images import content_hash, read_file, read_image
 from embedlab.nets import alignment, fit_network
-from embedlab.nets.images import FACE_CROPS, NetworkInput, cached_inputs, prepare_images, to_input
+from embedlab.nets.images import FACE_CROPS, InputSettings, NetworkInput, cached_inputs, prepare_images, to_input
 
 def test_alignment_places_eyes_where_fer_template_says(sample):
     paths = sorted((sample / "synthetic-emotions").rglob("*.jpg")) + sorted((sample / "face-photos").glob("*.jpg"))
@@ -59,8 +59,8 @@ def test_align_is_a_face_crop_with_its_own_cache_key(sample, tmp_path):
     assert "landmarks" in NetworkInput(48, 1, "align").fingerprint()
     path = str(sample / "face-photos" / "obama.jpg")
     digest = content_hash(read_file(path))
-    arr, info = cached_inputs([digest], [path], 48, 1, "align", tmp_path)
-    other, _ = cached_inputs([digest], [path], 48, 1, "always", tmp_path)
+    arr, info = cached_inputs([digest], [path], InputSettings(48, 1, "align"), tmp_path)
+    other, _ = cached_inputs([digest], [path], InputSettings(48, 1, "always"), tmp_path)
     assert len(list((tmp_path / "network-inputs").glob("*.npy"))) == 2
     assert info[0]["face_cropped"] and info[0]["face_found"] and not np.array_equal(arr, other)
     image = read_image(path)
@@ -69,7 +69,7 @@ def test_align_is_a_face_crop_with_its_own_cache_key(sample, tmp_path):
 
 
 def test_no_face_keeps_the_central_square(tmp_path):
-    arr, info = prepare_images([""], 48, 1, "align", images=[np.full((60, 80, 3), 128, np.uint8)])
+    arr, info = prepare_images([""], InputSettings(48, 1, "align"), images=[np.full((60, 80, 3), 128, np.uint8)])
     assert info[0]["face_cropped"] and info[0]["face_found"] is False
     assert arr.shape == (1, 48, 48, 1) and (arr == 128).all()
 

@@ -11,7 +11,8 @@ import pytest
 
 from embedlab.api import fit, load_run
 from embedlab.core.errors import DatasetError, ModelError
-from embedlab.runs.scoring import choose_threshold, evaluate, per_source, score_set, threshold_at_fpr
+from embedlab.runs.scoring import (ScoredSet, Scoring, choose_threshold, evaluate, per_source, score_set,
+                                   threshold_at_fpr)
 from two_sources import cli, two_sources  # noqa: F401  (two_sources is a fixture)
 
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample"
@@ -57,8 +58,8 @@ def test_per_source_figures_match_scikit_learn():
 
     rows = pd.DataFrame({"image_id": list("abcdefghijkl"), "path": list("abcdefghijkl"), "hash": list("abcdefghijkl"),
                          "label": labels, "source": sources})
-    metrics, preds = score_set(proba, rows, ["fake", "real"], "fake", set_name="test", role="test", dataset="x",
-                               seed=0, threshold=0.5)
+    metrics, preds = score_set(proba, rows, Scoring(["fake", "real"], "fake", seed=0, threshold=0.5),
+                               ScoredSet("test", role="test", dataset="x"))
     assert metrics["per_source"] == got and preds["source"].tolist() == sources
 
 
@@ -190,7 +191,7 @@ def test_network_leaves_a_source_out_and_saves_its_threshold(two_sources, dirs):
 # -- the report: calibration and the trained-on x scored-on matrix -----------------------
 def test_report_shows_calibration_and_the_leave_one_source_out_matrix(two_sources, tmp_path):
     from embedlab import analysis
-    from embedlab.report import write_report
+    from embedlab.report import ReportOptions, write_report
 
     runs, cache = tmp_path / "runs", tmp_path / "cache"
     for name, left_out in (("all", None), ("no-sd", "sd"), ("no-stylegan", "stylegan")):
@@ -207,8 +208,8 @@ def test_report_shows_calibration_and_the_leave_one_source_out_matrix(two_source
     cell = records[1].sets["test"]["per_source"]["sd"]["roc_auc"]
     assert fig.data[0].z[1][0] == pytest.approx(cell)
 
-    out = write_report(tmp_path / "report.html", datasets=[f"{two_sources}::{FAST}"], runs=[runs], cache_dir=cache,
-                       workers=1, max_thumbnails=10)
+    out = write_report(tmp_path / "report.html", datasets=[f"{two_sources}::{FAST}"], runs=[runs],
+                       options=ReportOptions(cache_dir=cache, workers=1, max_thumbnails=10))
     html = out.read_text(encoding="utf-8")
     for text in ("Calibration", "Reliability", "Brier", "Sources of fakes", "trained on stylegan",
                  "(unseen)", "Images per source (generator of the fakes) and split", "test Brier"):

@@ -22,11 +22,12 @@ CHUNK = 4
 
 
 @pytest.fixture(scope="module")
-def local_run(tmp_path_factory):
-    """The single-machine cache every cluster run must reproduce."""
-    from conftest import SAMPLE
+def local_run(tmp_path_factory, rvf_encodings):
+    """The single-machine cache every cluster run must reproduce (the face encodings from the
+    session's cache, the spectrum computed here)."""
+    from conftest import SAMPLE, seed_cache
 
-    cache = tmp_path_factory.mktemp("local") / "cache"
+    cache = seed_cache(rvf_encodings, tmp_path_factory.mktemp("local") / "cache")
     df = embedlab.encode(SAMPLE / "real-vs-fake", SPECS, workers=1, cache_dir=cache)
     assert df["encoding.ok"].all() and df["spectrum.ok"].all()
     return cache, df
@@ -139,7 +140,7 @@ def test_bad_scheduler_addresses_are_clean_errors(sample, tmp_path, monkeypatch)
 def test_xgboost_dask_matches_the_local_fit(sample, local_run, cluster, tmp_path):
     pytest.importorskip("xgboost")
     from embedlab.classifiers.fit import fit_classifier
-    from embedlab.classifiers.xgboost_dask import fit_xgboost_dask
+    from embedlab.classifiers.xgboost_dask import Cluster, fit_xgboost_dask
     from embedlab.api import load_run
 
     local_cache, local_df = local_run
@@ -163,8 +164,7 @@ def test_xgboost_dask_matches_the_local_fit(sample, local_run, cluster, tmp_path
     # probabilities computed on the cluster are the fitted model's
     keys = list(remote.params["feature_keys"].values())
     fit = fit_xgboost_dask(local_df, keys, (local_df["split"] == "train").to_numpy(),
-                           scheduler=dask_cluster.scheduler_address, cache_dir=local_cache,
-                           classes=remote.classes)
+                           Cluster(dask_cluster.scheduler_address, local_cache), classes=remote.classes)
     X, ok = embedlab.feature_matrix(local_df, ["encoding", "spectrum"])
     assert fit.n_train == 32 and len(fit.proba) == 58
     assert np.allclose(fit.proba.loc[local_df["hash"]].to_numpy(), fit.pipeline.predict_proba(X), atol=1e-6)

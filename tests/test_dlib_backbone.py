@@ -17,7 +17,7 @@ from embedlab.features.encoding import FaceEncoding
 from embedlab.datasets.images import read_image
 from embedlab.nets import NETWORKS, fit_network, load_network_run
 from embedlab.nets.models import build_module
-from embedlab.nets.training import Inputs, run_model
+from embedlab.nets.training import Inference, Inputs, run_model
 
 SPEC = NETWORKS.create("dlib-resnet")
 
@@ -57,14 +57,14 @@ def test_with_its_own_head_it_gives_the_encoding_feature(sample, tmp_path):
     expected, ok = embedlab.feature_matrix(df, ["encoding"])
     assert ok.all()
     module = build_module(SPEC, SPEC.resolve({"layer": "encoding"}), 2)
-    got = run_model(module, Inputs(torch.from_numpy(aligned_chips(paths))), torch.device("cpu"), 3, "binary",
-                    embed=True)
+    got = run_model(module, Inputs(torch.from_numpy(aligned_chips(paths))), torch.device("cpu"),
+                    Inference(3, "binary"), embed=True)
     assert got.shape == (len(paths), 128)
     assert np.abs(got - expected).max() < 1e-4
 
 
 def test_intermediate_layers_are_cached_features(sample, tmp_path):
-    data = sample / "real-vs-fake"
+    data = sample / "real-vs-fake" / "test"  # 16 real and fake faces
     df = embedlab.encode(data, "cnn:dlib-resnet[layer=stage3]", cache_dir=tmp_path / "cache", workers=1)
     X, ok = embedlab.feature_matrix(df, ["cnn"])
     assert X.shape == (len(df), 128) and ok.all() and np.isfinite(X).all()
@@ -109,9 +109,9 @@ def test_flip_averaging_is_symmetric(sample):
                                         for p in sorted((sample / "fer2013" / "test").rglob("*.jpg"))[:4]]))
     mirrored = images.flip(2)
     dev = torch.device("cpu")
-    plain = run_model(module, Inputs(images), dev, 1, "multiclass")
-    both = run_model(module, Inputs(images), dev, 1, "multiclass", tta_flip=True)
-    both_mirrored = run_model(module, Inputs(mirrored), dev, 1, "multiclass", tta_flip=True)
+    plain = run_model(module, Inputs(images), dev, Inference(1, "multiclass"))
+    both = run_model(module, Inputs(images), dev, Inference(1, "multiclass", tta_flip=True))
+    both_mirrored = run_model(module, Inputs(mirrored), dev, Inference(1, "multiclass", tta_flip=True))
     np.testing.assert_allclose(both, both_mirrored, atol=1e-5)
     assert not np.allclose(plain, both)
     np.testing.assert_allclose(both.sum(1), 1, atol=1e-5)

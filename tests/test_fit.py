@@ -13,6 +13,7 @@ import pytest
 from embedlab.core.errors import DatasetError, EmbedlabError, ModelError, UnknownNameError
 from embedlab.api import fit
 from embedlab.classifiers.fit import fit_classifier
+from conftest import seed_cache
 
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample"
 RVF, FER, SYN = SAMPLE / "real-vs-fake", SAMPLE / "fer2013", SAMPLE / "synthetic-emotions"
@@ -23,9 +24,9 @@ BINARY_KEYS = {"roc_auc", "roc_auc_ci", "average_precision", "roc", "pr"}
 
 
 @pytest.fixture(scope="module")
-def dirs(tmp_path_factory):
+def dirs(tmp_path_factory, rvf_encodings):
     root = tmp_path_factory.mktemp("fit")
-    return {"cache_dir": root / "cache", "runs_dir": root / "runs"}
+    return {"cache_dir": seed_cache(rvf_encodings, root / "cache"), "runs_dir": root / "runs"}
 
 
 def snapshot(cache_dir: Path) -> dict[str, bytes]:

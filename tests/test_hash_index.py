@@ -301,10 +301,10 @@ def test_the_current_folder_lists_paths_as_path_would(tmp_path, sample, monkeypa
 
 
 def test_network_inputs_are_checked_against_their_listed_hash(dataset):
-    from embedlab.nets.images import prepare_images
+    from embedlab.nets.images import InputSettings, prepare_images
 
     path = str(sorted(dataset.rglob("*.jpg"))[0])
-    same, info = prepare_images([path], 32, 3, hashes=[content_hash(open(path, "rb").read())])
+    same, info = prepare_images([path], InputSettings(32, 3), hashes=[content_hash(open(path, "rb").read())])
     assert "reason" not in info[0] and same.any()
-    other, info = prepare_images([path], 32, 3, hashes=["0" * 32])
+    other, info = prepare_images([path], InputSettings(32, 3), hashes=["0" * 32])
     assert info[0]["reason"] == "changed" and not other.any()

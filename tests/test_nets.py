@@ -11,6 +11,7 @@ import pytest
 from embedlab.core.errors import ModelError, UnknownNameError
 from embedlab.nets import NETWORKS, fit_network, load_network_run
 from embedlab.nets.images import fer_crop_box
+from conftest import seed_cache
 
 ENCODING = "encoding[detector=none]"  # the 140k faces are aligned crops
 # Tiny versions of every network, so one epoch on the sample takes a second or two.
@@ -32,8 +33,8 @@ TINY = {
 
 
 @pytest.fixture(scope="module")
-def shared_cache(tmp_path_factory):
-    return tmp_path_factory.mktemp("nets-cache")
+def shared_cache(tmp_path_factory, rvf_encodings):
+    return seed_cache(rvf_encodings, tmp_path_factory.mktemp("nets") / "cache")
 
 
 def _fit(sample, runs, cache, network, params=None, **kw):
@@ -48,6 +49,26 @@ def test_every_network_is_registered_and_unknown_names_are_listed():
         NETWORKS.create("no-such-net")
     with pytest.raises(ModelError, match="no parameter"):
         NETWORKS.create("cnn").resolve({"widthz": 3})
+
+
+def test_builders_take_only_model_parameters_and_resolve_still_lists_every_one():
+    from embedlab.nets.models import TRAINING_DEFAULTS, NetworkSpec, network
+
+    for name in NETWORKS.names():
+        spec = NETWORKS.create(name)
+        assert set(spec.build_param_names()) <= set(spec.model_param_names()), name
+        assert set(spec.resolve({})) == set(TRAINING_DEFAULTS) | set(spec.defaults), name
+    # the input's settings stay the network's parameters, read where its inputs are prepared
+    npr = NETWORKS.create("npr")
+    assert {"crop", "eval_crops", "face_crop"} <= set(npr.resolve({})) and "crop" not in npr.build_param_names()
+    with pytest.raises(ModelError, match="network 'npr' has no parameter cropp; its parameters: .*crop"):
+        npr.resolve({"cropp": 32})
+    # a builder that takes **params gets every model parameter; one naming an unknown one is refused
+    spec = NetworkSpec("x", "image", lambda n_out, **params: params, {"size": 8, "widths": (4,)})
+    assert spec.build_param_names() == ["size", "widths"]
+    with pytest.raises(TypeError, match="widthz"):
+        network("not-registered", "image", "", widths=(4,))(lambda n_out, widthz: None)
+    assert "not-registered" not in NETWORKS
 
 
 @pytest.mark.parametrize("network", sorted(TINY))
@@ -183,12 +204,13 @@ def test_shipped_emotion_model_predicts_offline(sample, tmp_path):
 
 def test_inputs_sharper_than_the_training_images_are_blurred_to_match():
     from embedlab.datasets.images import read_image
-    from embedlab.nets.images import match_blur, prepare_images, sharpness
+    from embedlab.nets.images import InputSettings, match_blur, prepare_images, sharpness
 
     sharp = read_image("data/sample/fer2013/test/happy/PublicTest_10130075.jpg")[:, :, :1]
     soft, blurred = match_blur(sharp, sigma=3.0, above=8.0)
     assert blurred and sharpness(soft) < 8.0 < sharpness(sharp)
     again, blurred_again = match_blur(soft, sigma=3.0, above=8.0)
     assert not blurred_again and np.array_equal(again, soft)
-    arr, info = prepare_images(["data/sample/fer2013/test/happy/PublicTest_10130075.jpg"], 48, 1, blur=(0.0, 8.0))
+    arr, info = prepare_images(["data/sample/fer2013/test/happy/PublicTest_10130075.jpg"],
+                               InputSettings(48, 1, blur=(0.0, 8.0)))
     assert not info[0]["blurred"] and np.array_equal(arr[0], sharp)

@@ -18,7 +18,7 @@ from embedlab.features import dlib_resnet
 from embedlab.features.facerec import face_landmarks, hog_face_locations, import_face_recognition
 from embedlab.nets import prediction
 from embedlab.nets.inputs import prepare_inputs
-from embedlab.nets.training import run_model
+from embedlab.nets.training import Inference, run_model
 from embedlab.runs import pretrained_run
 
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample"
@@ -55,8 +55,9 @@ def test_predict_on_workers_gives_the_table_of_this_process_and_of_the_serial_pa
     # exactly the probabilities of the serial path that made every input of a set in one loop
     p = run.model_params
     inputs, usable, _ = prepare_inputs(run.spec, p, images_of(PHOTOS), run.classes, None)
-    serial = run_model(run.module, inputs, run.module_device, int(p["channels"]), run.params["task"],
-                       positive_index=run.positive_index, tta_flip=bool(p.get("tta_flip")))
+    serial = run_model(run.module, inputs, run.module_device,
+                       Inference(int(p["channels"]), run.params["task"], positive_index=run.positive_index,
+                                 tta_flip=bool(p.get("tta_flip"))))
     assert usable.all()
     assert np.array_equal(here[[f"proba_{c}" for c in run.classes]].to_numpy(), serial)
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import io
 import json
+import shlex
 import shutil
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +17,7 @@ from typer.testing import CliRunner
 from embedlab.classifiers.fit import fit_classifier
 from embedlab.api import load_run
 from embedlab_cli.main import app
+from conftest import seed_cache
 
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample"
 RVF = SAMPLE / "real-vs-fake"
@@ -22,9 +25,9 @@ runner = CliRunner()
 
 
 @pytest.fixture(scope="module")
-def dirs(tmp_path_factory):
+def dirs(tmp_path_factory, rvf_encodings):
     root = tmp_path_factory.mktemp("predict")
-    return {"cache_dir": root / "cache", "runs_dir": root / "runs"}
+    return {"cache_dir": seed_cache(rvf_encodings, root / "cache"), "runs_dir": root / "runs"}
 
 
 @pytest.mark.parametrize("model,features", [("svm", "pixels[size=16]"), ("xgboost", "spectrum[size=64]"),
@@ -61,13 +64,17 @@ def cli(*args: str):
     return result, result.stdout + (result.stderr if result.stderr_bytes is not None else "")
 
 
-def test_cli_fit_runs_show_and_predict(dirs):
+def test_cli_fit_runs_show_and_predict(dirs, monkeypatch):
     common = ["--cache-dir", dirs["cache_dir"], "--runs-dir", dirs["runs_dir"]]
-    res, out = cli("fit", RVF, "-f", "pixels[size=16]", "-m", "logreg", "-p", "C=0.5", "--name", "cli-run",
-                   "-w", "1", "-q", *common)
+    args = ["fit", RVF, "-f", "pixels[size=16]", "-m", "logreg", "-p", "C=0.5", "--name", "cli-run", "-w", "1", "-q",
+            *common]
+    # the command line as a shell gives it, not the test runner's own (a pytest-xdist worker has none)
+    monkeypatch.setattr(sys, "argv", ["embedlab", *map(str, args)])
+    res, out = cli(*args)
     assert res.exit_code == 0, out
     run = load_run(dirs["runs_dir"] / "cli-run")
     assert run.params["model_params"]["C"] == 0.5 and run.params["command"].startswith("embedlab ")
+    assert run.params["command"] == shlex.join(["embedlab", *map(str, args)])
     test = run.metrics["sets"]["test"]
     for text in ("accuracy", "ROC AUC", f"{test['accuracy']:.3f}", f"{test['roc_auc']:.3f}",
                  "confusion matrix", "per class", "cli-run"):

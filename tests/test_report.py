@@ -17,7 +17,8 @@ import pytest
 from typer.testing import CliRunner
 
 import embedlab
-from embedlab.report import parse_dataset_arg, write_report
+from conftest import seed_cache
+from embedlab.report import ReportOptions, parse_dataset_arg, write_report
 from embedlab.report.sources import default_features
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -118,10 +119,10 @@ def _fake_run(folder: Path, table: pd.DataFrame, kind: str, eval_table: pd.DataF
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory):
+def built(tmp_path_factory, rvf_encodings):
     tmp = tmp_path_factory.mktemp("report")
     rvf, syn = _copy_with_hostile_names(tmp)
-    cache = tmp / "cache"
+    cache = seed_cache(rvf_encodings, tmp / "cache")  # the copied real-vs-fake's images: their encodings, by content
     rvf_table = embedlab.encode(rvf, FEATURES, cache_dir=cache, workers=1)
     fer_table = embedlab.encode(SAMPLE / "fer2013", FEATURES, cache_dir=cache, workers=1)
     syn_table = embedlab.encode(syn, FEATURES, cache_dir=cache, workers=1)
@@ -133,7 +134,7 @@ def built(tmp_path_factory):
     started = time.perf_counter()
     # one dataset as an encode() table, one as PATH::SPEC, one as a path; the default thumbnail budget
     write_report(out, datasets=[rvf_table, f"{syn}::{FEATURES}", str(SAMPLE / "fer2013")], runs=[runs],
-                 cache_dir=cache, thumbs_per_class=100, workers=1)
+                 options=ReportOptions(cache_dir=cache, thumbs_per_class=100, workers=1))
     return {"tmp": tmp, "out": out, "html": out.read_text(encoding="utf-8"), "runs": runs, "cache": cache,
             "rvf": rvf, "syn": syn, "rvf_table": rvf_table, "seconds": time.perf_counter() - started}
 
@@ -319,8 +320,7 @@ def test_warns_when_compared_encodings_come_from_different_detectors(built, tmp_
 
     # a cache of its own: the HOG encodings must not change what later tests find cached
     hog = embedlab.encode(built["syn"], "encoding[detector=hog]", cache_dir=tmp_path / "cache", workers=1)
-    ctx = build_context(Page("t"), [built["rvf_table"], hog], [], [], generated=None, seed=0, umap_params={},
-                        thumbs_per_class=1, timings={})
+    ctx = build_context(Page("t"), [built["rvf_table"], hog], [], [], ReportOptions(thumbs_per_class=1), timings={})
     sections.norms_section(ctx)
     body = ctx.page.sections[0][2]
     assert ("encoding vectors were computed with different settings (real-vs-fake: detector=none; "
@@ -537,8 +537,7 @@ def test_report_says_which_threshold_predict_applies(built, tmp_path):
                            "chosen_on": "valid"}
     (run / "params.json").write_text(json.dumps(params))
     records = [analysis.read_run_folder(run), analysis.read_run_folder(built["runs"] / "mlp")]
-    ctx = build_context(Page("t"), [built["rvf_table"]], records, [], generated=None, seed=0, umap_params={},
-                        thumbs_per_class=1, timings={})
+    ctx = build_context(Page("t"), [built["rvf_table"]], records, [], ReportOptions(thumbs_per_class=1), timings={})
     sections.models_section(ctx)
     body = ctx.page.sections[0][2]
     comparison = next(t for t in _tables(body) if t["caption"] == "Model comparison")
@@ -608,8 +607,9 @@ def shipped(built):
 
     tmp = built["tmp"]
     scores = score_shipped(SAMPLE, cache_dir=tmp / "shipped-cache", crops_dir=tmp / "shipped-crops", workers=0)
-    out = write_report(tmp / "shipped.html", datasets=[built["rvf_table"]], cache_dir=built["cache"], workers=1,
-                       shipped=scores, thumbnail_budget_mb=0.05, title="shipped")
+    out = write_report(tmp / "shipped.html", datasets=[built["rvf_table"]], shipped=scores,
+                       options=ReportOptions(cache_dir=built["cache"], workers=1, thumbnail_budget_mb=0.05,
+                                             title="shipped"))
     return {"scores": {s.task: s for s in scores}, "html": out.read_text(encoding="utf-8")}
 
 

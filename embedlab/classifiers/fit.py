@@ -35,7 +35,7 @@ import pandas as pd
 from embedlab.classifiers.pipelines import (adapt_to_data, create_classifier, search_space,
                                             supports_sample_weight, target_prefix)
 from embedlab.classifiers.run import ClassifierRun, load_classifier_run
-from embedlab.classifiers.xgboost_dask import fit_xgboost_dask
+from embedlab.classifiers.xgboost_dask import Cluster, fit_xgboost_dask
 from embedlab.compute.distributed import parse_scheduler
 from embedlab.compute.extraction import (encode, feature_matrix, resolve_features, table_for_cache,
                                          with_layout_defaults)
@@ -50,7 +50,7 @@ from embedlab.features import FeatureExtractor
 from embedlab.runs.folder import check_run_name, default_run_name, failure_table, write_run
 from embedlab.runs.model_files import save_model
 from embedlab.runs.provenance import command_line, data_record, library_versions, utc_now
-from embedlab.runs.scoring import TARGET_FPR, score_set, task_of, threshold_from
+from embedlab.runs.scoring import TARGET_FPR, ScoredSet, Scoring, score_set, task_of, threshold_from
 
 ProgressCallback = Callable[[int, int], None]
 MISSING = ("drop", "error")
@@ -107,6 +107,17 @@ class Data:
     split_info: dict[str, Any]
     eval_tables: list[tuple[Path, pd.DataFrame]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # defaults chosen from the data, said to the user
+
+
+@dataclass(frozen=True)
+class Scores:
+    """What scoring gives: the figures of every set, the prediction rows, the decision threshold
+    (binary tasks) and the images left out (:data:`embedlab.runs.folder.FAILURE_COLUMNS`)."""
+
+    sets: dict[str, dict]
+    predictions: pd.DataFrame
+    threshold: dict[str, Any] | None
+    failures: pd.DataFrame
 
 
 @dataclass
@@ -173,10 +184,10 @@ def fit_with(data: str | os.PathLike | pd.DataFrame, config: FitConfig) -> Class
     plan = layout_defaults(plan, loaded, config)
     feats = compute_features(plan, loaded, config)
     pipe, training = train(plan, loaded, feats, config)
-    sets, predictions, threshold, failures = score(pipe, plan, loaded, feats, config)
+    scores = score(pipe, plan, loaded, feats, config)
     training["total_seconds"] = round(time.perf_counter() - started, 3)
-    training["threshold"] = threshold
-    folder = write(data, config, plan, loaded, pipe, training, sets, predictions, failures)
+    training["threshold"] = scores.threshold
+    folder = write(data, config, plan, loaded, pipe, training, scores)
     return load_classifier_run(folder)
 
 
@@ -339,12 +350,12 @@ def compute_features(plan: Plan, loaded: Data, config: FitConfig) -> Features:
 
 
 # -- stage 4: train ----------------------------------------------------------------------
-# The pipeline, its training data and the search's own settings, as GridSearchCV takes them.
-def grid_search(pipe, name: str, X, y, fit_params: dict, fixed: Iterable[str], seed: int, n_jobs: int | None,
-                binary: bool):
-    """Cross-validated grid search on the training images; returns the refitted best and a record."""
+def grid_search(pipe, X, y, fit_params: dict, plan: Plan, config: FitConfig, binary: bool):
+    """Cross-validated grid search on the training images, over the model's search space less the
+    parameters the user fixed; returns the refitted best and a record."""
     from sklearn.model_selection import GridSearchCV, StratifiedKFold
 
+    name, fixed, seed, n_jobs = config.model, plan.user_params, config.seed, plan.n_jobs
     grid = search_space(name, pipe, fixed)
     if not grid:
         raise ModelError(f"model {name!r}: nothing left to search (every searched parameter was fixed "
@@ -379,14 +390,12 @@ def train(plan: Plan, loaded: Data, feats: Features, config: FitConfig) -> tuple
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         if config.search:
-            pipe, search_info = grid_search(pipe, config.model, feats.X[train_rows], y_train, fit_params,
-                                            plan.user_params, config.seed, plan.n_jobs,
+            pipe, search_info = grid_search(pipe, feats.X[train_rows], y_train, fit_params, plan, config,
                                             len(loaded.classes) == 2)
         elif config.scheduler is not None:  # trained where the features lie, from the cache
             pipe = fit_xgboost_dask(feats.df, [e.key() for e in plan.extractors], train_rows,
-                                    scheduler=config.scheduler, cache_dir=config.cache_dir,
-                                    classes=loaded.classes, params=plan.user_params, seed=config.seed,
-                                    predict=False).pipeline
+                                    Cluster(config.scheduler, config.cache_dir), classes=loaded.classes,
+                                    params=plan.user_params, seed=config.seed, predict=False).pipeline
         else:
             pipe.fit(feats.X[train_rows], y_train, **fit_params)
     fit_warnings = sorted({f"{w.category.__name__}: {w.message}" for w in caught
@@ -396,15 +405,12 @@ def train(plan: Plan, loaded: Data, feats: Features, config: FitConfig) -> tuple
 
 
 # -- stage 5: score ----------------------------------------------------------------------
-# One set's rows and what scoring them needs; keyword-only where two values could be swapped.
-def score_rows(pipe, classes: list[str], positive: str | None, frame: pd.DataFrame, X: np.ndarray,
-               ok: np.ndarray, reasons: dict, *, set_name: str, role: str, dataset: str,
-               seed: int, threshold: float | None = None) -> tuple[dict, pd.DataFrame]:
+def score_rows(pipe, frame: pd.DataFrame, X: np.ndarray, ok: np.ndarray, reasons: dict, scoring: Scoring,
+               which: ScoredSet) -> tuple[dict, pd.DataFrame]:
     """Score the rows of ``frame`` that have features; the others are counted by reason."""
     proba = np.asarray(pipe.predict_proba(X[ok]), dtype=float)
     scored = frame.loc[ok].reset_index(drop=True)
-    metrics, rows = score_set(proba, scored, classes, positive, set_name=set_name, role=role,
-                              dataset=dataset, seed=seed, threshold=threshold)
+    metrics, rows = score_set(proba, scored, scoring, which)
     rows["label"] = rows["label"].astype(str)
     metrics.update(n_missing_features=int((~ok).sum()), missing_features=reasons)
     return metrics, rows
@@ -429,15 +435,14 @@ def dataset_name(loaded: Data) -> str:
     return loaded.table.attrs.get("name") or Path(str(loaded.where)).name
 
 
-def score(pipe, plan: Plan, loaded: Data, feats: Features,
-          config: FitConfig) -> tuple[dict, pd.DataFrame, dict[str, Any] | None, pd.DataFrame]:
+def score(pipe, plan: Plan, loaded: Data, feats: Features, config: FitConfig) -> Scores:
     """Figures and prediction rows for every split, then every eval set, the decision threshold,
-    and the images left out (:data:`embedlab.runs.folder.FAILURE_COLUMNS`)."""
+    and the images left out."""
     names = [e.name for e in plan.extractors]
     classes = loaded.classes
     _, positive = task_of(classes)
     threshold = decision_threshold(pipe, loaded, feats, positive, config.target_fpr)
-    cut = threshold["value"] if threshold else None
+    scoring = Scoring(classes, positive, seed=config.seed, threshold=threshold["value"] if threshold else None)
     sets: dict[str, dict] = {}
     frames, failures = [], []
     for split in SPLITS:
@@ -446,9 +451,8 @@ def score(pipe, plan: Plan, loaded: Data, feats: Features,
             sub = feats.df.loc[in_split].reset_index(drop=True)
             reasons = missing_report(sub, names, feats.ok[in_split])
             failures.append(row_failures(sub, names, feats.ok[in_split], split))
-            sets[split], rows = score_rows(pipe, classes, positive, sub, feats.X[in_split], feats.ok[in_split],
-                                           reasons, set_name=split, role=split, dataset=dataset_name(loaded),
-                                           seed=config.seed, threshold=cut)
+            sets[split], rows = score_rows(pipe, sub, feats.X[in_split], feats.ok[in_split], reasons, scoring,
+                                           ScoredSet(split, role=split, dataset=dataset_name(loaded)))
             frames.append(rows)
     for path, et in loaded.eval_tables:
         edf = encode(et, plan.eval_extractors, cache_dir=config.cache_dir, workers=config.workers,
@@ -462,11 +466,10 @@ def score(pipe, plan: Plan, loaded: Data, feats: Features,
         if not eok.any():
             raise ModelError(f"{path}: no image with features "
                              f"({', '.join(f'{r}: {c}' for r, c in reasons.items())})")
-        sets[set_name], rows = score_rows(pipe, classes, positive, edf, EX, eok, reasons, set_name=set_name,
-                                          role="eval", dataset=base, seed=config.seed,
-                                          threshold=cut)
+        sets[set_name], rows = score_rows(pipe, edf, EX, eok, reasons, scoring,
+                                          ScoredSet(set_name, role="eval", dataset=base))
         frames.append(rows)
-    return sets, pd.concat(frames, ignore_index=True), threshold, pd.concat(failures, ignore_index=True)
+    return Scores(sets, pd.concat(frames, ignore_index=True), threshold, pd.concat(failures, ignore_index=True))
 
 
 # -- stage 6: write the run ----------------------------------------------------------------
@@ -488,9 +491,9 @@ def dataset_path(data: Any, table: pd.DataFrame) -> str | None:
     return table.attrs.get("root") or (None if isinstance(data, pd.DataFrame) else str(data))
 
 
-# Everything a run records comes together here, from every stage: eight inputs are the stages' outputs.
+# Everything a run records comes together here, from every stage: six inputs are the stages' outputs.
 def write(data, config: FitConfig, plan: Plan, loaded: Data, pipe, training: dict[str, Any],
-          sets: dict[str, dict], predictions: pd.DataFrame, failures: pd.DataFrame | None = None) -> Path:
+          scores: Scores) -> Path:
     """Write the run folder: ``params.json`` says what was fitted on what, and how."""
     table, role = loaded.table, loaded.roles.to_numpy()
     task, positive = task_of(loaded.classes)
@@ -518,6 +521,6 @@ def write(data, config: FitConfig, plan: Plan, loaded: Data, pipe, training: dic
         "threshold": training["threshold"], "leave_out": config.leave_out,
         "sources": {s: fake_sources(table[role == s]) for s in SPLITS if (role == s).any()},
     }
-    metrics = {"sets": sets, "threshold": training["threshold"]}
-    return write_run(config.runs_dir, name, run_params, metrics, predictions,
-                     lambda folder: save_model(pipe, folder), failures)
+    metrics = {"sets": scores.sets, "threshold": training["threshold"]}
+    return write_run(config.runs_dir, name, run_params, metrics, scores.predictions,
+                     lambda folder: save_model(pipe, folder), scores.failures)

@@ -160,21 +160,27 @@ def open_cluster(scheduler: str, stack: ExitStack, cache_root: str, feature_keys
     return client, workers
 
 
-# Keyword options of one cluster fit (what to fit on, where, and what to predict); the CLI's
-# --scheduler path and the tests call it with them.
+@dataclass(frozen=True)
+class Cluster:
+    """Where a cluster fit runs and reads its features: the Dask ``scheduler`` (as for
+    :func:`embedlab.encode`), the feature cache at ``cache_dir`` (which every worker must see at
+    the same path) and the images one task reads and holds at a time."""
+
+    scheduler: str
+    cache_dir: str | os.PathLike
+    rows_per_block: int = ROWS_PER_BLOCK
+
+
 def fit_xgboost_dask(
     table: pd.DataFrame,
     feature_keys: Sequence[str],
     train: np.ndarray,
+    cluster: Cluster,
     *,
-    scheduler: str,
-    cache_dir: str | os.PathLike,
     classes: Sequence[str] | None = None,
     params: dict[str, Any] | None = None,
     seed: int = 0,
-    predict: bool = True,
-    predict_hashes: Sequence[str] | None = None,
-    rows_per_block: int = ROWS_PER_BLOCK,
+    predict: bool | Sequence[str] = True,
 ) -> ClusterFit:
     """Fit the registry's ``xgboost`` model with :mod:`xgboost.dask` on a cluster.
 
@@ -183,9 +189,9 @@ def fit_xgboost_dask(
     ``FeatureExtractor.key()`` gives them). Rows whose features are missing
     or failed are left out, as in a local fit. With ``predict``,
     probabilities are computed on the cluster for every image of ``table``
-    (and ``predict_hashes``) that has features. ``scheduler`` is as for
-    :func:`embedlab.encode`; ``params`` are the ``xgboost`` model's (as for
-    ``--param``).
+    that has features (and of the hashes ``predict`` lists, when it is a
+    list of them). ``cluster`` says where; ``params`` are the ``xgboost``
+    model's (as for ``--param``).
     """
     try:
         import dask
@@ -197,12 +203,14 @@ def fit_xgboost_dask(
     pipeline = create_classifier("xgboost", params, seed=seed)
     local = pipeline.named_steps["model"]
     classes = sorted(table["label"].dropna().astype(str).unique()) if classes is None else list(classes)
-    cache_root = str(Path(cache_dir).resolve())
+    scheduler, rows_per_block = cluster.scheduler, cluster.rows_per_block
+    predict_hashes = [] if isinstance(predict, bool) else list(predict)
+    cache_root = str(Path(cluster.cache_dir).resolve())
     cache = FeatureCache(cache_root)
     usable = usable_hashes(cache, feature_keys)
 
     labelled, y_train = training_rows(table, train, classes, usable, cache_root)
-    others = pd.Index(table["hash"]).append(pd.Index(list(predict_hashes or []))) if predict else []
+    others = pd.Index(table["hash"]).append(pd.Index(predict_hashes)) if predict is not False else []
     to_predict = np.array(sorted(set(others) & usable), dtype=object)
 
     with ExitStack() as stack:

@@ -18,7 +18,7 @@ import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Sequence
 
 import pandas as pd
 
@@ -33,15 +33,34 @@ from embedlab.nets import parallel
 from embedlab.nets.inputs import input_metrics, prepare_inputs
 from embedlab.nets.models import NETWORKS, NetworkSpec, build_module
 from embedlab.nets.run import NetworkRun, load_network_run
-from embedlab.nets.training import MODEL_FILE, resolve_device, run_model, seed_everything, train_loop
+from embedlab.nets.training import (MODEL_FILE, Inference, Training, resolve_device, run_model, seed_everything,
+                                    train_loop)
 from embedlab.runs.folder import (PARAMS_FILE, check_run_name, default_run_name, failure_table, read_json,
                                   write_params, write_results)
 from embedlab.runs.provenance import command_line, data_record, library_versions, portable_path, utc_now
-from embedlab.runs.scoring import TARGET_FPR, score_set, task_of, threshold_from
+from embedlab.runs.scoring import TARGET_FPR, ScoredSet, Scoring, score_set, task_of, threshold_from
 
 #: parameters a resumed run may change: how it computes, not what it learns (input_blur
 #: only touches inputs sharper than the training images, so a finished run can take it up)
 RESUME_SETTINGS = ("workers_threads", "bf16", "input_blur", "input_blur_above", "tta_flip")
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """The settings of one network run besides the network and its parameters, as ``fit_network``
+    takes them (a resumed run's own seed, ``leave_out`` and ``per_class`` already in): where the run
+    folder goes and under what ``name``, the feature cache, the seed, the command recorded, the
+    ``eval_on`` datasets, and how the data is read (``layout``, ``per_class``, ``leave_out``)."""
+
+    runs_dir: Path
+    name: str | None = None
+    cache_dir: str | os.PathLike = DEFAULT_CACHE_DIR
+    seed: int = 0
+    command: str | None = None
+    eval_on: Sequence[str] = ()
+    leave_out: str | None = None
+    per_class: int | None = None
+    layout: str = "auto"
 
 
 @dataclass
@@ -116,15 +135,14 @@ def set_up_device(device: str, p: dict[str, Any]):
 
 
 # -- stage 2: load, split, and open the run folder ---------------------------------------
-# The run's record needs every input of fit_network; they come straight from its arguments.
-def start_run(data, spec: NetworkSpec, p: dict[str, Any], *, eval_on: list[str], runs_dir: Path,
-              name: str | None, seed: int, dev, started: dict[str, Any] | None,
-              command: str | None, leave_out: str | None = None, per_class: int | None = None,
-              layout: str = "auto", cache_dir: str | os.PathLike = DEFAULT_CACHE_DIR) -> NetworkFit:
-    """Load ``data`` (read as ``layout``, at most ``per_class`` images per split and label) and split
-    it (without ``leave_out``'s fakes in train and valid), make the run folder and write its
+def start_run(data, spec: NetworkSpec, p: dict[str, Any], settings: RunSettings, dev,
+              started: dict[str, Any] | None) -> NetworkFit:
+    """Load ``data`` (read as ``settings.layout``, at most ``per_class`` images per split and label)
+    and split it (without ``leave_out``'s fakes in train and valid), make the run folder and write its
     ``params.json``. Files are listed with the file hash index of the cache at ``cache_dir``."""
-    table = table_for_cache(data, cache_dir, layout)
+    runs_dir, name, seed, command = settings.runs_dir, settings.name, settings.seed, settings.command
+    leave_out, per_class, eval_on = settings.leave_out, settings.per_class, settings.eval_on
+    table = table_for_cache(data, settings.cache_dir, settings.layout)
     if per_class:
         attrs = dict(table.attrs)
         table = sample_per_class(table, per_class, seed=seed).reset_index(drop=True)
@@ -212,17 +230,19 @@ def new_run_folder(folder: Path) -> None:
 # -- stage 5: score -----------------------------------------------------------------------
 def network_proba(run: NetworkFit, module, prepared: tuple):
     inputs, _, _ = prepared
-    return run_model(module, inputs, run.device, int(run.p.get("channels", 1)), run.task,
-                     positive_index=run.positive_index, tta_flip=bool(run.p["tta_flip"]))
+    return run_model(module, inputs, run.device, Inference(int(run.p.get("channels", 1)), run.task,
+                                                           positive_index=run.positive_index,
+                                                           tta_flip=bool(run.p["tta_flip"])))
 
 
-def score_inputs(run: NetworkFit, module, frame: pd.DataFrame, prepared: tuple, *, set_name: str, role: str,
-                 dataset: str, threshold: float | None = None, proba=None) -> tuple[dict, pd.DataFrame]:
+def score_inputs(run: NetworkFit, module, frame: pd.DataFrame, prepared: tuple, which: ScoredSet,
+                 threshold: float | None = None, proba=None) -> tuple[dict, pd.DataFrame]:
     _, usable, info = prepared
     if proba is None:
         proba = network_proba(run, module, prepared)
-    metrics, rows = score_set(proba, frame[usable], run.classes, run.positive if run.task == "binary" else None,
-                              set_name=set_name, role=role, dataset=dataset, seed=run.seed, threshold=threshold)
+    scoring = Scoring(run.classes, run.positive if run.task == "binary" else None, seed=run.seed,
+                      threshold=threshold)
+    metrics, rows = score_set(proba, frame[usable], scoring, which)
     metrics.update(input_metrics(info, usable))
     return metrics, rows
 
@@ -244,8 +264,8 @@ def score_sets(run: NetworkFit, module, frames: dict[str, pd.DataFrame], prepare
                                target_fpr)
     cut = threshold["value"] if threshold else None
     for role, inputs in prepared.items():
-        sets[role], rows = score_inputs(run, module, frames[role], inputs, set_name=role, role=role,
-                                        dataset=dataset, threshold=cut, proba=probas[role])
+        sets[role], rows = score_inputs(run, module, frames[role], inputs, ScoredSet(role, role, dataset),
+                                        threshold=cut, proba=probas[role])
         predictions.append(rows)
         failures.append(input_failures(frames[role], inputs, role))
     for path in eval_on:
@@ -253,8 +273,8 @@ def score_sets(run: NetworkFit, module, frames: dict[str, pd.DataFrame], prepare
         set_name = frame.attrs.get("name") or Path(path).name
         inputs = prepare_inputs(run.spec, run.p, frame, run.classes, cache_dir,
                                 crops_dir=run.folder / "crops" / set_name)
-        sets[set_name], rows = score_inputs(run, module, frame, inputs, set_name=set_name, role="eval",
-                                            dataset=set_name, threshold=cut)
+        sets[set_name], rows = score_inputs(run, module, frame, inputs,
+                                            ScoredSet(set_name, role="eval", dataset=set_name), threshold=cut)
         eval_records.append(data_record(frame, frame.attrs.get("root") or path, run.folder))
         predictions.append(rows)
         failures.append(input_failures(frame, inputs, set_name))
@@ -268,8 +288,6 @@ def input_failures(frame: pd.DataFrame, prepared: tuple, set_name: str) -> pd.Da
     return failure_table(frame, usable, [r.get("reason") for r in info], [r.get("error") for r in info], set_name)
 
 
-# -- the entry point ------------------------------------------------------------------------
-# The keyword arguments are the public interface the CLI, the tests and the benchmarks call.
 def is_unstarted_run(folder: Path) -> bool:
     """Whether ``folder`` is a run folder that holds nothing but its ``params.json``."""
     return folder.is_dir() and {f.name for f in folder.iterdir()} == {PARAMS_FILE}
@@ -282,6 +300,9 @@ def remove_unstarted_run(folder: Path) -> None:
         shutil.rmtree(folder, ignore_errors=True)
 
 
+# -- the entry point ------------------------------------------------------------------------
+# One keyword per setting, as embedlab.fit, the CLI, the tests and the benchmarks call it; they are
+# checked here and travel on as a RunSettings (start_run) and a Training (train_loop).
 def fit_network(data, network: str, params: dict[str, Any] | None = None,
                 eval_on: Iterable[str | os.PathLike] = (), runs_dir: str | os.PathLike = DEFAULT_RUNS_DIR,
                 name: str | None = None, cache_dir: str | os.PathLike = DEFAULT_CACHE_DIR, seed: int = 0,
@@ -318,9 +339,9 @@ def fit_network(data, network: str, params: dict[str, Any] | None = None,
     if started is not None:
         leave_out = started.get("leave_out", leave_out)
         per_class = (started.get("data") or {}).get("per_class", per_class)
-    run = start_run(data, spec, p, eval_on=eval_on, runs_dir=runs_dir, name=name, seed=seed, dev=dev,
-                    started=started, command=command, leave_out=leave_out, per_class=per_class, layout=layout,
-                    cache_dir=cache_dir)
+    settings = RunSettings(runs_dir, name=name, cache_dir=cache_dir, seed=seed, command=command, eval_on=eval_on,
+                           leave_out=leave_out, per_class=per_class, layout=layout)
+    run = start_run(data, spec, p, settings, dev, started)
 
     seed_everything(seed)
     frames = {r: run.table[run.roles == r].reset_index(drop=True) for r in SPLITS}
@@ -341,8 +362,9 @@ def fit_network(data, network: str, params: dict[str, Any] | None = None,
         if started is None and parallel.is_main():
             remove_unstarted_run(run.folder)
         raise
-    summary = train_loop(module, spec, p, run.task, len(run.classes), train_inputs, prepared["valid"][0],
-                         run.folder, seed, dev, resume, on_progress, run.positive_index)
+    setup = Training(spec, p, run.task, len(run.classes), run.folder, seed, dev, resume=resume,
+                     positive_index=run.positive_index)
+    summary = train_loop(module, setup, train_inputs, prepared["valid"][0], on_progress)
 
     def score_and_write():
         sets, predictions, threshold, failures, evaluated = score_sets(run, module, frames, prepared, eval_on,

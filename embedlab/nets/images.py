@@ -17,6 +17,7 @@ import functools
 import hashlib
 import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -261,25 +262,39 @@ class NetworkInput(FeatureExtractor):
                            (self.blur_sigma, self.blur_above))
 
 
-# How one set of images is prepared for a network: size, channels, face crop, blur, and where
-# crops go; the same settings key the cache of cached_inputs.
-def prepare_images(uris: Sequence[str], size: int, channels: int, face_crop: str = "never",
-                   crops_dir: str | os.PathLike | None = None, names: Sequence[str] | None = None,
-                   images: Sequence[np.ndarray] | None = None,
+@dataclass(frozen=True)
+class InputSettings:
+    """How an image becomes a network input (:func:`input_array`): its side ``size`` in pixels, its
+    ``channels`` (1 or 3), the ``face_crop`` (one of :data:`FACE_CROPS`) and the ``blur``
+    ``(sigma, above)`` of :func:`match_blur`. Each of them changes the input, so together they key
+    the cache of :func:`cached_inputs`.
+
+    >>> InputSettings(48, 1, "auto")
+    InputSettings(size=48, channels=1, face_crop='auto', blur=(0.0, 0.0))
+    """
+
+    size: int
+    channels: int
+    face_crop: str = "never"
+    blur: tuple[float, float] = (0.0, 0.0)
+
+
+def prepare_images(uris: Sequence[str], settings: InputSettings, crops_dir: str | os.PathLike | None = None,
+                   names: Sequence[str] | None = None, images: Sequence[np.ndarray] | None = None,
                    on_progress: Callable[[int, int], None] | None = None,
-                   blur: tuple[float, float] = (0.0, 0.0),
                    hashes: Sequence[str] | None = None) -> tuple[np.ndarray, list[dict]]:
-    """Decode (or take) images and make them network inputs.
+    """Decode (or take) images and make them network inputs as ``settings`` say.
 
     Returns ``(array (N, size, size, channels) uint8, info per image)``; info
     holds ``face_cropped``, ``face_found``, ``crop_path`` (the saved crop,
     when ``crops_dir`` is given and the image was face-cropped) and
-    ``blurred`` (see :func:`match_blur`; ``blur`` is its ``(sigma, above)``).
+    ``blurred`` (see :func:`match_blur`).
     An image that cannot be read is left black with ``reason`` and ``error``
     in its info, never an exception: one bad file does not stop a network. With ``hashes`` (the
     content hash each image was listed with), a file that holds other bytes now is such an image
     (``changed``), since the inputs are stored under those hashes.
     """
+    size, channels, face_crop, blur = settings.size, settings.channels, settings.face_crop, settings.blur
     if face_crop not in FACE_CROPS:
         raise ModelError(f"face_crop must be one of {', '.join(FACE_CROPS)}, got {face_crop!r}")
     cropper = FaceCropper()
@@ -326,20 +341,18 @@ def _crops_in(info: list[dict], crops_dir: Path) -> bool:
                and Path(r["crop_path"]).is_file() for r in info if r["face_cropped"])
 
 
-# prepare_images' settings plus the cache folder: every one of them changes the cached array.
-def cached_inputs(hashes: Sequence[str], uris: Sequence[str], size: int, channels: int,
-                  face_crop: str, cache_dir: str | os.PathLike | None,
-                  crops_dir: str | os.PathLike | None = None, names: Sequence[str] | None = None,
-                  on_progress: Callable[[int, int], None] | None = None,
-                  blur: tuple[float, float] = (0.0, 0.0)) -> tuple[np.ndarray, list[dict]]:
+def cached_inputs(hashes: Sequence[str], uris: Sequence[str], settings: InputSettings,
+                  cache_dir: str | os.PathLike | None, crops_dir: str | os.PathLike | None = None,
+                  names: Sequence[str] | None = None,
+                  on_progress: Callable[[int, int], None] | None = None) -> tuple[np.ndarray, list[dict]]:
     """:func:`prepare_images`, memoised on disk by image content and preprocessing.
 
     The whole set is one ``.npy`` (FER-2013 train is 66 MB at 48x48x1), so a
     second run starts training at once instead of decoding 30,000 JPEGs again.
     """
     if cache_dir is None:
-        return prepare_images(uris, size, channels, face_crop, crops_dir, names, on_progress=on_progress,
-                              blur=blur, hashes=hashes)
+        return prepare_images(uris, settings, crops_dir, names, on_progress=on_progress, hashes=hashes)
+    size, channels, face_crop, blur = settings.size, settings.channels, settings.face_crop, settings.blur
     frame = framing(face_crop)
     if blur[0] > 0:
         frame["blur"] = list(blur)
@@ -357,8 +370,7 @@ def cached_inputs(hashes: Sequence[str], uris: Sequence[str], size: int, channel
                     return arr, info
         except (OSError, ValueError):
             pass  # a damaged entry is recomputed below
-    arr, info = prepare_images(uris, size, channels, face_crop, crops_dir, names, on_progress=on_progress,
-                               blur=blur, hashes=hashes)
+    arr, info = prepare_images(uris, settings, crops_dir, names, on_progress=on_progress, hashes=hashes)
     folder.mkdir(parents=True, exist_ok=True)
     atomic_write(arr_path, lambda tmp: save_array(tmp, arr))
     atomic_write_text(info_path, json.dumps(info))

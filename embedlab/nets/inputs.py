@@ -9,7 +9,7 @@ import pandas as pd
 
 from embedlab.compute.extraction import encode, feature_matrix, resolve_features
 from embedlab.core.errors import ModelError
-from embedlab.nets.images import cached_inputs
+from embedlab.nets.images import InputSettings, cached_inputs
 from embedlab.nets.models import NetworkSpec
 from embedlab.nets.native import NativeCropSet, NativeCrops, check_images
 from embedlab.nets.training import Inputs
@@ -17,6 +17,11 @@ from embedlab.nets.training import Inputs
 
 def blur_setting(p: dict[str, Any]) -> tuple[float, float]:
     return float(p.get("input_blur") or 0.0), float(p.get("input_blur_above") or 0.0)
+
+
+def input_settings(p: dict[str, Any]) -> InputSettings:
+    """How the images of a network with resolved parameters ``p`` become its inputs."""
+    return InputSettings(int(p["size"]), int(p["channels"]), p.get("face_crop", "never"), blur_setting(p))
 
 
 # Seven inputs of one preparation, the last three optional: the network, its settings, the rows,
@@ -37,10 +42,9 @@ def prepare_inputs(spec: NetworkSpec, p: dict[str, Any], frame: pd.DataFrame, cl
     if spec.reads_native:
         return native_inputs(p, frame, classes)
     if spec.uses_images:
-        arr, info = cached_inputs(frame["hash"].tolist(), frame["path"].tolist(), int(p["size"]),
-                                  int(p["channels"]), p.get("face_crop", "never"), cache_dir,
+        arr, info = cached_inputs(frame["hash"].tolist(), frame["path"].tolist(), input_settings(p), cache_dir,
                                   crops_dir=crops_dir, names=frame["image_id"].astype(str).tolist(),
-                                  on_progress=on_progress, blur=blur_setting(p))
+                                  on_progress=on_progress)
         images = torch.from_numpy(arr)
         usable &= np.array([not r.get("reason") for r in info], bool)
     if spec.uses_encoding:

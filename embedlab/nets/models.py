@@ -2,7 +2,10 @@
 
 Every network is described by a :class:`NetworkSpec`: what it reads (images,
 the 128-d face encoding, or both), the input it expects, its default
-hyper-parameters, and how to build its ``torch.nn.Module``. Every module
+hyper-parameters, and how to build its ``torch.nn.Module``: its builder takes
+``n_out`` and, one keyword each, the model parameters the module is made from
+(the others, such as the input's ``size`` or ``face_crop``, shape the inputs
+and are read where those are prepared). Every module
 offers ``embed(image, encoding)`` (the penultimate layer, usable as a
 feature) and ``forward(image, encoding)`` (the logits).
 
@@ -15,6 +18,7 @@ feature) and ``forward(image, encoding)`` (the logits).
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -64,7 +68,7 @@ TRAINING_DEFAULTS: dict[str, Any] = {
 class NetworkSpec:
     name: str
     inputs: str                      # "image" | "encoding" | "image+encoding" | "native"
-    build: Callable[..., Any]        # build(n_out, **model params) -> nn.Module
+    build: Callable[..., Any]        # build(n_out, **the model params it names) -> nn.Module
     defaults: dict[str, Any] = field(default_factory=dict)  # model params and training overrides
     description: str = ""
 
@@ -83,6 +87,14 @@ class NetworkSpec:
 
     def model_param_names(self) -> list[str]:
         return [k for k in self.defaults if k not in TRAINING_DEFAULTS]
+
+    def build_param_names(self) -> list[str]:
+        """The model parameters ``build`` takes after ``n_out``: those it names, or all of them when
+        it takes ``**params``."""
+        params = list(inspect.signature(self.build).parameters.values())[1:]
+        if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
+            return self.model_param_names()
+        return [p.name for p in params]
 
     def resolve(self, params: dict[str, Any] | None) -> dict[str, Any]:
         """Defaults, then this network's overrides, then ``params``; unknown names refused."""
@@ -160,6 +172,10 @@ NETWORKS: Registry[NetworkSpec] = Registry("network")
 def network(name: str, inputs: str, description: str, **defaults):
     def decorator(build):
         spec = NetworkSpec(name, inputs, build, defaults, description)
+        unknown = [k for k in spec.build_param_names() if k not in spec.model_param_names()]
+        if unknown:
+            raise TypeError(f"network {name!r}: its builder takes {', '.join(unknown)}, which are not among "
+                            f"its model parameters ({', '.join(spec.model_param_names())})")
         NETWORKS.register(name)(lambda: spec)
         return build
     return decorator
@@ -269,14 +285,14 @@ def _gray_to_rgb(channels: int):
 # -- the networks -----------------------------------------------------------
 @network("cnn", "image", "custom CNN on images (the study's detector Model 1)",
          size=64, channels=3, widths=(32, 64, 128), dense=128, dropout=0.3, face_crop="never")
-def build_cnn(n_out, size, channels, widths, dense, dropout, face_crop):
+def build_cnn(n_out, channels, widths, dense, dropout):
     Net = network_class()
     return Net(image_branch=small_cnn(channels, tuple(widths), dense, dropout),
                head=classifier_head(dense, n_out, dropout))
 
 
 def _resnet(arch):
-    def build(n_out, size, channels, weights, dropout, face_crop):
+    def build(n_out, channels, weights, dropout):
         Net = network_class()
         body, dim = torchvision_resnet(arch, weights)
         return Net(image_branch=body, image_stem=_gray_to_rgb(channels), head=classifier_head(dim, n_out, dropout))
@@ -291,7 +307,7 @@ network("resnet50", "image", "torchvision ResNet-50 (the study's Model 2), rando
 
 @network("encoding-mlp", "encoding", "fully connected layers on the 128-d face encoding (the study's Model 3)",
          encoding="encoding", hidden=256, dense=128, dropout=0.3, augment=False)
-def build_mlp(n_out, encoding, hidden, dense, dropout):
+def build_mlp(n_out, hidden, dense, dropout):
     Net = network_class()
     return Net(encoding_branch=encoding_mlp(128, hidden, dense, dropout), head=classifier_head(dense, n_out, dropout))
 
@@ -299,7 +315,7 @@ def build_mlp(n_out, encoding, hidden, dense, dropout):
 @network("fusion-cnn", "image+encoding", "custom CNN branch + encoding branch joined before the head "
          "(the study's Model 4)", size=64, channels=3, encoding="encoding", widths=(32, 64, 128),
          dense=128, dropout=0.3, face_crop="never")
-def build_fusion_cnn(n_out, size, channels, encoding, widths, dense, dropout, face_crop):
+def build_fusion_cnn(n_out, channels, widths, dense, dropout):
     nn = _nn()
     Net = network_class()
     return Net(image_branch=small_cnn(channels, tuple(widths), dense, dropout),
@@ -311,7 +327,7 @@ def build_fusion_cnn(n_out, size, channels, encoding, widths, dense, dropout, fa
 @network("fusion-resnet", "image+encoding", "ResNet branch + encoding branch joined before the head "
          "(the study's Model 5)", size=224, channels=3, encoding="encoding", backbone="resnet18",
          weights="random", dense=256, dropout=0.3, face_crop="never")
-def build_fusion_resnet(n_out, size, channels, encoding, backbone, weights, dense, dropout, face_crop):
+def build_fusion_resnet(n_out, channels, backbone, weights, dense, dropout):
     nn = _nn()
     Net = network_class()
     if backbone not in ("resnet18", "resnet50"):
@@ -326,7 +342,7 @@ def build_fusion_resnet(n_out, size, channels, encoding, backbone, weights, dens
 @network("vgg16-emotion", "image", "the study's emotion Model 1: 48x48 grayscale -> 1x1 conv to 3 channels "
          "-> VGG16 convolutional base -> Dense 512 -> Dropout -> Dense 7",
          size=48, channels=1, weights="random", dense=512, dropout=0.5, face_crop="auto")
-def build_vgg16_emotion(n_out, size, channels, weights, dense, dropout, face_crop):
+def build_vgg16_emotion(n_out, size, channels, weights, dense, dropout):
     import torchvision.models as tvm
 
     nn = _nn()
@@ -364,7 +380,7 @@ def _residual_stage(cin: int, cout: int, blocks: int, stride: int):
          size=48, channels=1, widths=(32, 64, 128, 256), blocks=(1, 1, 2, 1), stem_stride=2,
          dropout=0.3, face_crop="auto", epochs=30, batch_size=64, optimizer="adamw", lr=2e-3, weight_decay=0.05,
          schedule="onecycle", label_smoothing=0.1, erase=0.25, patience=8)
-def build_emotion_cnn(n_out, size, channels, widths, blocks, stem_stride, dropout, face_crop):
+def build_emotion_cnn(n_out, channels, widths, blocks, stem_stride, dropout):
     nn = _nn()
     Net = network_class()
     widths, blocks = tuple(widths), tuple(blocks)
@@ -410,16 +426,15 @@ def _native_branch(widths, blocks):
          rescale=0.5, blur=0.2, jpeg=0.5, loader_workers=1, face_crop="never", epochs=6, batch_size=64,
          optimizer="adamw", lr=2e-3, weight_decay=0.01, schedule="onecycle", flip=True, rotate=0.0,
          shift=0.0, zoom=0.0, jitter=0.0, erase=0.0, balance="sources", patience=5)
-def build_npr(n_out, crop, eval_crops, widths, blocks, dropout, channels, rescale, blur, jpeg, loader_workers,
-              face_crop):
+def build_npr(n_out, widths, blocks, dropout):
     Net = network_class()
     branch, dim = _native_branch(tuple(widths), tuple(blocks))
     return Net(image_branch=branch, head=classifier_head(dim, n_out, dropout))
 
 
 def build_module(spec: NetworkSpec, params: dict[str, Any], n_out: int):
-    """The module of ``spec`` with the model parameters taken from resolved ``params``."""
-    kwargs = {k: params[k] for k in spec.model_param_names()}
+    """The module of ``spec`` with the model parameters its builder takes, from resolved ``params``."""
+    kwargs = {k: params[k] for k in spec.build_param_names()}
     return spec.build(n_out, **kwargs)
 
 
@@ -504,8 +519,7 @@ def dlib_branch(input_size, channels, weights, freeze, layer):
          "feeds the head", size=150, input_size=150, channels=3, weights="dlib", freeze="none", layer="stage5",
          dropout=0.2, face_crop="auto", epochs=15, batch_size=64, optimizer="adamw", lr=1e-3,
          weight_decay=0.01, schedule="onecycle", label_smoothing=0.1, patience=6)
-# A registered network builder takes the network's own settings, one keyword each.
-def build_dlib_resnet(n_out, size, input_size, channels, weights, freeze, layer, dropout, face_crop):
+def build_dlib_resnet(n_out, input_size, channels, weights, freeze, layer, dropout):
     stem, trunk, dim = dlib_branch(input_size, channels, weights, freeze, layer)
     Net = network_class()
     return Net(image_stem=stem, image_branch=trunk, head=classifier_head(dim, n_out, dropout))
@@ -516,8 +530,7 @@ def build_dlib_resnet(n_out, size, input_size, channels, weights, freeze, layer,
          encoding="encoding", weights="dlib", freeze="stage3", layer="stage5", dense=256, dropout=0.3,
          face_crop="chip", epochs=10, batch_size=64, optimizer="adamw", lr=3e-4, weight_decay=0.01,
          schedule="onecycle", patience=4, rotate=0.0, shift=0.0, zoom=0.0, jitter=0.0)
-def build_fusion_dlib_resnet(n_out, size, input_size, channels, encoding, weights, freeze, layer, dense, dropout,
-                             face_crop):
+def build_fusion_dlib_resnet(n_out, input_size, channels, weights, freeze, layer, dense, dropout):
     nn = _nn()
     stem, trunk, dim = dlib_branch(input_size, channels, weights, freeze, layer)
     Net = network_class()

@@ -39,7 +39,7 @@ from embedlab.core.io import atomic_write_bytes, file_digest
 from embedlab.core.system import default_workers
 from embedlab.nets.images import NetworkInput, crop_file_name, save_crop
 from embedlab.nets.inputs import blur_setting
-from embedlab.nets.training import MODEL_FILE, Inputs, run_model
+from embedlab.nets.training import MODEL_FILE, Inference, Inputs, run_model
 
 log = logging.getLogger(__name__)
 
@@ -161,7 +161,8 @@ def network_outputs(run, table: pd.DataFrame, cache_dir: str | os.PathLike, crop
         prepare(missing, path_of, maker, batch, workers, scheduler, on_progress, say)
     elif on_progress is not None:
         on_progress(0, 0)
-    new_rows, uncached = predict_missing(run, todo, path_of, batch, encoder, cache_dir, workers, scheduler, say)
+    encodings, unencoded = encodings_of(todo, path_of, encoder, cache_dir, workers, scheduler)
+    new_rows, uncached = predict_missing(run, todo, path_of, batch, encodings, unencoded, say)
     committed = [r for r in new_rows if r.pop("cacheable", True)]
     if committed:
         cache.append(key, committed, len(run.classes), OUTPUT_INFO)
@@ -202,10 +203,29 @@ def prepare(missing: list[str], path_of: dict[str, str], maker: NetworkInput, ba
     compute_chunks([tasks[s:s + size] for s in range(0, len(tasks), size)], [maker], workers, scheduler, commit)
 
 
-# The run, what to predict and where its inputs are; the encoding's options for the networks that read one.
-def predict_missing(run, todo: list[str], path_of: dict[str, str], batch: InputBatch | None, encoder,
-                    cache_dir, workers, scheduler, say: Step) -> tuple[list[dict], list[dict]]:
-    """Output rows for the images in ``todo``: ``(rows, rows never to cache)``.
+def encodings_of(todo: list[str], path_of: dict[str, str], encoder, cache_dir, workers: int | None,
+                 scheduler: str | None) -> tuple[dict[str, np.ndarray] | None, dict[str, dict]]:
+    """The face encodings of the images in ``todo`` for a network that reads one (``encoder``; None
+    for the others), computed as ``encode`` computes them: ``({hash: encoding}, {hash: failure row})``."""
+    if not todo or encoder is None:
+        return None, {}
+    frame = pd.DataFrame({"hash": todo, "path": [path_of[h] for h in todo]})
+    frame["image_id"], frame["label"], frame["split"] = frame["path"], None, None
+    df = encode(frame, [encoder], cache_dir=cache_dir, workers=workers, scheduler=scheduler)
+    X, ok = feature_matrix(df, [encoder.name])
+    failed = {}
+    for h, good, reason, error in zip(todo, ok, df[f"{encoder.name}.reason"], df[f"{encoder.name}.error"]):
+        if not good:
+            # not cached here: encode's own cache holds the encoding's failures
+            failed[h] = {"hash": h, "ok": False, "reason": reason or "missing features", "error": error}
+    return dict(zip(todo, np.nan_to_num(X).astype(np.float32))), failed
+
+
+def predict_missing(run, todo: list[str], path_of: dict[str, str], batch: InputBatch | None,
+                    encodings: dict[str, np.ndarray] | None, unencoded: dict[str, dict],
+                    say: Step) -> tuple[list[dict], list[dict]]:
+    """Output rows for the images in ``todo``: ``(rows, rows never to cache)``; ``encodings`` and
+    ``unencoded`` are what :func:`encodings_of` gave for them.
 
     A failure that follows from an image's bytes (it does not decode) is cached like an output;
     one that may pass next time (a worker died, the file changed) is not.
@@ -215,17 +235,8 @@ def predict_missing(run, todo: list[str], path_of: dict[str, str], batch: InputB
     failed: dict[str, dict] = {}
     if batch is not None:
         failed.update((h, batch.failures[h]) for h in todo if h in batch.failures)
-    encodings = None
-    if encoder is not None:
-        frame = pd.DataFrame({"hash": todo, "path": [path_of[h] for h in todo]})
-        frame["image_id"], frame["label"], frame["split"] = frame["path"], None, None
-        df = encode(frame, [encoder], cache_dir=cache_dir, workers=workers, scheduler=scheduler)
-        X, ok = feature_matrix(df, [encoder.name])
-        for h, good, reason, error in zip(todo, ok, df[f"{encoder.name}.reason"], df[f"{encoder.name}.error"]):
-            if not good and h not in failed:
-                # not cached here: encode's own cache holds the encoding's failures
-                failed[h] = {"hash": h, "ok": False, "reason": reason or "missing features", "error": error}
-        encodings = dict(zip(todo, np.nan_to_num(X).astype(np.float32)))
+    for h, row in unencoded.items():  # a failure of the input itself comes first
+        failed.setdefault(h, row)
     if run.spec.reads_native:  # crops of the pixels as decoded, streamed from the files
         return native_rows(run, todo, path_of, say)
     ready = [h for h in todo if h not in failed and (batch is None or h in batch.arrays)]
@@ -237,8 +248,9 @@ def predict_missing(run, todo: list[str], path_of: dict[str, str], batch: InputB
         say(f"running the network on {len(ready):,} image(s) ({run.module_device})")
         images = torch.from_numpy(np.stack([batch.arrays[h] for h in ready])) if batch is not None else None
         encoded = torch.from_numpy(np.stack([encodings[h] for h in ready])) if encodings is not None else None
-        proba = run_model(run.module, Inputs(images, encoded), run.module_device, int(p.get("channels", 1)),
-                          run.params["task"], positive_index=run.positive_index, tta_flip=bool(p.get("tta_flip")))
+        how = Inference(int(p.get("channels", 1)), run.params["task"], positive_index=run.positive_index,
+                        tta_flip=bool(p.get("tta_flip")))
+        proba = run_model(run.module, Inputs(images, encoded), run.module_device, how)
         blank = dict.fromkeys(OUTPUT_INFO)
         rows = [{"hash": h, "ok": True, "vector": proba[i], **(batch.info[h] if batch is not None else blank)}
                 for i, h in enumerate(ready)]
@@ -262,8 +274,9 @@ def native_rows(run, todo: list[str], path_of: dict[str, str], say: Step) -> tup
     frame = pd.DataFrame({"hash": todo, "path": [path_of[h] for h in todo], "label": None})
     inputs, usable, info = native_inputs(p, frame, run.classes)
     say(f"running the network on {int(usable.sum()):,} image(s) ({run.module_device})")
-    proba = run_model(run.module, inputs, run.module_device, int(p.get("channels", 3)), run.params["task"],
-                      positive_index=run.positive_index, tta_flip=bool(p.get("tta_flip"))) if usable.any() else []
+    how = Inference(int(p.get("channels", 3)), run.params["task"], positive_index=run.positive_index,
+                    tta_flip=bool(p.get("tta_flip")))
+    proba = run_model(run.module, inputs, run.module_device, how) if usable.any() else []
     blank = dict.fromkeys(OUTPUT_INFO)
     good = iter(proba)
     rows, never = [], []

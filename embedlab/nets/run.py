@@ -24,10 +24,10 @@ from embedlab.core.defaults import DEFAULT_CACHE_DIR, DEFAULT_CROPS_DIR
 from embedlab.core.errors import ModelError, OptionError
 from embedlab.datasets import images_of
 from embedlab.nets.images import prepare_images
-from embedlab.nets.inputs import blur_setting, prepare_inputs
+from embedlab.nets.inputs import input_settings, prepare_inputs
 from embedlab.nets.models import NETWORKS, build_module
 from embedlab.nets.prediction import network_outputs
-from embedlab.nets.training import MODEL_FILE, Inputs, memory_format_for, resolve_device, run_model
+from embedlab.nets.training import MODEL_FILE, Inference, Inputs, memory_format_for, resolve_device, run_model
 from embedlab.runs.folder import HISTORY_FILE, PARAMS_FILE, Run, read_optional_table, read_run, run_kind
 
 
@@ -94,6 +94,8 @@ class NetworkRun(Run):
         return prepare_inputs(self.spec, self.model_params, table, self.classes, cache_dir,
                               crops_dir=crops_dir, workers=workers, on_progress=on_progress)
 
+    # The keyword options every run's predict takes, as ClassifierRun.predict does (embedlab.predict_faces
+    # and the CLI pass the same ones to either kind); features is there to be refused with the reason.
     def predict(self, data: pd.DataFrame | str | os.PathLike | Iterable[str | os.PathLike], *,
                 cache_dir: str | os.PathLike | None = DEFAULT_CACHE_DIR,
                 crops_dir: str | os.PathLike | None = DEFAULT_CROPS_DIR, workers: int | None = None,
@@ -143,8 +145,8 @@ class NetworkRun(Run):
         """Penultimate-layer features: ``(X float32 [n, dim], ok bool [n])``."""
         table = images_of(data)
         inputs, usable, _ = self._inputs(table, cache_dir, None, None, None)
-        feats = run_model(self.module, inputs, self.module_device, int(self.model_params.get("channels", 1)),
-                          self.params["task"], embed=True)
+        how = Inference(int(self.model_params.get("channels", 1)), self.params["task"])
+        feats = run_model(self.module, inputs, self.module_device, how, embed=True)
         X = np.full((len(table), self.embedding_dim), np.nan, np.float32)
         if usable.any():
             X[usable] = feats
@@ -158,10 +160,9 @@ class NetworkRun(Run):
             raise ModelError(f"run {self.name}: network {self.params['model']!r} also reads the face "
                              "encoding; use NetworkRun.embed on image files")
         p = self.model_params
-        arr, _ = prepare_images([""] * len(images), int(p["size"]), int(p["channels"]),
-                                p.get("face_crop", "never"), images=images, blur=blur_setting(p))
-        return run_model(self.module, Inputs(torch.from_numpy(arr)), self.module_device, int(p["channels"]),
-                         self.params["task"], embed=True)
+        arr, _ = prepare_images([""] * len(images), input_settings(p), images=images)
+        return run_model(self.module, Inputs(torch.from_numpy(arr)), self.module_device,
+                         Inference(int(p["channels"]), self.params["task"]), embed=True)
 
     @property
     def module_device(self):

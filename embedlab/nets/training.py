@@ -18,6 +18,7 @@ from __future__ import annotations
 import inspect
 import math
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -334,16 +335,26 @@ def _autocast(device, enabled: bool):
     return torch.autocast(device.type, dtype=torch.bfloat16)
 
 
-# Inference options (batch size, bf16, embed, flip averaging) beside the module and its inputs.
-def run_model(module, inputs: Inputs, device, channels: int, task: str, batch_size: int = 256,
-              bf16: bool = False, embed: bool = False, positive_index: int = 1,
-              tta_flip: bool = False) -> np.ndarray:
-    """Class probabilities (or penultimate features with ``embed``) for every row of ``inputs``.
+@dataclass(frozen=True)
+class Inference:
+    """How a network's forward passes are made and read: the input ``channels``, the ``task`` (a
+    binary network's single output scores the class at ``positive_index``), whether to average each
+    image with its mirror image (``tta_flip``), bfloat16 autocast, and rows per batch."""
 
-    ``tta_flip`` averages the probabilities of each image and its mirror image.
-    """
+    channels: int
+    task: str
+    positive_index: int = 1
+    tta_flip: bool = False
+    bf16: bool = False
+    batch_size: int = 256
+
+
+def run_model(module, inputs: Inputs, device, how: Inference, embed: bool = False) -> np.ndarray:
+    """Class probabilities (or penultimate features with ``embed``) for every row of ``inputs``."""
     import torch
 
+    channels, task, positive_index = how.channels, how.task, how.positive_index
+    batch_size, bf16, tta_flip = how.batch_size, how.bf16, how.tta_flip
     module.eval()
     out = []
     fmt = memory_format_for(module)
@@ -363,11 +374,11 @@ def run_model(module, inputs: Inputs, device, channels: int, task: str, batch_si
     return torch.cat(out).numpy()
 
 
-# The loop state train_loop holds, passed as it is.
-def _evaluate_loss(module, inputs: Inputs, device, channels, task, loss_fn, bf16, positive_index=1,
-                   batch_size=256):
+def _evaluate_loss(module, inputs: Inputs, device, how: Inference, loss_fn):
     import torch
 
+    channels, task, positive_index = how.channels, how.task, how.positive_index
+    batch_size, bf16 = how.batch_size, how.bf16
     module.eval()
     total, correct, n = 0.0, 0, 0
     fmt = memory_format_for(module)
@@ -395,18 +406,36 @@ def write_history(folder: Path, history: list[dict]) -> None:
     atomic_write(folder / HISTORY_FILE, lambda tmp: frame.to_csv(tmp, index=False))
 
 
+@dataclass(frozen=True)
+class Training:
+    """What :func:`train_loop` trains with, as ``fit_network`` prepared it: the network and its
+    resolved settings ``p``, the task and its number of classes (a binary network's output scores the
+    class at ``positive_index``), the run folder that takes the checkpoints, the seed, the device, and
+    whether to ``resume`` from the folder's ``last.pt``."""
+
+    spec: NetworkSpec
+    p: dict[str, Any]
+    task: str
+    n_classes: int
+    folder: Path
+    seed: int
+    device: Any
+    resume: bool = False
+    positive_index: int = 1
+
+
 # One epoch loop with early stopping, checkpoints and resume kept together: splitting it would
-# spread the optimiser, scheduler and early-stopping state across functions. Its parameters are
-# what fit_network has prepared (module, settings, inputs, run folder, device, progress).
-def train_loop(module, spec: NetworkSpec, p: dict[str, Any], task: str, n_classes: int, train: Inputs,
-               valid: Inputs, folder: Path, seed: int, device, resume: bool,
-               on_progress: Callable | None = None, positive_index: int = 1) -> dict[str, Any]:
-    """Train ``module`` in place; leaves the best weights in ``folder/model.pt``.
+# spread the optimiser, scheduler and early-stopping state across functions.
+def train_loop(module, setup: Training, train: Inputs, valid: Inputs,
+               on_progress: Callable | None = None) -> dict[str, Any]:
+    """Train ``module`` in place; leaves the best weights in ``setup.folder/model.pt``.
 
     Returns a summary: epochs run, best epoch, whether early stopping fired.
     """
     import torch
 
+    spec, p, task, n_classes, folder = setup.spec, setup.p, setup.task, setup.n_classes, setup.folder
+    seed, device, resume, positive_index = setup.seed, setup.device, setup.resume, setup.positive_index
     channels = int(p.get("channels", 1))
     y = train.labels.numpy()
     weights = class_weights(y, n_classes, float(p["balance_power"])) if p["balance"] == "weights" else None
@@ -496,8 +525,8 @@ def train_loop(module, spec: NetworkSpec, p: dict[str, Any], task: str, n_classe
             _notify(on_progress, done_batches, total_batches,
                     {"epoch": epoch, "epochs": epochs, "loss": run_loss / seen, "acc": run_correct / seen})
         run_loss, run_correct, seen = parallel.summed(run_loss, run_correct, seen)
-        val_loss, val_acc = _evaluate_loss(module, valid, device, channels, task, val_loss_fn, bf16,
-                                           positive_index)
+        val_loss, val_acc = _evaluate_loss(module, valid, device,
+                                           Inference(channels, task, positive_index, bf16=bf16), val_loss_fn)
         row = {"epoch": epoch, "train_loss": run_loss / max(seen, 1), "train_acc": run_correct / max(seen, 1),
                "val_loss": val_loss, "val_acc": val_acc, "lr": lr, "seconds": round(time.time() - started, 2)}
         state["history"].append(row)

@@ -5,8 +5,9 @@ from __future__ import annotations
 import datetime as _dt
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -25,24 +26,41 @@ from embedlab.report.sources import EncodingPlan, as_source, datasets_of_runs, e
 UMAP_DEFAULTS = {"n_neighbors": 15, "min_dist": 0.1, "metric": "euclidean"}
 
 
-# The keyword arguments are the public interface of the report (the CLI's `report` command and
-# the demo pass them); the work is in the stage functions below.
+@dataclass(frozen=True)
+class ReportOptions:
+    """How :func:`write_report` reads the datasets and draws the page; every field has a default.
+
+    ``features`` is the spec for datasets that name none (default: the cached encoding variant, else the
+    layout's default). ``generated`` names the datasets whose faces are all generated (default: those
+    named like ``synthetic-*``). With ``compute=False`` only images whose features are already cached
+    under ``cache_dir`` are used; ``workers`` is passed to :func:`embedlab.encode` for the rest. Every
+    plotted point gets a hover thumbnail while they fit in ``thumbnail_budget_mb`` megabytes (and number
+    at most ``max_thumbnails``); ``thumbs_per_class`` images of each class are shown per dataset.
+    ``umap_params`` go over :data:`UMAP_DEFAULTS`; ``seed`` fixes every sample and projection.
+
+    >>> ReportOptions(workers=1, title="rvf").title
+    'rvf'
+    """
+
+    cache_dir: str | os.PathLike = DEFAULT_CACHE_DIR
+    features: str | None = None
+    generated: Sequence[str] | None = None
+    compute: bool = True
+    workers: int | None = None
+    max_thumbnails: int | None = None
+    thumbnail_budget_mb: float = 15.0
+    thumbs_per_class: int = 6
+    umap_params: Mapping[str, Any] | None = None
+    seed: int = 0
+    title: str = "embedlab report"
+
+
 def write_report(
     out_path: str | os.PathLike = DEFAULT_REPORT,
     datasets: Sequence[Any] = (),
     runs: Sequence[str | os.PathLike] = (),
     *,
-    cache_dir: str | os.PathLike = DEFAULT_CACHE_DIR,
-    features: str | None = None,
-    generated: Sequence[str] | None = None,
-    compute: bool = True,
-    workers: int | None = None,
-    max_thumbnails: int | None = None,
-    thumbnail_budget_mb: float = 15.0,
-    thumbs_per_class: int = 6,
-    umap_params: dict[str, Any] | None = None,
-    seed: int = 0,
-    title: str = "embedlab report",
+    options: ReportOptions | None = None,
     shipped: Sequence[Any] = (),
     on_step: Callable[[str], None] | None = None,
     on_plan: Callable[[EncodingPlan], None] | None = None,
@@ -55,14 +73,10 @@ def write_report(
     folders of them. With neither, the datasets of the run folders in
     ``results/runs`` are used; a run folder that cannot be read (one still
     being fitted has no ``metrics.json``) is left out with a note on the
-    page. ``features`` is the spec for datasets that name
-    none (default: the cached encoding variant, else the layout's default).
-    ``generated`` names the datasets whose faces are all generated (default:
-    those named like ``synthetic-*``). With ``compute=False`` only images
-    whose features are already cached are used; ``workers`` is passed to
-    :func:`embedlab.encode` for the rest. Every plotted point gets a hover
-    thumbnail while they fit in ``thumbnail_budget_mb`` megabytes (and number
-    at most ``max_thumbnails``); the page states how many did.
+    page. The features of datasets that name
+    none, and how the page is drawn, are ``options`` (a :class:`ReportOptions`;
+    the defaults when not given); the page states how many points got a
+    hover thumbnail.
 
     ``on_step`` hears each stage's name; ``on_plan`` each dataset about to
     be encoded (an :class:`EncodingPlan`: images, features, how many are
@@ -74,6 +88,7 @@ def write_report(
     The file embeds Plotly's JavaScript once and needs no network.
     """
     started = time.perf_counter()
+    options = options or ReportOptions()
     check_output_file(out_path)  # before minutes of work, not after
     step = on_step or (lambda _msg: None)
     timings: dict[str, float] = {}
@@ -82,7 +97,8 @@ def write_report(
     tables = []
     for source in sources:
         step(f"features of {source.label}")
-        table = encoded_table(source, features, cache_dir, compute=compute, workers=workers,
+        table = encoded_table(source, options.features, options.cache_dir, compute=options.compute,
+                              workers=options.workers,
                               on_plan=on_plan, on_progress=on_progress)
         summary = table.attrs.get("summary") or {}
         step(f"{source.label}: {len(table)} images, features {table.attrs.get('feature_spec', 'given')}"
@@ -91,13 +107,11 @@ def write_report(
     timings["load and encode"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    ctx = build_context(Page(title), tables, records, notes, generated=generated, seed=seed,
-                        umap_params={**UMAP_DEFAULTS, **(umap_params or {})}, thumbs_per_class=thumbs_per_class,
-                        timings=timings)
-    ctx.cache_dir, ctx.compute, ctx.workers = cache_dir, compute, workers
+    ctx = build_context(Page(options.title), tables, records, notes, options, timings)
     ctx.shipped = list(shipped)
     timings["combine"] = time.perf_counter() - t0
-    points = build_sections(ctx, sections.ThumbnailBudget(thumbnail_budget_mb, max_thumbnails), step)
+    budget = sections.ThumbnailBudget(options.thumbnail_budget_mb, options.max_thumbnails)
+    points = build_sections(ctx, budget, step)
     step("writing")
     out = Path(out_path)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -123,11 +137,10 @@ def gather_inputs(datasets: Sequence[Any], runs: Sequence[str | os.PathLike]) ->
     return records, notes, sources
 
 
-# What the sections share, gathered once: nine values that Context holds.
-def build_context(page: Page, tables: list[pd.DataFrame], records: list, notes: list[str], *,
-                  generated: Sequence[str] | None, seed: int, umap_params: dict[str, Any], thumbs_per_class: int,
-                  timings: dict[str, float]) -> sections.Context:
+def build_context(page: Page, tables: list[pd.DataFrame], records: list, notes: list[str],
+                  options: ReportOptions, timings: dict[str, float]) -> sections.Context:
     """One table of every dataset and the feature analysed, for the sections to read."""
+    generated = options.generated
     table = analysis.combine_tables(tables, generated)
     names = list(dict.fromkeys(table["dataset"])) if len(table) else []
     for col in [c for c in table.columns if str(c).endswith(".ok")]:
@@ -139,8 +152,9 @@ def build_context(page: Page, tables: list[pd.DataFrame], records: list, notes: 
         X[~ok] = np.nan
     return sections.Context(page=page, table=table, tables=tables, names=names, feature=feature, X=X, ok=ok,
                             records=records, generated=None if generated is None else list(generated),
-                            umap_params=umap_params, seed=seed, thumbs_per_class=thumbs_per_class,
-                            timings=timings, notes=notes)
+                            umap_params={**UMAP_DEFAULTS, **(options.umap_params or {})}, seed=options.seed,
+                            thumbs_per_class=options.thumbs_per_class, timings=timings, notes=notes,
+                            cache_dir=options.cache_dir, compute=options.compute, workers=options.workers)
 
 
 def build_sections(ctx: sections.Context, budget: sections.ThumbnailBudget,

@@ -26,6 +26,7 @@ error; images whose label the model cannot predict at all are reported in
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -346,18 +347,40 @@ def labels_at(proba: np.ndarray, classes: Sequence[str], positive: str | None,
     return [classes[i] for i in np.nan_to_num(proba, nan=-1).argmax(axis=1)]
 
 
-def score_set(proba: np.ndarray, rows: pd.DataFrame, classes: list[str], positive: str | None, *,
-              set_name: str, role: str, dataset: str, seed: int,
-              threshold: float | None = None) -> tuple[dict[str, Any], pd.DataFrame]:
+@dataclass(frozen=True)
+class Scoring:
+    """How a run scores each of its sets: its ``classes`` (the columns of its probabilities), the
+    ``positive`` class of a binary task (None otherwise), the ``seed`` of the bootstrap intervals and
+    the run's decision ``threshold`` on the positive class (binary tasks)."""
+
+    classes: Sequence[str]
+    positive: str | None = None
+    seed: int = 0
+    threshold: float | None = None
+
+
+@dataclass(frozen=True)
+class ScoredSet:
+    """Which set is scored: its ``name`` in ``metrics.json``, its ``role`` (train, valid, test or
+    eval) and the ``dataset`` it comes from."""
+
+    name: str
+    role: str
+    dataset: str
+
+
+def score_set(proba: np.ndarray, rows: pd.DataFrame, scoring: Scoring,
+              which: ScoredSet) -> tuple[dict[str, Any], pd.DataFrame]:
     """The ``metrics.json`` entry and the prediction rows of one scored set.
 
     ``rows`` are the images that were scored (one per row of ``proba``), with
     ``image_id``, ``path``, ``hash`` and ``label`` (and ``source`` when the
     dataset names the source of its fakes). Both model kinds score every set
-    through here, so their figures mean the same. ``threshold`` is the run's
-    decision threshold on the positive class (binary tasks).
+    through here, so their figures mean the same.
     """
-    metrics = {"role": role, "dataset": dataset,
+    classes, positive, threshold = list(scoring.classes), scoring.positive, scoring.threshold
+    set_name, seed = which.name, scoring.seed
+    metrics = {"role": which.role, "dataset": which.dataset,
                **evaluate(rows["label"].tolist(), proba, classes, positive_class=positive, seed=seed,
                           threshold=threshold)}
     if positive is not None and len(classes) == 2 and "source" in rows.columns and len(proba):
