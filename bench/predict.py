@@ -108,6 +108,22 @@ def bf16_check(task: str, cache: Path) -> dict:
             "max_abs_probability_difference": float(np.abs(out["fp32"]["proba"] - out["bf16"]["proba"]).max())}
 
 
+def markdown(result: dict) -> str:
+    """The README's table: each task's images/s cold at 1 and 2 workers, warm, face_recognition's
+    loop on the same files, the speed-ups against their targets, and one photo's latency."""
+    loop = result["face_recognition_loop"]
+    lines = [f"| `predict --task` ({result['images']} images) | cold, 1 worker | cold, 2 workers | 2 vs 1 "
+             "(target 1.8x) | vs face_recognition's loop (1.5x) | warm | warm vs cold (20x) | one photo, cold (4 s) |",
+             "|---|---|---|---|---|---|---|---|"]
+    for task, f in result["tasks"].items():
+        lines.append(f"| `{task}` | {f['cold_1_worker_images_per_second']:.1f} img/s | "
+                     f"{f['cold_2_workers_images_per_second']:.1f} img/s | {f['speedup_2_vs_1_workers']:.2f}x | "
+                     f"{f['speedup_cold_2_workers_vs_face_recognition']:.2f}x ({loop['images_per_second']:.2f} img/s) | "
+                     f"{f['warm_seconds_best_of_3']:.2f} s | {f['speedup_warm_vs_cold']:.0f}x | "
+                     f"{result['one_photo'][task]['seconds']:.2f} s |")
+    return "\n".join(lines) + "\n"
+
+
 def main() -> int:
     import argparse
 
@@ -184,6 +200,7 @@ def main() -> int:
                          "warm_vs_cold": 20, "one_photo_seconds": 4}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2))
+    args.out.with_suffix(".md").write_text(markdown(result))  # the README's table, checked by its figures test
     for task, f in result["tasks"].items():
         print(f"{task}: 2 vs 1 workers {f['speedup_2_vs_1_workers']:.2f}x (target 1.8x), vs face_recognition "
               f"{f['speedup_cold_2_workers_vs_face_recognition']:.2f}x (1.5x), warm {f['speedup_warm_vs_cold']:.0f}x (20x)")

@@ -245,3 +245,11 @@ def test_the_emotion_tables_are_the_benchmarks():
     assert len(rows) > 4 and any("emotion-adapted" in r for r in rows)
     for row in rows:
         assert row in README, row
+
+
+def test_the_prediction_throughput_table_is_the_benchmarks():
+    """bench/predict.py's table (folder throughput, warm cache, one photo) stands in the README."""
+    rows = [ln for ln in (BENCH / "predict.md").read_text().splitlines() if ln.startswith("| ")]
+    assert len(rows) == 3  # the header and both tasks
+    for row in rows:
+        assert row in README, row
