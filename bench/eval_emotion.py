@@ -51,6 +51,15 @@ TARGETS = {"fer_private": 0.72, "synthetic_test_adapted": 0.70, "generated_min_r
 SHIPPED = [ROOT / "embedlab" / "pretrained" / name for name in ("emotion", "emotion-adapted")]
 
 
+def learned_from_portraits(params: dict) -> bool:
+    """Whether a run trained on the adapted recipe's manifest (FER-2013 and the portraits' train share)."""
+    sys.path.insert(0, str(ROOT / "bench"))
+    from train_emotion import ADAPTED_MANIFEST
+
+    data = params.get("data") or {}
+    return data.get("layout") == "manifest" and data.get("name") == ADAPTED_MANIFEST.stem
+
+
 def portrait_test_share(synth: pd.DataFrame, folder: str) -> np.ndarray:
     """Which rows of ``synth`` (the portraits at ``folder``) are in the test share of the identity
     split that the adapted recipe trains around (train_emotion.py writes it)."""
@@ -232,8 +241,7 @@ def main() -> None:
     results, shipped_probas = [], {}
     for path in runs:
         run = load_network_run(path)
-        adapted = "synthetic-emotions" in json.dumps(run.params.get("data", {})) or \
-            run.params.get("data", {}).get("layout") == "manifest"
+        adapted = learned_from_portraits(run.params)
         entry = {"run": relative(path), "model": run.params["model"], "command": run.params.get("command"),
                  "resumed_with": run.params.get("resumed_with"), "training": training_summary(run),
                  "shipped_tta_flip": bool(run.params["model_params"].get("tta_flip")),
@@ -264,14 +272,14 @@ def main() -> None:
         fer_p = np.mean([shipped_probas[m][1] for m in names], axis=0)
         syn_p = np.mean([shipped_probas[m][2] for m in names], axis=0)
         scored = scored_probas(classes, fer_p, syn_p, shipped_probas[names[0]][3], fer, synth, test_share)
-        adapted = any(r["learned_from_portraits"] for r in results if r["run"] in names)
+        joined = [r for r in results if r["run"] in names]
+        adapted = any(r["learned_from_portraits"] for r in joined)
         scored["met"] = met(scored, adapted)
         results.append({"run": "+".join(names), "model": "ensemble", "members": names,
                         "learned_from_portraits": adapted, "shipped_tta_flip": False,
-                        "training": {"seconds": sum(r["training"]["seconds"] for r in results if r["run"] in names),
-                                     "device": "+".join(sorted({str(r["training"]["device"]) for r in results
-                                                                if r["run"] in names})),
-                                     "epochs": sum(r["training"]["epochs"] for r in results if r["run"] in names),
+                        "training": {"seconds": sum(r["training"]["seconds"] for r in joined),
+                                     "device": "+".join(sorted({str(r["training"]["device"]) for r in joined})),
+                                     "epochs": sum(r["training"]["epochs"] for r in joined),
                                      "train_images_per_second": None},
                         "plain": scored})
     out = Path(args.out or ROOT / "results" / "bench" / "emotion.json")
