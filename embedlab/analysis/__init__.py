@@ -16,6 +16,7 @@ from embedlab.analysis.detection import (detection_curves, detection_table, plot
                                         source_matrix)
 from embedlab.analysis.groups import (EMOTIONS, GENERATED, REAL, combine_tables, dataset_is_generated,
                                       origin_of_labels)
+from embedlab.analysis.learning import last_doubling_gain, learning_curves, more_data_sentence, plot_learning_curves
 from embedlab.analysis.norms import (compare_groups, dimension_effects, l2_norms, norm_tests,
                                      plot_dimension_effects, plot_norm_boxes, plot_norm_distributions,
                                      summarize_groups)
@@ -37,5 +38,6 @@ __all__ = [
     "plot_reliability", "plot_source_matrix", "source_matrix", "detection_curves", "detection_table",
     "per_class_accuracy", "plot_per_class_accuracy", "TARGET_FPR", "mean_spectra", "plot_mean_spectra",
     "SHIPPED_SETS", "ShippedScore", "score_shipped", "shipped_per_class",
+    "learning_curves", "last_doubling_gain", "more_data_sentence", "plot_learning_curves",
     "class_recalls", "difference_interval", "gap_summary", "origin_confusions", "plot_confusion_pair", "recall_gap",
 ]

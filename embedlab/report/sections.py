@@ -407,6 +407,7 @@ def models_section(ctx: Context, mistakes_per_run: int = 8) -> None:
     parts.append(_detection(ctx))
     parts.append(_calibration(ctx))
     parts.append(_sources(ctx))
+    parts.append(_learning(ctx))
     # confusion matrices
     cms = []
     for rec in ctx.records:
@@ -577,6 +578,25 @@ def _sources(ctx: Context) -> str:
                                    ("recall", "recall at threshold", "pct"), ("unseen", "unseen", "")],
                             caption="Per source of fakes, test set"))
     return "".join(parts)
+
+
+def _learning(ctx: Context) -> str:
+    """Learning curves of the recipes trained at several sizes, and whether more data would pay."""
+    curves = analysis.learning_curves(ctx.records)
+    if curves.empty:
+        return ""
+    figs = [ctx.page.figure(analysis.plot_learning_curves(part, title=f"Learning curve: {recipe}"))
+            for recipe, part in curves.groupby("recipe", sort=False)]
+    rows = [{**r, "ci": None if np.isnan(r["ci_low"]) else [r["ci_low"], r["ci_high"]]}
+            for r in curves.to_dict("records")]
+    return ("<h3>Learning curves</h3><p class=\"muted\">Runs of one recipe (model, features and parameters) "
+            "that differ only in how many training images they saw, scored on the same test set: the "
+            "in-distribution curve is the test AUC (accuracy for emotions), a <i>left out</i> curve the AUC on "
+            "the source those runs never saw. " + esc(analysis.more_data_sentence(curves)) + "</p>"
+            + f'<div class="grid">{"".join(figs)}</div>'
+            + html_table(rows, [("recipe", "recipe", ""), ("curve", "curve", ""), ("n_train", "training images", "int"),
+                                ("share", "share", "pct"), ("metric", "metric", ""), ("value", "value", "f"),
+                                ("ci", "95% CI", "ci3"), ("run", "run", "")], caption="Learning curves, test set"))
 
 
 def _acc_cell(row: dict, origin: str) -> str:
