@@ -8,6 +8,7 @@ from typing import Literal, Optional
 import typer
 from rich.table import Table
 
+from embedlab.core.system import import_in_background
 from embedlab_cli.app import (WORKERS_HELP, app, cache_option, clean_errors, console, fail, note, print_csv,
                               print_json, progress_bar, runs_option)
 from embedlab_cli.runs import threshold_line
@@ -83,6 +84,8 @@ def predict(
             note(shown(f"predict: {message}"))
 
     say(f"opening the shipped {task} run" if task else f"opening run {run}")
+    if task:  # every shipped run is a PyTorch network: it loads while the run opens and the faces are found
+        import_in_background("torch")
     import pandas as pd
 
     from embedlab.api import BOX_COLUMNS, load_run, predict_faces

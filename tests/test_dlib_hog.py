@@ -176,3 +176,32 @@ def test_encode_with_the_torch_hog_detector_matches_face_recognition(sample):
         assert box in boxes and info["n_faces"] == len(boxes), path
         expected = face_recognition.face_encodings(image, known_face_locations=[box])[0]
         assert np.abs(vector - expected).max() <= 1e-4, path
+
+
+def _detections(detector, images, upsample):
+    return [[(r.left(), r.top(), r.right(), r.bottom(), s) for r, s in zip(*detector.run(i, upsample, 0.0)[:2])]
+            for i in images]
+
+
+def test_the_shipped_detector_file_is_the_detector_dlib_builds(detector_bytes, sample):
+    import dlib
+
+    from embedlab.features import facerec
+
+    assert facerec.FRONTAL_DETECTOR_FILE.read_bytes() == detector_bytes  # what the installed dlib saves
+    images = [read_image(str(p)) for p in sorted((sample / "face-photos").glob("*.jpg"))[:3]]
+    from_file = facerec.frontal_face_detector()
+    assert _detections(from_file, images, 1) == _detections(dlib.get_frontal_face_detector(), images, 1)
+
+
+def test_a_damaged_detector_file_falls_back_to_dlibs_own(tmp_path, monkeypatch, sample):
+    import dlib
+
+    from embedlab.features import facerec
+
+    damaged = tmp_path / "frontal_face_detector.svm"
+    damaged.write_bytes(facerec.FRONTAL_DETECTOR_FILE.read_bytes()[:5000])
+    monkeypatch.setattr(facerec, "FRONTAL_DETECTOR_FILE", damaged)
+    image = [read_image(str(sample / "face-photos" / "obama.jpg"))]
+    assert _detections(facerec.frontal_face_detector(), image, 0) == _detections(dlib.get_frontal_face_detector(),
+                                                                                 image, 0)

@@ -1,8 +1,11 @@
-"""What this machine offers: worker processes and the compute device."""
+"""What this machine offers: worker processes, the compute device, imports that overlap work."""
 
 from __future__ import annotations
 
+import importlib
 import os
+import sys
+import threading
 
 from embedlab.core.errors import EmbedlabError
 
@@ -33,3 +36,24 @@ def resolve_device(device: str = "auto", error: type[EmbedlabError] = EmbedlabEr
     if not torch.cuda.is_available():
         raise error("device=cuda was asked for but PyTorch sees no CUDA GPU; use device=cpu or auto")
     return device
+
+
+def import_in_background(name: str) -> None:
+    """Start importing module ``name`` in a thread, so that the import overlaps what the caller does
+    meanwhile; the caller's own ``import name`` later waits for it to finish.
+
+    PyTorch takes about 2 s to import on a small machine, and dlib's face detector (which leaves the
+    interpreter free while it runs) can find the faces of a photo in that time. Call it only once the
+    work to overlap has its own modules imported, so that the two threads never import one module
+    at once. An import that fails here is left for the caller's own import to report.
+    """
+    if name in sys.modules:
+        return
+
+    def load() -> None:
+        try:
+            importlib.import_module(name)
+        except Exception:  # noqa: BLE001 - the caller's own import says what is wrong
+            pass
+
+    threading.Thread(target=load, name=f"import {name}", daemon=True).start()

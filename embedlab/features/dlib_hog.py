@@ -43,12 +43,13 @@ from embedlab.features.dlib_format import Stream, check_file_end, read_model_byt
 from embedlab.features.dlib_mmod import (box_iou, boxes_overlap, images_by_shape, rect_down, resize_batch,
                                          upsample_batch)
 from embedlab.features.dlib_resnet import import_torch
+from embedlab.features.facerec import FRONTAL_DETECTOR_SHA256, frontal_face_detector
 
 __all__ = ["HogDetector", "box_iou", "dlib_detections", "fhog_features", "load_face_detector",
            "parse_detector", "read_detector_file"]
 
 #: SHA-256 of what ``dlib.get_frontal_face_detector().save(path)`` writes (checked with dlib 20.0)
-OFFICIAL_SHA256 = "f3f7aa833fb4a14a46fc48689f45b98d85ef72d6dfaf8bdc012b7d3c522a5426"
+OFFICIAL_SHA256 = FRONTAL_DETECTOR_SHA256
 MODEL_NAME = "dlib's HOG frontal face detector"
 #: fHOG planes: 18 contrast-sensitive orientations, 9 contrast-insensitive ones, 4 texture sums
 PLANES = 31
@@ -469,6 +470,4 @@ def dlib_detections(images: Sequence[np.ndarray], upsample: int = 0,
 
 @lru_cache(maxsize=1)
 def _dlib_detector():
-    import dlib
-
-    return dlib.get_frontal_face_detector()
+    return frontal_face_detector()

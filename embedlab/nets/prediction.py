@@ -36,7 +36,7 @@ from embedlab.compute.extraction import compute_chunks, encode, feature_matrix, 
 from embedlab.compute.workers import Task
 from embedlab.core.errors import ModelError
 from embedlab.core.io import atomic_write_bytes, file_digest
-from embedlab.core.system import default_workers
+from embedlab.core.system import default_workers, import_in_background
 from embedlab.nets.images import NetworkInput, crop_file_name, save_crop
 from embedlab.nets.inputs import blur_setting
 from embedlab.nets.training import MODEL_FILE, Inference, Inputs, run_model
@@ -153,6 +153,8 @@ def network_outputs(run, table: pd.DataFrame, cache_dir: str | os.PathLike, crop
     say(f"{len(table):,} image(s): {len(known):,} with cached outputs, {len(todo):,} to predict")
 
     batch = None
+    if todo:  # the network's framework loads while the faces are found
+        import_in_background("torch")
     if maker is not None and (todo or redo_crops):
         batch = InputBatch(ArrayStore(cache.root / "network-inputs", maker.key()))
         batch.store.write_meta(maker.describe())
