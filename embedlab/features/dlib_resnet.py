@@ -30,7 +30,7 @@ from embedlab.core.errors import FeatureError
 from embedlab.core import system
 from embedlab.features.dlib_format import (Layer, Stream, check_file_end, default_padding, read_layer_details,
                                           read_layer_state, read_model_bytes)
-from embedlab.features.facerec import face_landmarks, import_face_recognition, import_face_recognition_models
+from embedlab.features.facerec import face_landmarks, import_face_recognition_models
 
 #: SHA-256 of the model file dlib publishes and face_recognition_models ships.
 OFFICIAL_SHA256 = "55533b28a95800a551ba546ba62fe69625c7e95a7061c338adffead08719da30"
@@ -374,15 +374,17 @@ def reference_chips(n: int = 4) -> np.ndarray:
 
 def dlib_encodings(chips: np.ndarray, path: str | os.PathLike | None = None) -> np.ndarray:
     """dlib's own network on aligned chips (the reference the torch network must match)."""
-    fr = import_face_recognition()
-    if path is None or Path(path).resolve() == Path(default_model_path()).resolve():
-        model = fr.api.face_encoder  # already loaded by face_recognition
-    else:
-        import dlib
-
-        model = dlib.face_recognition_model_v1(str(path))
+    model = _dlib_descriptor(str(Path(path or default_model_path()).resolve()))
     return np.array([np.array(model.compute_face_descriptor(np.ascontiguousarray(c)), np.float32)
                      for c in chips], dtype=np.float32).reshape(len(chips), 128)
+
+
+@lru_cache(maxsize=2)
+def _dlib_descriptor(path: str):
+    """dlib's own descriptor network from ``path``, loaded once per process."""
+    import dlib
+
+    return dlib.face_recognition_model_v1(path)
 
 
 def check_against_dlib(net, path: str | os.PathLike | None = None) -> float:

@@ -13,7 +13,7 @@ from embedlab.core.errors import FeatureError, NoFaceFound
 from embedlab.core.io import file_digest
 from embedlab.features import dlib_hog, dlib_mmod, dlib_resnet
 from embedlab.features.base import EXTRACTORS, FeatureExtractor, check_choice
-from embedlab.features.facerec import import_face_recognition, import_face_recognition_models
+from embedlab.features.facerec import hog_face_locations, import_face_recognition, import_face_recognition_models
 
 DETECTORS = ("hog", "cnn", "none")
 LANDMARKS = ("small", "large")
@@ -162,7 +162,12 @@ class FaceEncoding(FeatureExtractor):
                 self._detector = dlib_mmod.load_face_detector(device=self.device)
             else:
                 self._detector = dlib_hog.load_face_detector(device=dlib_resnet.resolve_device(self.device))
-        self._fr = import_face_recognition()
+        if self.engine != "torch" or self.jitters != 1 or (self.detector == "cnn"
+                                                           and self.finds_faces_with() == "dlib"):
+            self._fr = import_face_recognition()  # dlib's own encoder, jittering or CNN detector
+        # face_recognition loads five dlib models on import (1.7 s per worker process); the HOG
+        # detector and the landmarks come from facerec instead, the same dlib objects, loaded alone
+        self._prepared = True
 
     def locate(self, image: np.ndarray) -> tuple[tuple[int, int, int, int] | None, int]:
         """The face box to encode (or None) and how many faces were found."""
@@ -175,7 +180,7 @@ class FaceEncoding(FeatureExtractor):
         """
         if self.detector == "none":
             return [((0, im.shape[1], im.shape[0], 0), 1) for im in images]
-        if not hasattr(self, "_fr"):
+        if not getattr(self, "_prepared", False):
             self.prepare()
         found = self._detect(images, 0 if self.upsample == "auto" else self.upsample)
         if self.upsample == "auto":  # upsample only the images where nothing was found
@@ -194,8 +199,8 @@ class FaceEncoding(FeatureExtractor):
         found: list = []
         for image in images:
             try:
-                found.append(self._fr.face_locations(image, number_of_times_to_upsample=upsample,
-                                                     model=self.detector))
+                found.append(hog_face_locations(image, upsample) if self.detector == "hog" else
+                             self._fr.face_locations(image, number_of_times_to_upsample=upsample, model=self.detector))
             except FeatureError as exc:
                 found.append(exc)
         return found
@@ -219,7 +224,7 @@ class FaceEncoding(FeatureExtractor):
         network in one batch (and with ``detector=cnn`` the images through
         the detector); landmarks and alignment stay in dlib.
         """
-        if not hasattr(self, "_fr"):
+        if not getattr(self, "_prepared", False):
             self.prepare()
         results: list = [None] * len(images)
         chips, found = [], []

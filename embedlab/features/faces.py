@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from embedlab.features.base import FeatureExtractor, check_choice
-from embedlab.features.facerec import import_face_recognition
+from embedlab.features.facerec import hog_face_locations, import_face_recognition
 
 #: face_recognition's detectors
 FACE_DETECTORS = ("hog", "cnn")
@@ -50,12 +50,15 @@ class FaceCrops(FeatureExtractor):
         return 0  # variable: four numbers per face
 
     def prepare(self) -> None:
-        self._fr = import_face_recognition()
+        if self.detector != "hog":  # dlib's HOG detector loads alone, without face_recognition's other models
+            self._fr = import_face_recognition()
+        self._prepared = True
 
     def extract(self, image: np.ndarray) -> tuple[np.ndarray, dict]:
-        if not hasattr(self, "_fr"):
+        if not getattr(self, "_prepared", False):
             self.prepare()
-        boxes = self._fr.face_locations(image, number_of_times_to_upsample=self.upsample, model=self.detector)
+        boxes = (hog_face_locations(image, self.upsample) if self.detector == "hog" else
+                 self._fr.face_locations(image, number_of_times_to_upsample=self.upsample, model=self.detector))
         boxes.sort(key=lambda b: (b[2] - b[0]) * (b[1] - b[3]), reverse=True)
         crops = [crop_with_margin(image, box, self.margin) for box in boxes]
         return np.array(boxes, np.int32).reshape(-1, 4), {"crops": crops}
