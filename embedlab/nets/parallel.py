@@ -13,6 +13,7 @@ environment) nothing here does anything.
 
 from __future__ import annotations
 
+import atexit
 import os
 from typing import Any, Callable, TypeVar
 
@@ -33,7 +34,17 @@ def world(device=None) -> tuple[int, int]:
     if not dist.is_initialized():
         backend = "nccl" if device is not None and getattr(device, "type", device) == "cuda" else "gloo"
         dist.init_process_group(backend)
+        # left to the interpreter's exit, the group's threads can outlive it: the process then aborts
+        # ("terminate called without an active exception") though its work is done
+        atexit.register(_leave)
     return dist.get_rank(), dist.get_world_size()
+
+
+def _leave() -> None:
+    import torch.distributed as dist
+
+    if dist.is_initialized():
+        dist.destroy_process_group()
 
 
 def is_main() -> bool:
