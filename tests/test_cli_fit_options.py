@@ -22,7 +22,7 @@ TINY = ["-m", "emotion-cnn", "-p", "widths=(4,4,4,4)", "-p", "batch_size=8"]
 def test_a_network_takes_the_dataset_options_and_prints_each_epoch(tmp_path, monkeypatch):
     monkeypatch.setenv("EMBEDLAB_PROGRESS_SECONDS", "0")
     result = runner.invoke(app, ["fit", str(SAMPLE / "fer2013"), *TINY, "--epochs", "2", "--per-class", "2",
-                                 "--layout", "fer2013-folders", "--name", "net", "-w", "1",
+                                 "--layout", "fer2013-folders", "--name", "net", "-w", "0",
                                  "--runs-dir", str(tmp_path / "runs"), "--cache-dir", str(tmp_path / "cache")])
     assert result.exit_code == 0, result.output
     params = json.loads((tmp_path / "runs" / "net" / "params.json").read_text())
@@ -65,7 +65,7 @@ def test_a_classifier_refuses_network_options(tmp_path):
 
 
 def test_aligned_face_crops_get_no_face_detector_unless_one_is_named(tmp_path):
-    cache = ["--cache-dir", str(tmp_path / "cache"), "-w", "1"]
+    cache = ["--cache-dir", str(tmp_path / "cache"), "-w", "0"]
     encoded = runner.invoke(app, ["encode", str(SAMPLE / "fer2013"), "-f", "encoding", *cache])
     assert encoded.exit_code == 0, encoded.output
     words = " ".join(encoded.output.split())
@@ -92,7 +92,7 @@ def test_classes_left_without_features_name_the_spec_to_try(tmp_path):
         Image.new("L", (48, 48), 40 * i).save(data / "blank" / f"{i}.png")  # no face to find
     result = runner.invoke(app, ["fit", str(data), "-f", "encoding", "-m", "logreg",
                                  "--runs-dir", str(tmp_path / "runs"), "--cache-dir", str(tmp_path / "cache"),
-                                 "-w", "1", "-q"])
+                                 "-w", "0", "-q"])
     words = " ".join(result.output.split())
     assert result.exit_code == 1, result.output
     assert "no training image of class(es) blank has features (no face found:" in words

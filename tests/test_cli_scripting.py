@@ -63,7 +63,7 @@ def test_errors_show_feature_specs_as_written(tmp_path, monkeypatch):
     assert "cannot parse feature spec 'encoding[detector=none]x'" in " ".join(bad.output.split())
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     no_weights = runner.invoke(app, ["encode", str(SAMPLE / "face-photos"), "-f", "cnn:resnet18",
-                                     "--cache-dir", str(tmp_path), "-w", "1"])
+                                     "--cache-dir", str(tmp_path), "-w", "0"])
     words = " ".join(no_weights.output.split())
     assert no_weights.exit_code == 1, no_weights.output  # a file missing on this machine: not a usage error
     assert "cnn:resnet18[weights=random]" in words and "cnn:resnet18[weights=/path/to/file.pth]" in words
@@ -87,7 +87,7 @@ def test_exit_codes_tell_usage_errors_from_failures(tmp_path):
 def test_json_is_strict_everywhere(tmp_path):
     runs_dir = tmp_path / "runs"
     fit = runner.invoke(app, ["fit", str(SAMPLE / "real-vs-fake"), "-f", "pixels[size=8]", "-m", "logreg",
-                              "--name", "r", "-w", "1", "-q", "--cache-dir", str(tmp_path / "c"),
+                              "--name", "r", "-w", "0", "-q", "--cache-dir", str(tmp_path / "c"),
                               "--runs-dir", str(runs_dir)])
     assert fit.exit_code == 0, fit.output
     metrics = runs_dir / "r" / "metrics.json"
@@ -105,7 +105,7 @@ def test_json_is_strict_everywhere(tmp_path):
 
 def test_cache_and_runs_folders_from_the_environment(tmp_path):
     env = {"EMBEDLAB_CACHE_DIR": str(tmp_path / "env-cache"), "EMBEDLAB_RUNS_DIR": str(tmp_path / "env-runs")}
-    args = ["fit", str(SAMPLE / "real-vs-fake"), "-f", "pixels[size=8]", "-m", "logreg", "--name", "e", "-w", "1",
+    args = ["fit", str(SAMPLE / "real-vs-fake"), "-f", "pixels[size=8]", "-m", "logreg", "--name", "e", "-w", "0",
             "-q"]
     assert runner.invoke(app, args, env=env).exit_code == 0
     assert (tmp_path / "env-runs" / "e" / "params.json").is_file()
@@ -119,7 +119,7 @@ def test_cache_and_runs_folders_from_the_environment(tmp_path):
 
 def test_progress_lines_in_logs_and_quiet(tmp_path, monkeypatch):
     monkeypatch.setenv("EMBEDLAB_PROGRESS_SECONDS", "0")
-    args = ["encode", str(SAMPLE / "synthetic-emotions"), "-f", "pixels:8", "--cache-dir", str(tmp_path), "-w", "1"]
+    args = ["encode", str(SAMPLE / "synthetic-emotions"), "-f", "pixels:8", "--cache-dir", str(tmp_path), "-w", "0"]
     logged = runner.invoke(app, args)  # stderr is not a terminal here, as in a log or CI
     assert logged.exit_code == 0, logged.output
     lines = [ln for ln in logged.stderr.splitlines() if ln.startswith("encoding: ")]
@@ -133,7 +133,7 @@ def test_wide_tables_fold_rather_than_cut_and_runs_has_machine_formats(tmp_path)
     runs_dir = tmp_path / "runs"
     name = "real-vs-fake-pixels-size-8-logistic-regression-with-a-long-name"
     fit = runner.invoke(app, ["fit", str(SAMPLE / "real-vs-fake"), "-f", "pixels[size=8]", "-m", "logreg",
-                              "--name", name, "-w", "1", "-q", "--cache-dir", str(tmp_path / "c"),
+                              "--name", name, "-w", "0", "-q", "--cache-dir", str(tmp_path / "c"),
                               "--runs-dir", str(runs_dir)])
     assert fit.exit_code == 0, fit.output
     shown = runner.invoke(app, ["runs", "--runs-dir", str(runs_dir)], env={"COLUMNS": "80"})
@@ -150,7 +150,7 @@ def test_report_says_which_datasets_it_encodes_and_how_many_images(tmp_path, mon
     monkeypatch.setenv("EMBEDLAB_PROGRESS_SECONDS", "0")
     data = SAMPLE / "synthetic-emotions"
     result = runner.invoke(app, ["report", f"{data}::pixels:8", "-o", str(tmp_path / "r.html"),
-                                 "--cache-dir", str(tmp_path / "cache"), "-w", "1", "--thumbnails", "5"])
+                                 "--cache-dir", str(tmp_path / "cache"), "-w", "0", "--thumbnails", "5"])
     assert result.exit_code == 0, result.output
     log = result.stderr
     assert f"report: synthetic-emotions ({data}): 15 images, features pixels:8: 0 cached, 15 to compute" in log

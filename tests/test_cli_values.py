@@ -9,7 +9,7 @@ from embedlab_cli.main import app
 
 runner = CliRunner()
 RVF = "data/sample/real-vs-fake"
-FAST = ["-f", "pixels[size=8]", "-w", "1", "-q"]
+FAST = ["-f", "pixels[size=8]", "-w", "0", "-q"]
 
 
 def cases(tmp_path):

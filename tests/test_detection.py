@@ -99,7 +99,7 @@ def test_threshold_holds_its_false_positive_rate_where_chosen(target):
 
 
 def test_fit_saves_the_threshold_and_predict_applies_it(two_sources, dirs):
-    run = fit(two_sources, FAST, "logreg", workers=1, name="thr", target_fpr=0.2, **dirs)
+    run = fit(two_sources, FAST, "logreg", workers=0, name="thr", target_fpr=0.2, **dirs)
     t = run.params["threshold"]
     assert t["chosen_on"] == "valid" and t["target_fpr"] == 0.2 and run.metrics["threshold"] == t
     valid = run.predictions().query("set == 'valid'")
@@ -110,15 +110,15 @@ def test_fit_saves_the_threshold_and_predict_applies_it(two_sources, dirs):
 
     reopened = load_run(run.path)
     out = reopened.predict(sorted((two_sources / "test" / "fake" / "sd").iterdir()), cache_dir=dirs["cache_dir"],
-                           workers=1)
+                           workers=0)
     assert (out["threshold"] == t["value"]).all()
     expected = np.where(out["proba_fake"] >= t["value"], "fake", "real")
     assert out["pred"].tolist() == expected.tolist()
-    assert set(reopened.predict(out["path"].tolist(), cache_dir=dirs["cache_dir"], workers=1,
+    assert set(reopened.predict(out["path"].tolist(), cache_dir=dirs["cache_dir"], workers=0,
                                 threshold=0.0)["pred"]) == {"fake"}
 
     res, text = cli("predict", two_sources / "test" / "fake" / "sd", "--run", run.path, "--cache-dir",
-                    dirs["cache_dir"], "-w", "1", "-q")
+                    dirs["cache_dir"], "-w", "0", "-q")
     assert res.exit_code == 0, text
     words = " ".join(text.split())
     assert f"threshold {t['value']:.4f} on P(fake)" in words and "chosen on valid" in words
@@ -144,7 +144,7 @@ def test_bad_target_fpr_is_refused_before_any_work(dirs):
 
 # -- leave one source out ------------------------------------------------------------
 def test_leave_one_source_out_trains_without_it_and_scores_it(two_sources, dirs):
-    run = fit(two_sources, FAST, "logreg", workers=1, name="loso-sd", leave_out="sd", **dirs)
+    run = fit(two_sources, FAST, "logreg", workers=0, name="loso-sd", leave_out="sd", **dirs)
     p = run.params
     assert p["leave_out"] == "sd"
     assert p["sources"] == {"train": ["stylegan"], "valid": ["stylegan"], "test": ["sd", "stylegan"]}
@@ -156,14 +156,14 @@ def test_leave_one_source_out_trains_without_it_and_scores_it(two_sources, dirs)
     assert test["n"] == 19
 
     with pytest.raises(DatasetError, match="sources: sd, stylegan"):
-        fit(two_sources, FAST, "logreg", workers=1, leave_out="midjourney", **dirs)
+        fit(two_sources, FAST, "logreg", workers=0, leave_out="midjourney", **dirs)
     with pytest.raises(DatasetError, match="no fakes of source"):
-        fit(RVF, FAST, "logreg", workers=1, leave_out="sd", **dirs)
+        fit(RVF, FAST, "logreg", workers=0, leave_out="sd", **dirs)
 
 
 def test_cli_fit_prints_per_source_figures_and_the_threshold(two_sources, dirs):
     res, out = cli("fit", two_sources, "-f", FAST, "-m", "logreg", "--leave-out", "stylegan", "--target-fpr",
-                   "0.05", "--name", "cli-loso", "-w", "1", "-q", "--cache-dir", dirs["cache_dir"],
+                   "0.05", "--name", "cli-loso", "-w", "0", "-q", "--cache-dir", dirs["cache_dir"],
                    "--runs-dir", dirs["runs_dir"])
     assert res.exit_code == 0, out
     assert "each source's fakes vs all reals" in out and "stylegan" in out and "Brier score" in out
@@ -195,7 +195,7 @@ def test_report_shows_calibration_and_the_leave_one_source_out_matrix(two_source
 
     runs, cache = tmp_path / "runs", tmp_path / "cache"
     for name, left_out in (("all", None), ("no-sd", "sd"), ("no-stylegan", "stylegan")):
-        fit(two_sources, FAST, "logreg", workers=1, name=name, leave_out=left_out, runs_dir=runs, cache_dir=cache)
+        fit(two_sources, FAST, "logreg", workers=0, name=name, leave_out=left_out, runs_dir=runs, cache_dir=cache)
     records = [analysis.read_run_folder(runs / n) for n in ("all", "no-sd", "no-stylegan")]
     matrix = analysis.source_matrix(records)
     assert len(matrix) == 6
@@ -209,7 +209,7 @@ def test_report_shows_calibration_and_the_leave_one_source_out_matrix(two_source
     assert fig.data[0].z[1][0] == pytest.approx(cell)
 
     out = write_report(tmp_path / "report.html", datasets=[f"{two_sources}::{FAST}"], runs=[runs],
-                       options=ReportOptions(cache_dir=cache, workers=1, max_thumbnails=10))
+                       options=ReportOptions(cache_dir=cache, workers=0, max_thumbnails=10))
     html = out.read_text(encoding="utf-8")
     for text in ("Calibration", "Reliability", "Brier", "Sources of fakes", "trained on stylegan",
                  "(unseen)", "Images per source (generator of the fakes) and split", "test Brier"):
@@ -222,7 +222,7 @@ def test_without_a_validation_split_the_threshold_is_chosen_on_train_and_says_so
     from embedlab_cli.runs import threshold_line
 
     shutil.copytree(RVF / "train", tmp_path / "faces")  # real/ and fake/, no split folders
-    run = fit(tmp_path / "faces", FAST, "logreg", workers=1, name="no-valid", **dirs)
+    run = fit(tmp_path / "faces", FAST, "logreg", workers=0, name="no-valid", **dirs)
     t = run.params["threshold"]
     assert t["chosen_on"] == "train" and t["negative_class"] == "real"
     train = run.predictions().query("set == 'train' and label == 'real'")

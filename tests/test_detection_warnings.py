@@ -36,13 +36,13 @@ def test_loading_warns_about_container_folders_and_conflicting_labels(tmp_path):
 def test_encode_and_fit_print_the_warnings(tmp_path):
     data = project_folder(tmp_path / "project")
     encoded = runner.invoke(app, ["encode", str(data), "-f", "pixels:8", "--cache-dir", str(tmp_path / "c"),
-                                  "-w", "1", "-q"])
+                                  "-w", "0", "-q"])
     words = " ".join(encoded.output.split())
     assert encoded.exit_code == 0, encoded.output
     assert "warning: labels taken from folder names that look like containers" in words
     assert "warning: 1 image appears under two or more labels" in words
     fitted = runner.invoke(app, ["fit", str(data), "-f", "pixels:8", "-m", "logreg", "--cache-dir",
-                                 str(tmp_path / "c"), "--runs-dir", str(tmp_path / "runs"), "-w", "1", "-q"])
+                                 str(tmp_path / "c"), "--runs-dir", str(tmp_path / "runs"), "-w", "0", "-q"])
     words = " ".join(fitted.output.split())
     assert fitted.exit_code == 0, fitted.output
     assert "look like containers, not classes: examples, tests" in words

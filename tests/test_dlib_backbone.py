@@ -52,7 +52,7 @@ def test_with_its_own_head_it_gives_the_encoding_feature(sample, tmp_path):
     for i, p in enumerate(paths):
         shutil.copy(p, folder / f"{i:02d}.jpg")
     paths = sorted(folder.glob("*.jpg"))
-    df = embedlab.encode(folder, "encoding", cache_dir=tmp_path / "cache", workers=1)
+    df = embedlab.encode(folder, "encoding", cache_dir=tmp_path / "cache", workers=0)
     df = df.set_index(df["path"].map(lambda p: Path(p).name)).loc[[p.name for p in paths]]
     expected, ok = embedlab.feature_matrix(df, ["encoding"])
     assert ok.all()
@@ -65,15 +65,15 @@ def test_with_its_own_head_it_gives_the_encoding_feature(sample, tmp_path):
 
 def test_intermediate_layers_are_cached_features(sample, tmp_path):
     data = sample / "real-vs-fake" / "test"  # 16 real and fake faces
-    df = embedlab.encode(data, "cnn:dlib-resnet[layer=stage3]", cache_dir=tmp_path / "cache", workers=1)
+    df = embedlab.encode(data, "cnn:dlib-resnet[layer=stage3]", cache_dir=tmp_path / "cache", workers=0)
     X, ok = embedlab.feature_matrix(df, ["cnn"])
     assert X.shape == (len(df), 128) and ok.all() and np.isfinite(X).all()
-    again = embedlab.encode(data, "cnn:dlib-resnet[layer=stage3]", cache_dir=tmp_path / "cache", workers=1)
+    again = embedlab.encode(data, "cnn:dlib-resnet[layer=stage3]", cache_dir=tmp_path / "cache", workers=0)
     assert again.attrs["summary"]["computed_images"] == 0
     # aligned chips at the encoding layer are the encoding itself
     photos = sample / "face-photos"
     both = embedlab.encode(photos, "cnn:dlib-resnet[layer=encoding,align=hog],encoding",
-                           cache_dir=tmp_path / "cache", workers=1)
+                           cache_dir=tmp_path / "cache", workers=0)
     A, _ = embedlab.feature_matrix(both, ["cnn"])
     B, _ = embedlab.feature_matrix(both, ["encoding"])
     assert np.abs(A - B).max() < 1e-4

@@ -115,8 +115,8 @@ def test_engines_share_one_cache(sample, tmp_path):
 
 def test_encode_with_both_engines_agrees(sample, tmp_path):
     data = sample / "real-vs-fake" / "test"
-    dlib_df = embedlab.encode(data, "encoding[detector=none,engine=dlib]", workers=1, cache_dir=tmp_path / "a")
-    torch_df = embedlab.encode(data, "encoding[detector=none,engine=torch]", workers=1, chunk_size=5,
+    dlib_df = embedlab.encode(data, "encoding[detector=none,engine=dlib]", workers=0, cache_dir=tmp_path / "a")
+    torch_df = embedlab.encode(data, "encoding[detector=none,engine=torch]", workers=0, chunk_size=5,
                                cache_dir=tmp_path / "b")
     assert dlib_df["encoding.ok"].all() and torch_df["encoding.ok"].all()
     a, b = np.stack(dlib_df["encoding"]), np.stack(torch_df["encoding"])

@@ -57,7 +57,7 @@ def test_face_recognition_facts_hold(sample, cache_dir):
 def test_encodings_are_deterministic_across_runs_and_worker_counts(sample, tmp_path):
     specs = "encoding[detector=none],spectrum[size=64]"
     data = real_vs_fake_subset(sample, tmp_path / "faces")
-    one = embedlab.encode(data, specs, workers=1, cache_dir=tmp_path / "a")
+    one = embedlab.encode(data, specs, workers=0, cache_dir=tmp_path / "a")  # in this process
     two = embedlab.encode(data, specs, workers=2, chunk_size=8, cache_dir=tmp_path / "b")  # 3 chunks, 2 workers
     for feature in ("encoding", "spectrum"):
         a, b = vectors(one, feature), vectors(two, feature)
@@ -73,13 +73,13 @@ def test_rerun_computes_nothing_and_new_images_only(sample, tmp_path, cache_dir)
     extra_bytes = extra.read_bytes()
     extra.unlink()
 
-    first = embedlab.encode(data, "pixels[size=8]", workers=1, cache_dir=cache_dir)
+    first = embedlab.encode(data, "pixels[size=8]", workers=0, cache_dir=cache_dir)
     assert first.attrs["summary"]["features"]["pixels"]["computed"] == 14
-    again = embedlab.encode(data, "pixels[size=8]", workers=1, cache_dir=cache_dir)
+    again = embedlab.encode(data, "pixels[size=8]", workers=0, cache_dir=cache_dir)
     assert again.attrs["summary"]["features"]["pixels"] == {
         **again.attrs["summary"]["features"]["pixels"], "computed": 0, "cached": 14}
     extra.write_bytes(extra_bytes)
-    third = embedlab.encode(data, "pixels[size=8]", workers=1, cache_dir=cache_dir)
+    third = embedlab.encode(data, "pixels[size=8]", workers=0, cache_dir=cache_dir)
     assert third.attrs["summary"]["features"]["pixels"]["computed"] == 1
     assert third.attrs["summary"]["features"]["pixels"]["cached"] == 14
 
@@ -141,23 +141,23 @@ def test_efficientnet_lite2_without_its_package_says_what_to_install(monkeypatch
 
 def test_cnn_random_weights_only_when_asked(sample, cache_dir):
     df = embedlab.encode(sample / "face-photos", "cnn:resnet18[weights=random,size=64]",
-                         workers=1, cache_dir=cache_dir)
+                         workers=0, cache_dir=cache_dir)
     assert df["cnn.ok"].all()
     assert df["cnn"].iloc[0].shape == (512,)
     again = embedlab.encode(sample / "face-photos", "cnn:resnet18[weights=random,size=64]",
-                            workers=1, cache_dir=cache_dir.parent / "other")
+                            workers=0, cache_dir=cache_dir.parent / "other")
     assert np.array_equal(df["cnn"].iloc[0], again["cnn"].iloc[0])
 
 
 def test_missing_face_policy(sample, cache_dir):
-    skip = embedlab.encode(sample / "fer2013", "encoding[detector=hog]", per_class=1, workers=1, cache_dir=cache_dir)
+    skip = embedlab.encode(sample / "fer2013", "encoding[detector=hog]", per_class=1, workers=0, cache_dir=cache_dir)
     # 48x48 crops are too small for the HOG detector at one upsampling (a bare `encoding` runs none on them)
     missed = skip[~skip["encoding.ok"]]
     assert len(missed) > 0
     assert set(missed["encoding.reason"]) == {"no face found"}
     assert missed["encoding"].isna().all()
     whole = embedlab.encode(sample / "fer2013", "encoding[detector=hog,on_missing=whole]", per_class=1,
-                            workers=1, cache_dir=cache_dir)
+                            workers=0, cache_dir=cache_dir)
     assert whole["encoding.ok"].all()
     fell_back = whole[whole["hash"].isin(missed["hash"])]
     assert not fell_back["encoding.face_found"].any()
@@ -185,7 +185,7 @@ def test_bad_inputs_are_recorded_and_never_stop_the_run(tmp_path, cache_dir):
     # failures that follow from the bytes are cached: a rerun recomputes only the image too large for
     # today's limit (a user may raise it), and the summary is the same
     again = embedlab.encode(tmp_path / "data", "encoding[on_missing=whole],spectrum[size=32]",
-                            workers=1, cache_dir=cache_dir)
+                            workers=0, cache_dir=cache_dir)
     assert again.attrs["summary"]["features"]["encoding"]["computed"] == 1
     assert again.attrs["summary"]["features"]["encoding"]["failures"] == summary["failures"]
 
@@ -221,7 +221,7 @@ def _parts(cache):
 
 def test_killed_run_resumes_with_identical_results(sample, tmp_path):
     data = real_vs_fake_subset(sample, tmp_path / "faces")
-    reference = embedlab.encode(data, "encoding[detector=none],pixels[size=8]", workers=1,
+    reference = embedlab.encode(data, "encoding[detector=none],pixels[size=8]", workers=0,
                                 cache_dir=tmp_path / "reference")
     cache = tmp_path / "killed"
     proc = _start_encode(data, cache, workers=2)
@@ -259,9 +259,9 @@ def test_two_runs_at_once_do_not_corrupt_the_cache(sample, tmp_path):
     procs = [_start_encode(data, cache) for _ in range(2)]
     for p in procs:
         assert p.wait(timeout=300) == 0, p.stderr.read().decode()
-    reference = embedlab.encode(data, "encoding[detector=none],pixels[size=8]", workers=1,
+    reference = embedlab.encode(data, "encoding[detector=none],pixels[size=8]", workers=0,
                                 cache_dir=tmp_path / "reference")
-    again = embedlab.encode(data, "encoding[detector=none],pixels[size=8]", workers=1, cache_dir=cache)
+    again = embedlab.encode(data, "encoding[detector=none],pixels[size=8]", workers=0, cache_dir=cache)
     assert again.attrs["summary"]["features"]["encoding"]["computed"] == 0
     a, b = vectors(reference, "encoding"), vectors(again, "encoding")
     assert a.keys() == b.keys() and all(np.array_equal(a[h], b[h]) for h in a)
@@ -284,7 +284,7 @@ def test_upsample_auto_upsamples_only_where_nothing_was_found(sample):
 def test_a_warm_run_loads_no_model(sample, tmp_path):
     """Cache keys come from the model files' digests: nothing imports dlib, face_recognition or torch."""
     data, cache = sample / "face-photos", tmp_path / "cache"
-    embedlab.encode(data, "encoding[detector=none]", workers=1, cache_dir=cache)
+    embedlab.encode(data, "encoding[detector=none]", workers=0, cache_dir=cache)
     code = textwrap.dedent(f"""
         import sys, embedlab
         df = embedlab.encode({str(data)!r}, "encoding[detector=none]", workers=1, cache_dir={str(cache)!r})

@@ -41,7 +41,7 @@ def assert_nothing_lost(before: dict[str, bytes], cache_dir: Path) -> None:
 
 @pytest.fixture(scope="module")
 def binary_run(dirs):
-    return fit_classifier(RVF, FAST, "logreg", workers=1, name="binary", **dirs)
+    return fit_classifier(RVF, FAST, "logreg", workers=0, name="binary", **dirs)
 
 
 def test_binary_fit_writes_a_complete_run(binary_run):
@@ -75,7 +75,7 @@ def test_binary_fit_writes_a_complete_run(binary_run):
 
 
 def test_multiclass_fit_with_eval_on_aligns_labels_by_name(dirs):
-    run = fit_classifier(FER, FAST, "logreg", eval_on=[SYN], class_weight="balanced", workers=1,
+    run = fit_classifier(FER, FAST, "logreg", eval_on=[SYN], class_weight="balanced", workers=0,
                          name="multi", **dirs)
     p, sets = run.params, run.metrics["sets"]
     assert p["task"] == "multiclass" and p["positive_class"] is None and len(p["classes"]) == 7
@@ -101,7 +101,7 @@ def test_multiclass_fit_with_eval_on_aligns_labels_by_name(dirs):
 
 
 def test_dataset_without_splits_gets_a_stratified_test_split(dirs):
-    run = fit_classifier(SYN, FAST, "knn", workers=1, name="nosplit", **dirs)
+    run = fit_classifier(SYN, FAST, "knn", workers=0, name="nosplit", **dirs)
     split = run.params["data"]["splits"]
     assert split["source"] == "stratified" and split["seed"] == 0
     test = run.predictions().query("set == 'test'")
@@ -111,14 +111,14 @@ def test_dataset_without_splits_gets_a_stratified_test_split(dirs):
 
 
 def test_search_runs_on_train_only(dirs):
-    run = fit_classifier(RVF, FAST, "logreg", search=True, workers=1, name="searched", **dirs)
+    run = fit_classifier(RVF, FAST, "logreg", search=True, workers=0, name="searched", **dirs)
     s = run.params["search"]
     assert s["on"] == "train" and s["scoring"] == "roc_auc" and s["candidates"] == 5
     assert s["best_params"]["C"] in s["grid"]["C"] and run.params["model_params"]["C"] == s["best_params"]["C"]
 
 
 def test_xgboost_multiclass_and_params(dirs):
-    run = fit_classifier(FER, FAST, "xgboost", params={"n_estimators": 20, "max_depth": 2}, workers=1,
+    run = fit_classifier(FER, FAST, "xgboost", params={"n_estimators": 20, "max_depth": 2}, workers=0,
                          name="xgb", **dirs)
     assert run.params["model_files"] == ["model.skops", "model.ubj"]
     assert run.params["model_params"]["n_estimators"] == 20
@@ -126,7 +126,7 @@ def test_xgboost_multiclass_and_params(dirs):
 
 
 def test_face_encoding_features(dirs):
-    run = fit_classifier(RVF, "encoding[detector=none]", "svm", workers=1, name="enc", **dirs)
+    run = fit_classifier(RVF, "encoding[detector=none]", "svm", workers=0, name="enc", **dirs)
     assert run.params["feature_dims"] == {"encoding": 128}
     assert run.params["features"] == ["encoding[detector=none]"]
     m = run.metrics["sets"]["test"]
@@ -182,13 +182,13 @@ def test_missing_features_error_names_the_images(broken_dataset, dirs, binary_ru
     data, image_id = broken_dataset
     before = snapshot(dirs["cache_dir"])
     with pytest.raises(ModelError, match=rf"1 of 58 images have no features \(unsupported format.*{image_id}"):
-        fit_classifier(data, FAST, "logreg", missing="error", workers=1, **dirs)
+        fit_classifier(data, FAST, "logreg", missing="error", workers=0, **dirs)
     assert_nothing_lost(before, dirs["cache_dir"])
 
 
 def test_missing_features_dropped_are_counted(broken_dataset, tmp_path):
     data, image_id = broken_dataset
-    run = fit_classifier(data, FAST, "logreg", workers=1, cache_dir=tmp_path / "c", runs_dir=tmp_path / "r")
+    run = fit_classifier(data, FAST, "logreg", workers=0, cache_dir=tmp_path / "c", runs_dir=tmp_path / "r")
     test = run.metrics["sets"]["test"]
     assert test["n"] == 15 and test["n_missing_features"] == 1
     assert test["missing_features"] == {"unsupported format": 1}
@@ -201,7 +201,7 @@ def test_split_without_any_features_is_an_error(tmp_path):
     for f in (data / "valid").rglob("*.jpg"):
         f.write_bytes(b"")
     with pytest.raises(ModelError, match=r"split 'valid' has no image with features \(decode error"):
-        fit_classifier(data, FAST, "logreg", workers=1, cache_dir=tmp_path / "c", runs_dir=tmp_path / "r")
+        fit_classifier(data, FAST, "logreg", workers=0, cache_dir=tmp_path / "c", runs_dir=tmp_path / "r")
     assert not (tmp_path / "r").exists() or not any((tmp_path / "r").iterdir())
 
 
@@ -212,5 +212,5 @@ def test_eval_features_must_match(dirs):
 
 def test_existing_run_name_is_not_overwritten(dirs, binary_run):
     with pytest.raises(EmbedlabError, match="already exists"):
-        fit_classifier(RVF, FAST, "logreg", workers=1, name="binary", **dirs)
+        fit_classifier(RVF, FAST, "logreg", workers=0, name="binary", **dirs)
     assert binary_run.params["model"] == "logreg"

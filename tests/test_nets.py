@@ -157,7 +157,7 @@ def test_penultimate_layer_is_a_feature(sample, tmp_path, shared_cache):
     import embedlab
 
     run = _fit(sample, tmp_path, shared_cache, "emotion-cnn", epochs=1, name="feat")
-    df = embedlab.encode(sample / "fer2013", f"cnn:{tmp_path / 'feat'}", cache_dir=shared_cache, workers=1)
+    df = embedlab.encode(sample / "fer2013", f"cnn:{tmp_path / 'feat'}", cache_dir=shared_cache, workers=0)
     X, ok = embedlab.feature_matrix(df, ["cnn"])
     assert ok.all() and X.shape == (len(df), run.embedding_dim)
     direct, _ = run.embed(df, cache_dir=shared_cache)

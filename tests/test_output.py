@@ -39,7 +39,7 @@ def test_the_last_progress_line_gives_the_real_rate_and_nothing_remaining(monkey
 def run_folder(tmp_path_factory):
     root = tmp_path_factory.mktemp("out")
     result = runner.invoke(app, ["fit", str(SAMPLE / "real-vs-fake"), "-f", FEATURE, "-m", "logreg", "--name", "lr",
-                                 "-w", "1", "-q", "--cache-dir", str(root / "cache"), "--runs-dir", str(root / "runs")])
+                                 "-w", "0", "-q", "--cache-dir", str(root / "cache"), "--runs-dir", str(root / "runs")])
     assert result.exit_code == 0, result.output
     return root
 
@@ -88,7 +88,7 @@ def test_cache_failures_gives_the_reason_encode_recorded(tmp_path):
     os.environ["EMBEDLAB_MAX_FILE_MB"] = "1"
     try:
         args = [str(data), "-f", FEATURE, "--cache-dir", str(tmp_path / "cache")]
-        assert runner.invoke(app, ["encode", *args, "-w", "1", "-q"]).exit_code == 0
+        assert runner.invoke(app, ["encode", *args, "-w", "0", "-q"]).exit_code == 0
         result = runner.invoke(app, ["cache", "failures", *args, "--format", "json"])
         text = runner.invoke(app, ["cache", "failures", *args])
     finally:

@@ -91,7 +91,7 @@ def test_a_fit_records_its_data_relative_to_the_run_and_finds_it_after_a_move(tm
     shutil.copytree(SAMPLE / "fer2013", data)
     shutil.copytree(SAMPLE / "synthetic-emotions", tmp_path / "study" / "synthetic-emotions")
     runs = tmp_path / "study" / "runs"
-    run = fit_classifier(data, FAST, "logreg", eval_on=[tmp_path / "study" / "synthetic-emotions"], workers=1,
+    run = fit_classifier(data, FAST, "logreg", eval_on=[tmp_path / "study" / "synthetic-emotions"], workers=0,
                          name="lr", runs_dir=runs, cache_dir=tmp_path / "cache")
     params = json.loads((run.path / "params.json").read_text())
     metrics = json.loads((run.path / "metrics.json").read_text())

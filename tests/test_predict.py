@@ -33,10 +33,10 @@ def dirs(tmp_path_factory, rvf_encodings):
 @pytest.mark.parametrize("model,features", [("svm", "pixels[size=16]"), ("xgboost", "spectrum[size=64]"),
                                             ("mlp", "encoding[detector=none]")])
 def test_reloaded_run_reproduces_stored_probabilities_exactly(model, features, dirs):
-    fitted = fit_classifier(RVF, features, model, workers=1, name=f"repro-{model}", **dirs)
+    fitted = fit_classifier(RVF, features, model, workers=0, name=f"repro-{model}", **dirs)
     run = load_run(fitted.path)
     stored = run.predictions().query("set == 'test'").set_index("path")
-    again = run.predict(list(stored.index), cache_dir=dirs["cache_dir"], workers=1).set_index("path")
+    again = run.predict(list(stored.index), cache_dir=dirs["cache_dir"], workers=0).set_index("path")
     cols = [f"proba_{c}" for c in run.classes]
     assert np.array_equal(again.loc[stored.index, cols].to_numpy(), stored[cols].to_numpy())
     assert (again.loc[stored.index, "pred"] == stored["pred"]).all()
@@ -44,16 +44,16 @@ def test_reloaded_run_reproduces_stored_probabilities_exactly(model, features, d
     from embedlab import datasets
 
     table = datasets.load(RVF)
-    out = run.predict(table[table["split"] == "test"], cache_dir=dirs["cache_dir"], workers=1)
+    out = run.predict(table[table["split"] == "test"], cache_dir=dirs["cache_dir"], workers=0)
     assert np.array_equal(out.set_index("path").loc[stored.index, cols].to_numpy(), stored[cols].to_numpy())
 
 
 def test_image_without_features_gets_a_reason(dirs, tmp_path):
-    fitted = fit_classifier(RVF, "pixels[size=16]", "logreg", workers=1, name="reasons", **dirs)
+    fitted = fit_classifier(RVF, "pixels[size=16]", "logreg", workers=0, name="reasons", **dirs)
     bad = tmp_path / "broken.jpg"
     bad.write_bytes(b"")
     good = sorted((RVF / "test" / "real").iterdir())[0]
-    out = fitted.predict([bad, good], cache_dir=dirs["cache_dir"], workers=1).set_index("image_id")
+    out = fitted.predict([bad, good], cache_dir=dirs["cache_dir"], workers=0).set_index("image_id")
     assert pd.isna(out.loc["broken.jpg", "pred"]) and out.loc["broken.jpg", "reason"] == "decode error"
     assert out.loc[good.name, "pred"] in ("fake", "real") and bool(out.loc[good.name, "ok"])
     assert np.isnan(out.loc["broken.jpg", "proba_fake"])
@@ -66,7 +66,7 @@ def cli(*args: str):
 
 def test_cli_fit_runs_show_and_predict(dirs, monkeypatch):
     common = ["--cache-dir", dirs["cache_dir"], "--runs-dir", dirs["runs_dir"]]
-    args = ["fit", RVF, "-f", "pixels[size=16]", "-m", "logreg", "-p", "C=0.5", "--name", "cli-run", "-w", "1", "-q",
+    args = ["fit", RVF, "-f", "pixels[size=16]", "-m", "logreg", "-p", "C=0.5", "--name", "cli-run", "-w", "0", "-q",
             *common]
     # the command line as a shell gives it, not the test runner's own (a pytest-xdist worker has none)
     monkeypatch.setattr(sys, "argv", ["embedlab", *map(str, args)])
@@ -106,7 +106,7 @@ def test_cli_fit_runs_show_and_predict(dirs, monkeypatch):
 def test_cli_fit_multiclass_with_eval_on(dirs):
     res, out = cli("fit", SAMPLE / "fer2013", "-f", "pixels[size=16]", "-m", "random-forest", "-p", "n_estimators=30",
                    "--eval-on", SAMPLE / "synthetic-emotions", "--class-weight", "balanced", "--name", "cli-multi",
-                   "-w", "1", "-q", "--cache-dir", dirs["cache_dir"], "--runs-dir", dirs["runs_dir"])
+                   "-w", "0", "-q", "--cache-dir", dirs["cache_dir"], "--runs-dir", dirs["runs_dir"])
     assert res.exit_code == 0, out
     assert "synthetic-emotions" in out and "not counted as errors): disgust, fear" in out
     assert "(eval)" in out

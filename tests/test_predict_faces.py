@@ -32,13 +32,13 @@ def photos(tmp_path_factory):
     both.save(root / "two_people.jpg")
     Image.new("RGB", (120, 120), (90, 90, 90)).save(root / "wall.png")
     run = embedlab.fit(SAMPLE / "real-vs-fake", "pixels[size=8]", "logreg", runs_dir=root / "runs",
-                       cache_dir=root / "cache", workers=1, name="faces")
+                       cache_dir=root / "cache", workers=0, name="faces")
     return {"two": root / "two_people.jpg", "wall": root / "wall.png", "run": run, "cache": root / "cache",
             "split": left.width}
 
 
 def test_one_row_per_face_with_its_box(photos):
-    out = predict_faces(photos["run"], [photos["two"], photos["wall"]], cache_dir=photos["cache"], workers=1)
+    out = predict_faces(photos["run"], [photos["two"], photos["wall"]], cache_dir=photos["cache"], workers=0)
     two = out[out["image_id"] == "two_people.jpg"]
     assert list(two["face"]) == [0, 1]
     assert two["pred"].notna().all() and {"proba_fake", "proba_real"} <= set(out.columns)
@@ -51,7 +51,7 @@ def test_one_row_per_face_with_its_box(photos):
 
 def test_per_face_in_every_output_format(photos):
     args = ["predict", str(photos["two"]), str(photos["wall"]), "--run", str(photos["run"].path), "--per-face",
-            "--cache-dir", str(photos["cache"]), "-w", "1"]
+            "--cache-dir", str(photos["cache"]), "-w", "0"]
     as_json = runner.invoke(app, [*args, "--format", "json"])
     assert as_json.exit_code == 0, as_json.output
     rows = json.loads(as_json.stdout)
@@ -77,7 +77,7 @@ def test_predict_table_folds_rather_than_cuts_at_80_columns(photos, tmp_path):
     long_name = "a-photograph-whose-file-name-is-far-too-long-for-one-column-of-a-narrow-terminal.jpg"
     shutil.copy(photos["two"], tmp_path / long_name)
     table = runner.invoke(app, ["predict", str(tmp_path / long_name), "--run", str(photos["run"].path), "--per-face",
-                                "--cache-dir", str(photos["cache"]), "-w", "1"], env={"COLUMNS": "80"})
+                                "--cache-dir", str(photos["cache"]), "-w", "0"], env={"COLUMNS": "80"})
     assert table.exit_code == 0, table.output
     assert "…" not in table.output and max(map(len, table.output.splitlines())) <= 80
     first_column = "".join(line.split("│")[1].strip() for line in table.output.splitlines() if line.startswith("│"))

@@ -48,20 +48,20 @@ def test_encode_takes_arrays_and_pil_images_as_well_as_paths(tmp_path):
     paths = sorted((SAMPLE / "real-vs-fake" / "test" / "real").iterdir())[:2]
     pil = Image.open(paths[0])
     array = np.asarray(Image.open(paths[1]).convert("RGB"))
-    from_paths = embedlab.encode([str(p) for p in paths], "pixels:8", cache_dir=tmp_path, workers=1)
+    from_paths = embedlab.encode([str(p) for p in paths], "pixels:8", cache_dir=tmp_path, workers=0)
     for given in ([pil, array], [np.asarray(pil.convert("RGB")), Image.fromarray(array)]):
-        from_images = embedlab.encode(given, "pixels:8", cache_dir=tmp_path, workers=1)
+        from_images = embedlab.encode(given, "pixels:8", cache_dir=tmp_path, workers=0)
         assert len(from_images) == 2 and from_images["pixels.ok"].all()
         np.testing.assert_array_equal(np.stack(from_images["pixels"]), np.stack(from_paths["pixels"]))
-    one = embedlab.encode(array, "pixels:8", cache_dir=tmp_path, workers=1)
+    one = embedlab.encode(array, "pixels:8", cache_dir=tmp_path, workers=0)
     assert len(one) == 1 and one["image_id"].iloc[0] == "array-0"
 
 
 def test_a_run_predicts_arrays_and_pil_images(tmp_path):
     run = embedlab.fit(SAMPLE / "real-vs-fake", "pixels[size=8]", "logreg", runs_dir=tmp_path / "runs",
-                       cache_dir=tmp_path / "cache", workers=1, name="arrays")
+                       cache_dir=tmp_path / "cache", workers=0, name="arrays")
     paths = sorted((SAMPLE / "real-vs-fake" / "test" / "fake").iterdir())[:3]
-    by_path = run.predict([str(p) for p in paths], cache_dir=tmp_path / "cache", workers=1)
-    by_image = run.predict([Image.open(p) for p in paths], cache_dir=tmp_path / "cache", workers=1)
+    by_path = run.predict([str(p) for p in paths], cache_dir=tmp_path / "cache", workers=0)
+    by_image = run.predict([Image.open(p) for p in paths], cache_dir=tmp_path / "cache", workers=0)
     cols = [c for c in by_path.columns if c.startswith("proba_")]
     np.testing.assert_array_equal(by_image[cols].to_numpy(), by_path[cols].to_numpy())

@@ -123,9 +123,9 @@ def built(tmp_path_factory, rvf_encodings):
     tmp = tmp_path_factory.mktemp("report")
     rvf, syn = _copy_with_hostile_names(tmp)
     cache = seed_cache(rvf_encodings, tmp / "cache")  # the copied real-vs-fake's images: their encodings, by content
-    rvf_table = embedlab.encode(rvf, FEATURES, cache_dir=cache, workers=1)
-    fer_table = embedlab.encode(SAMPLE / "fer2013", FEATURES, cache_dir=cache, workers=1)
-    syn_table = embedlab.encode(syn, FEATURES, cache_dir=cache, workers=1)
+    rvf_table = embedlab.encode(rvf, FEATURES, cache_dir=cache, workers=0)
+    fer_table = embedlab.encode(SAMPLE / "fer2013", FEATURES, cache_dir=cache, workers=0)
+    syn_table = embedlab.encode(syn, FEATURES, cache_dir=cache, workers=0)
     runs = tmp / "runs"
     _fake_run(runs / "logistic", rvf_table, "classifier")
     _fake_run(runs / "mlp", rvf_table, "network")
@@ -134,7 +134,7 @@ def built(tmp_path_factory, rvf_encodings):
     started = time.perf_counter()
     # one dataset as an encode() table, one as PATH::SPEC, one as a path; the default thumbnail budget
     write_report(out, datasets=[rvf_table, f"{syn}::{FEATURES}", str(SAMPLE / "fer2013")], runs=[runs],
-                 options=ReportOptions(cache_dir=cache, thumbs_per_class=100, workers=1))
+                 options=ReportOptions(cache_dir=cache, thumbs_per_class=100, workers=0))
     return {"tmp": tmp, "out": out, "html": out.read_text(encoding="utf-8"), "runs": runs, "cache": cache,
             "rvf": rvf, "syn": syn, "rvf_table": rvf_table, "seconds": time.perf_counter() - started}
 
@@ -299,7 +299,7 @@ def test_emotion_projection_shows_origin_first(built):
 
 def test_mean_spectrum_per_class(built):
     fig = _figure(built["html"], "Mean power spectrum per class: real-vs-fake")
-    table = embedlab.encode(built["rvf"], "spectrum[size=64]", cache_dir=built["cache"], workers=1)
+    table = embedlab.encode(built["rvf"], "spectrum[size=64]", cache_dir=built["cache"], workers=0)
     X, ok = embedlab.feature_matrix(table, ["spectrum"])
     lines = {t["name"].split(" (")[0]: t for t in fig["data"]}
     assert set(lines) == {"real", "fake"}
@@ -319,7 +319,7 @@ def test_warns_when_compared_encodings_come_from_different_detectors(built, tmp_
     from embedlab.report.writer import build_context
 
     # a cache of its own: the HOG encodings must not change what later tests find cached
-    hog = embedlab.encode(built["syn"], "encoding[detector=hog]", cache_dir=tmp_path / "cache", workers=1)
+    hog = embedlab.encode(built["syn"], "encoding[detector=hog]", cache_dir=tmp_path / "cache", workers=0)
     ctx = build_context(Page("t"), [built["rvf_table"], hog], [], [], ReportOptions(thumbs_per_class=1), timings={})
     sections.norms_section(ctx)
     body = ctx.page.sections[0][2]
@@ -608,7 +608,7 @@ def shipped(built):
     tmp = built["tmp"]
     scores = score_shipped(SAMPLE, cache_dir=tmp / "shipped-cache", crops_dir=tmp / "shipped-crops", workers=0)
     out = write_report(tmp / "shipped.html", datasets=[built["rvf_table"]], shipped=scores,
-                       options=ReportOptions(cache_dir=built["cache"], workers=1, thumbnail_budget_mb=0.05,
+                       options=ReportOptions(cache_dir=built["cache"], workers=0, thumbnail_budget_mb=0.05,
                                              title="shipped"))
     return {"scores": {s.task: s for s in scores}, "html": out.read_text(encoding="utf-8")}
 

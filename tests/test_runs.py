@@ -31,7 +31,7 @@ class Payload:
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     root = tmp_path_factory.mktemp("runs")
-    kw = dict(cache_dir=root / "cache", runs_dir=root / "runs", workers=1)
+    kw = dict(cache_dir=root / "cache", runs_dir=root / "runs", workers=0)
     made = {m: fit_classifier(SAMPLE / "real-vs-fake", "spectrum[size=64]", m, name=m, **kw)
             for m in ("logreg", "xgboost")}
     return root, made

@@ -82,7 +82,7 @@ CASES = {
 def test_tampered_run_folder_is_one_error_line(tmp_path, case):
     fixture, file, content, needle = CASES[case]
     folder = tampered(tmp_path, fixture, file, content)
-    for args in (["predict", TINY, "--run", folder, "--cache-dir", tmp_path / "cache", "-w", "1"],
+    for args in (["predict", TINY, "--run", folder, "--cache-dir", tmp_path / "cache", "-w", "0"],
                  ["runs", "show", folder]):
         assert_one_line_error(invoke(*args), needle)
 
