@@ -167,6 +167,22 @@ def _as_ordinary_user() -> list[str] | None:
     return ["setpriv", f"--reuid={nobody.pw_uid}", f"--regid={nobody.pw_gid}", "--clear-groups"]
 
 
+def _numba_cache_of(prefix: list[str]) -> str | None:
+    """A numba cache folder under the temporary directory owned by the user of ``prefix`` (None for the
+    current user, whose cache numba keeps beside the packages)."""
+    import pwd
+    import tempfile
+
+    if not prefix:
+        return None
+    nobody = pwd.getpwnam("nobody")
+    folder = os.path.join(tempfile.gettempdir(), f"embedlab-tests-numba-{nobody.pw_uid}")
+    os.makedirs(folder, mode=0o700, exist_ok=True)
+    if os.stat(folder).st_uid != nobody.pw_uid:
+        os.chown(folder, nobody.pw_uid, nobody.pw_gid)
+    return folder
+
+
 def _can_import_embedlab(prefix: list[str]) -> bool:
     """Whether that user can import the command line from this checkout at all (a checkout in a
     folder only its owner may enter, such as one ``mktemp -d`` made, cannot be read by `nobody`)."""
@@ -213,8 +229,12 @@ def test_an_unreadable_file_is_a_row_in_every_command():
         shutil.copy(a_real, os.path.join(private, "hidden.jpg"))
         os.chmod(private, 0)
 
+        # numba cannot keep UMAP's compiled kernels beside the packages for this user: a folder of its own
+        # that outlives the test spares the report step of the next run 30 s of compiling them again
+        numba_cache = _numba_cache_of(prefix)
+
         def cli(*args) -> str:
-            env = {**os.environ, "HOME": work}
+            env = {**os.environ, "HOME": work, **({"NUMBA_CACHE_DIR": numba_cache} if numba_cache else {})}
             done = subprocess.run([*prefix, sys.executable, "-m", "embedlab_cli.main", *map(str, args)],
                                   capture_output=True, text=True, env=env, cwd=work)
             assert done.returncode == 0 and "Traceback" not in done.stderr, done.stdout + done.stderr
