@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import pandas as pd
@@ -214,3 +215,24 @@ def test_inputs_sharper_than_the_training_images_are_blurred_to_match():
     arr, info = prepare_images(["data/sample/fer2013/test/happy/PublicTest_10130075.jpg"],
                                InputSettings(48, 1, blur=(0.0, 8.0)))
     assert not info[0]["blurred"] and np.array_equal(arr[0], sharp)
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_bf16_stays_on_only_where_the_cpu_computes_it_natively(monkeypatch, caplog, native):
+    from embedlab.nets import fit as nets_fit
+
+    monkeypatch.setattr(nets_fit, "native_bf16", lambda: native)
+    p = {"bf16": True, "workers_threads": 0}
+    with caplog.at_level("WARNING", logger="embedlab.nets.fit"):
+        assert nets_fit.set_up_device("cpu", p).type == "cpu"
+    assert p["bf16"] is native
+    assert ("no native bfloat16" in caplog.text) is (not native)
+
+
+def test_native_bf16_reads_the_cpu_flags():
+    from embedlab.core.system import native_bf16
+
+    flags = next((line for line in open("/proc/cpuinfo") if line.startswith("flags")), "") \
+        if os.path.exists("/proc/cpuinfo") else ""
+    expected = ("avx512_bf16" in flags.split() or "amx_bf16" in flags.split()) if flags else None
+    assert native_bf16() is expected

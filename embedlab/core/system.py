@@ -17,6 +17,20 @@ def default_workers() -> int:
     return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
 
 
+def native_bf16() -> bool | None:
+    """Whether this CPU computes bfloat16 natively (``avx512_bf16`` or AMX, as Linux lists its flags);
+    None where the flags cannot be read. Without it PyTorch emulates bfloat16, and autocast trains
+    a convolutional network about 9x slower than float32 (measured on an AVX2-only AMD EPYC)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as fh:
+            flags = next((line.split(":", 1)[1].split() for line in fh if line.startswith("flags")), None)
+    except OSError:
+        return None
+    if flags is None:
+        return None
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
 def resolve_device(device: str = "auto", error: type[EmbedlabError] = EmbedlabError) -> str:
     """``auto`` -> ``cuda`` when PyTorch sees a GPU, else ``cpu``; ``cuda`` without a GPU is an ``error``.
 

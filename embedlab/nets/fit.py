@@ -14,6 +14,7 @@ and write (:mod:`embedlab.runs.folder`).
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ import pandas as pd
 from embedlab.compute.extraction import table_for_cache
 from embedlab.core.defaults import DEFAULT_CACHE_DIR, DEFAULT_RUNS_DIR
 from embedlab.core.errors import DatasetError, ModelError, OptionError
+from embedlab.core.system import native_bf16
 from embedlab.datasets import sample_per_class
 from embedlab.datasets.sources import fake_sources, leave_out_source
 from embedlab.datasets.splits import SPLITS, split_roles
@@ -39,6 +41,8 @@ from embedlab.runs.folder import (PARAMS_FILE, check_run_name, default_run_name,
                                   write_params, write_results)
 from embedlab.runs.provenance import command_line, data_record, library_versions, portable_path, utc_now
 from embedlab.runs.scoring import TARGET_FPR, ScoredSet, Scoring, score_set, task_of, threshold_from
+
+log = logging.getLogger(__name__)
 
 #: parameters a resumed run may change: how it computes, not what it learns (input_blur
 #: only touches inputs sharper than the training images, so a finished run can take it up)
@@ -130,6 +134,11 @@ def set_up_device(device: str, p: dict[str, Any]):
     if p["workers_threads"]:
         torch.set_num_threads(int(p["workers_threads"]))
     if p["bf16"] and dev.type == "cpu" and not torch.backends.mkldnn.is_available():
+        p["bf16"] = False
+    elif p["bf16"] and dev.type == "cpu" and native_bf16() is False:
+        # emulated bfloat16 is slower than float32, not faster: the run records that it trained in float32
+        log.warning("bf16 is off: this CPU has no native bfloat16 (avx512_bf16 or AMX), where it is slower "
+                    "than float32")
         p["bf16"] = False
     return dev
 
