@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/train_speed.py                      # CPU, 2 threads
     .venv/bin/python bench/train_speed.py --device cuda        # a GPU, where there is one
+    .venv/bin/python bench/train_speed.py --out results/bench/train_speed_cpu_avx2.json  # a CPU without native bf16
 
 Times forward + backward + AdamW steps on random 48x48 grayscale batches (what
 FER-2013 training feeds the networks; dlib-resnet upsamples them to 150 px
@@ -87,7 +88,10 @@ def main() -> None:
                 rows.append({"network": name, "bf16": bf16, "channels_last": channels_last,
                              "train_images_per_second": round(rate, 1)})
                 print(f"{name:14s} bf16={bf16!s:5s} channels_last={channels_last!s:5s} {rate:8.1f} img/s", flush=True)
+    from embedlab.core.system import native_bf16
+
     info = {"device": args.device, "threads": args.threads if device.type == "cpu" else None,
+            "native_bf16": native_bf16() if device.type == "cpu" else None,
             "batch": args.batch, "torch": torch.__version__, "machine": platform.processor() or platform.machine(),
             "gpu": torch.cuda.get_device_name() if device.type == "cuda" else None, "results": rows}
     out = Path(args.out or ROOT / "results" / "bench" / f"train_speed_{device.type}.json")

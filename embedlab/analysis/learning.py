@@ -1,16 +1,16 @@
 """Learning curves: the same recipe trained on more or fewer images, scored on the same held-out set.
 
-Runs are grouped by what they were trained with (task, model, features and model parameters) and
-by the size of their test set, so that only runs that differ in how many training images they saw
-line up. Within a group each ``leave_out`` is its own curve: the in-distribution
-curve follows the test set's ROC AUC (accuracy for a multiclass task), a left-out curve follows the
-AUC on the source the runs never saw. Whether more data would still pay is read off the last
-doubling of the training set.
+Runs are grouped by what they were trained with (task, model, features and the model parameters
+that change what is learned, :data:`COMPUTE_SETTINGS` aside) and by the size of their test set, so
+that only runs that differ in how many training images they saw line up. Within a group each
+``leave_out`` is its own curve: the in-distribution curve follows the test set's ROC AUC (accuracy
+for a multiclass task), a left-out curve follows the AUC on the source the runs never saw. Whether
+more data would still pay is read off the last doubling of the training set.
 
 >>> from pathlib import Path
 >>> from embedlab.analysis.results import RunRecord
 >>> def rec(n, auc, held, left_out="sd"):
-...     params = {"name": f"r{n}-{left_out}", "task": "binary", "model": "svm", "model_params": {},
+...     params = {"name": f"r{n}-{left_out}", "task": "binary", "model": "svm", "model_params": {"bf16": n == 100},
 ...               "features": ["encoding"], "leave_out": left_out}
 ...     sets = {"train": {"role": "train", "n": n},
 ...             "test": {"role": "test", "n": 40, "roc_auc": auc, "per_source": {"sd": {"n": 20, "roc_auc": held}}}}
@@ -37,6 +37,10 @@ from embedlab.analysis.figures import base_layout, colours_for, plain
 
 COLUMNS = ["recipe", "curve", "run", "n_train", "share", "metric", "value", "ci_low", "ci_high"]
 
+#: model parameters that say how a run computed, not what it learned: runs that differ only in them
+#: are one recipe
+COMPUTE_SETTINGS = ("bf16", "workers_threads")
+
 #: below this gain in AUC (or accuracy) from the last doubling of the training images, a curve is flat
 FLAT_GAIN = 0.005
 
@@ -46,8 +50,9 @@ def _recipe(rec: Any) -> tuple[str, str] | None:
     p, sets = rec.params, rec.sets
     if not _n_train(rec) or not (sets.get("test") or {}).get("n"):
         return None
-    key = json.dumps([p.get("task"), p.get("model"), p.get("features"), p.get("model_params"),
-                      sets["test"]["n"]], sort_keys=True, default=str)
+    learned = {k: v for k, v in (p.get("model_params") or {}).items() if k not in COMPUTE_SETTINGS}
+    key = json.dumps([p.get("task"), p.get("model"), p.get("features"), learned, sets["test"]["n"]],
+                     sort_keys=True, default=str)
     features = "+".join(p.get("features") or [])
     return key, str(p.get("model")) + (f" on {features}" if features else "")
 
