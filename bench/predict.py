@@ -12,6 +12,7 @@ many decisions differ.
 
     .venv/bin/python bench/predict.py                  # 70 images per source
     .venv/bin/python bench/predict.py --per-source 20  # a quick look
+    .venv/bin/python bench/predict.py --one-photo      # only one photo's latency, three times
 
 Writes results/bench/predict.json.
 """
@@ -124,6 +125,39 @@ def markdown(result: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def one_photo(work: Path, runs: int) -> dict:
+    """``predict PHOTO --task T`` from a cold start (a fresh interpreter, an empty cache), ``runs`` times
+    per task: the median seconds, each run's, and when the first status line came."""
+    import statistics
+
+    photo = {"photo": str(PHOTO.relative_to(ROOT)), "runs": runs,
+             "measured": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "load_average_before": load_average()}
+    for task in TASKS:
+        ran = [command(["predict", str(PHOTO), "--task", task, "--cache-dir", str(work / f"photo-{task}-{i}"),
+                        "--format", "csv"]) for i in range(runs)]
+        seconds = [r["seconds"] for r in ran]
+        photo[task] = {"seconds": statistics.median(seconds), "each_seconds": seconds,
+                       "first_status_seconds": statistics.median(r["first_status_seconds"] for r in ran),
+                       "first_status": ran[0]["first_status"]}
+        print(f"one photo, {task}: {photo[task]['seconds']:.2f} s (of {', '.join(f'{x:.2f}' for x in seconds)}), "
+              f"first status line at {photo[task]['first_status_seconds']:.2f} s; load {load_average()}", flush=True)
+    return photo
+
+
+def remeasure_one_photo(out: Path) -> int:
+    """Replace the one-photo figures of ``out`` (and its Markdown table) with a new measurement."""
+    result = json.loads(out.read_text())
+    work = Path(tempfile.mkdtemp(prefix="embedlab-bench-photo-"))
+    try:
+        result["one_photo"] = one_photo(work, runs=3)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    out.write_text(json.dumps(result, indent=2))
+    out.with_suffix(".md").write_text(markdown(result))
+    print(f"-> {out}")
+    return 0
+
+
 def main() -> int:
     import argparse
 
@@ -132,7 +166,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--per-source", type=int, default=70, help="images per source (default: %(default)s)")
     parser.add_argument("--out", type=Path, default=OUT_DIR / "predict.json", help="result file")
+    parser.add_argument("--one-photo", action="store_true",
+                        help="measure only one photo's latency (three cold runs per task, the median kept) and "
+                             "replace that column of the result file, whose folder figures stay as measured")
     args = parser.parse_args()
+    if args.one_photo:
+        return remeasure_one_photo(args.out)
 
     work = Path(tempfile.mkdtemp(prefix="embedlab-bench-predict-"))
     loads = {"start": load_average()}
@@ -183,14 +222,7 @@ def main() -> int:
                                            "faces_found": sum(e is not None for e in encodings)}
         for figures in result["tasks"].values():
             figures["speedup_cold_2_workers_vs_face_recognition"] = naive_s / figures["cold_2_workers_seconds"]
-        photo = {}
-        for task in TASKS:
-            ran = command(["predict", str(PHOTO), "--task", task, "--cache-dir", str(work / f"photo-{task}"),
-                           "--format", "csv"])
-            photo[task] = {k: ran[k] for k in ("seconds", "first_status_seconds", "first_status")}
-            print(f"one photo, {task}: {ran['seconds']:.2f} s, first status line at "
-                  f"{ran['first_status_seconds']:.2f} s; load {load_average()}", flush=True)
-        result["one_photo"] = {"photo": str(PHOTO.relative_to(ROOT)), **photo}
+        result["one_photo"] = one_photo(work, runs=1)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     loads["end"] = load_average()

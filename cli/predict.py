@@ -84,7 +84,9 @@ def predict(
             note(shown(f"predict: {message}"))
 
     say(f"opening the shipped {task} run" if task else f"opening run {run}")
-    if task:  # every shipped run is a PyTorch network: it loads while the run opens and the faces are found
+    if task and len(images) == 1 and images[0].is_file():
+        # one photo: every shipped run is a PyTorch network, which loads while the run opens and the face
+        # is found (a folder starts it once it knows that some image is not cached)
         import_in_background("torch")
     import pandas as pd
 
