@@ -120,17 +120,30 @@ def last_doubling_gain(curves: pd.DataFrame) -> dict[str, float]:
     return out
 
 
+def beyond_noise(curves: pd.DataFrame) -> dict[str, bool]:
+    """Per curve: whether its last point lies above the 95% interval of the point before (True where
+    that point has no interval)."""
+    out = {}
+    for (recipe, curve), part in curves.groupby(["recipe", "curve"], sort=False):
+        before, last = part.sort_values("n_train").iloc[-2], part.sort_values("n_train").iloc[-1]
+        label = curve if curves["recipe"].nunique() == 1 else f"{recipe} · {curve}"
+        out[label] = bool(np.isnan(before["ci_high"]) or last["value"] > before["ci_high"])
+    return out
+
+
 def more_data_sentence(curves: pd.DataFrame) -> str:
-    """One sentence per recipe: does its last doubling still add more than :data:`FLAT_GAIN`?"""
+    """One sentence per recipe: does its last doubling still add more than :data:`FLAT_GAIN`, beyond the
+    interval of the point before?"""
     sentences = []
     for recipe, part in curves.groupby("recipe", sort=False):
-        gains = last_doubling_gain(part)
-        rising = {c: g for c, g in gains.items() if g > FLAT_GAIN}
+        gains, clear = last_doubling_gain(part), beyond_noise(part)
+        rising = [c for c, g in gains.items() if g > FLAT_GAIN and clear[c]]
         listed = "; ".join(f"{c} {g:+.3f}" for c, g in gains.items())
         verdict = (f"more images of the same sources would still pay ({', '.join(rising)})" if rising else
-                   "more images of the same sources would not pay: the curves are flat")
+                   "more images of the same sources would not pay: the curves are flat or within their noise")
         sentences.append(f"{recipe}: per doubling of the training images, the last doubling added {listed} "
-                         f"(flat is under {FLAT_GAIN}); {verdict}.")
+                         f"(flat is under {FLAT_GAIN}, and a rise within the previous point's 95% interval "
+                         f"counts as none); {verdict}.")
     return " ".join(sentences)
 
 
