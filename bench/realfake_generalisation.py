@@ -234,9 +234,10 @@ def main() -> None:
     command = shlex.join(["python", "bench/realfake_generalisation.py", *sys.argv[1:]])
     manifest = write_manifest(args.data, Path(args.cache_dir))
     data = MANIFEST
+    tags = [args.tag] if args.tag else []
     if args.train_fraction < 1:  # a learning curve's point: kept apart from the full run of the same tag
         data = subsampled(manifest, args.train_fraction)
-        args.tag = "-".join(t for t in (args.tag, f"train{args.train_fraction:g}") if t)
+        tags.append(f"train{args.train_fraction:g}")
     overrides = {k: parse_value(v) for k, v in (p.split("=", 1) for p in args.param)}
     results = json.loads(RESULTS.read_text()).get("results", {}) if RESULTS.is_file() else {}
     if args.ship:
@@ -262,9 +263,9 @@ def main() -> None:
         return
     for det in [d.strip() for d in args.detectors.split(",") if d.strip()]:
         recipe = DETECTORS[det]
-        key = det + "".join(f"[{t}]" for t in args.tag.replace("-train", " train").split())
+        key = det + "".join(f"[{t}]" for t in tags)
         for fold in [f.strip() for f in args.folds.split(",") if f.strip()]:
-            name = f"realfake4-{det}{'-' + args.tag if args.tag else ''}-{'all' if fold == 'all' else 'without-' + fold}"
+            name = f"realfake4-{'-'.join([det, *tags])}-{'all' if fold == 'all' else 'without-' + fold}"
             leave_out = None if fold == "all" else fold
             started, folder = time.time(), Path(args.runs_dir) / name
             if (folder / "metrics.json").is_file():

@@ -109,26 +109,24 @@ def _label_recipes(frame: pd.DataFrame, names: dict[str, str]) -> None:
     frame["recipe"] = frame["recipe"].map(labels)
 
 
+def _last_two(curves: pd.DataFrame):
+    """Per curve: its label (the recipe's name added where there are several) and its last two rows."""
+    for (recipe, curve), part in curves.groupby(["recipe", "curve"], sort=False):
+        before, last = part.sort_values("n_train").iloc[-2:].to_dict("records")
+        yield (curve if curves["recipe"].nunique() == 1 else f"{recipe} · {curve}"), before, last
+
+
 def last_doubling_gain(curves: pd.DataFrame) -> dict[str, float]:
     """Per curve: the gain in its metric per doubling of the training images, over its last two points."""
-    out = {}
-    for (recipe, curve), part in curves.groupby(["recipe", "curve"], sort=False):
-        part = part.sort_values("n_train")
-        (n0, v0), (n1, v1) = part[["n_train", "value"]].to_numpy()[-2:]
-        label = curve if curves["recipe"].nunique() == 1 else f"{recipe} · {curve}"
-        out[label] = float((v1 - v0) / np.log2(n1 / n0))
-    return out
+    return {label: float((last["value"] - before["value"]) / np.log2(last["n_train"] / before["n_train"]))
+            for label, before, last in _last_two(curves)}
 
 
 def beyond_noise(curves: pd.DataFrame) -> dict[str, bool]:
     """Per curve: whether its last point lies above the 95% interval of the point before (True where
     that point has no interval)."""
-    out = {}
-    for (recipe, curve), part in curves.groupby(["recipe", "curve"], sort=False):
-        before, last = part.sort_values("n_train").iloc[-2], part.sort_values("n_train").iloc[-1]
-        label = curve if curves["recipe"].nunique() == 1 else f"{recipe} · {curve}"
-        out[label] = bool(np.isnan(before["ci_high"]) or last["value"] > before["ci_high"])
-    return out
+    return {label: bool(np.isnan(before["ci_high"]) or last["value"] > before["ci_high"])
+            for label, before, last in _last_two(curves)}
 
 
 def more_data_sentence(curves: pd.DataFrame) -> str:

@@ -43,7 +43,7 @@ from embedlab.features.dlib_format import Stream, check_file_end, read_model_byt
 from embedlab.features.dlib_mmod import (box_iou, boxes_overlap, images_by_shape, rect_down, resize_batch,
                                          upsample_batch)
 from embedlab.features.dlib_resnet import import_torch
-from embedlab.features.facerec import FRONTAL_DETECTOR_SHA256, frontal_face_detector
+from embedlab.features.facerec import FRONTAL_DETECTOR_SHA256, _dlib_model
 
 __all__ = ["HogDetector", "box_iou", "dlib_detections", "fhog_features", "load_face_detector",
            "parse_detector", "read_detector_file"]
@@ -468,6 +468,5 @@ def dlib_detections(images: Sequence[np.ndarray], upsample: int = 0,
     return out
 
 
-@lru_cache(maxsize=1)
 def _dlib_detector():
-    return frontal_face_detector()
+    return _dlib_model("hog")  # the detector face finding loaded, or loads now
