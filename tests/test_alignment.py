@@ -98,3 +98,32 @@ def test_the_template_is_the_one_measured_on_fer():
     assert alignment.FER_EYES_X == pytest.approx(measured["eyes_x"]["median"], abs=0.001)
     assert alignment.FER_EYES_Y == pytest.approx(measured["eyes_y"]["median"], abs=0.0005)
     assert alignment.FER_EYE_DISTANCE == pytest.approx(measured["eye_distance"]["median"], abs=0.0005)
+
+
+def test_a_set_prepared_before_serves_the_images_a_new_set_shares_with_it(sample, tmp_path, monkeypatch):
+    from embedlab.nets import images as images_module
+
+    paths = sorted(str(p) for p in (sample / "real-vs-fake").rglob("*.jpg"))[:4]
+    digests = [content_hash(read_file(p)) for p in paths]
+    settings = InputSettings(48, 1, "always")
+    whole, whole_info = cached_inputs(digests[:3], paths[:3], settings, tmp_path)
+    prepared = []
+    real = images_module.prepare_images
+
+    def counting(uris, *args, **kwargs):
+        prepared.extend(uris)
+        return real(uris, *args, **kwargs)
+
+    monkeypatch.setattr(images_module, "prepare_images", counting)
+    # a fold of the first set, in another order, and one image it never held
+    order = [2, 0, 3]
+    arr, info = cached_inputs([digests[i] for i in order], [paths[i] for i in order], settings, tmp_path)
+    assert prepared == [paths[3]]  # only the new image was decoded and cropped
+    np.testing.assert_array_equal(arr[:2], whole[[2, 0]])
+    assert info[:2] == [whole_info[2], whole_info[0]]
+    fresh, fresh_info = real([paths[3]], settings)
+    np.testing.assert_array_equal(arr[2], fresh[0])
+    # prepared another way (another size), nothing is shared
+    prepared.clear()
+    cached_inputs(digests[:2], paths[:2], InputSettings(32, 1, "always"), tmp_path)
+    assert prepared == paths[:2]

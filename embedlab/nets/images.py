@@ -356,8 +356,8 @@ def cached_inputs(hashes: Sequence[str], uris: Sequence[str], settings: InputSet
     frame = framing(face_crop)
     if blur[0] > 0:
         frame["blur"] = list(blur)
-    ident = json.dumps({"v": 1, "hashes": list(hashes), "size": size, "channels": channels,
-                        "face_crop": face_crop, **frame})
+    how = {"v": 1, "size": size, "channels": channels, "face_crop": face_crop, **frame}
+    ident = json.dumps({"v": 1, "hashes": list(hashes), **{k: v for k, v in how.items() if k != "v"}})
     key = hashlib.sha256(ident.encode()).hexdigest()[:20]
     folder = Path(cache_dir) / "network-inputs"
     arr_path, info_path = folder / f"{key}.npy", folder / f"{key}.json"
@@ -370,11 +370,65 @@ def cached_inputs(hashes: Sequence[str], uris: Sequence[str], settings: InputSet
                     return arr, info
         except (OSError, ValueError):
             pass  # a damaged entry is recomputed below
-    arr, info = prepare_images(uris, settings, crops_dir, names, on_progress=on_progress, hashes=hashes)
+    if crops_dir is None:  # another set prepared the same way may hold some of these images already
+        arr, info = _from_other_sets(folder, how, hashes, uris, settings, names, on_progress)
+    else:
+        arr, info = prepare_images(uris, settings, crops_dir, names, on_progress=on_progress, hashes=hashes)
     folder.mkdir(parents=True, exist_ok=True)
     atomic_write(arr_path, lambda tmp: save_array(tmp, arr))
     atomic_write_text(info_path, json.dumps(info))
+    atomic_write_text(folder / f"{key}{INDEX_SUFFIX}", json.dumps({"settings": how, "hashes": list(hashes)}))
     return arr, info
+
+
+#: beside each cached set, the content hashes of its rows and how they were prepared
+INDEX_SUFFIX = ".index.json"
+
+
+def _from_other_sets(folder: Path, how: dict, hashes: Sequence[str], uris: Sequence[str], settings: InputSettings,
+                     names: Sequence[str] | None, on_progress: Callable[[int, int], None] | None):
+    """The inputs of ``uris``, taking each image another cached set prepared the same way already holds
+    (by content hash) and preparing only the others: a leave-one-out fold or a subsample of a set
+    prepared before costs no decoding or face finding."""
+    where: dict[str, tuple[Path, int]] = {}
+    for index in sorted(folder.glob(f"*{INDEX_SUFFIX}")) if folder.is_dir() else []:
+        try:
+            held = json.loads(index.read_text())
+        except (OSError, ValueError):
+            continue
+        if held.get("settings") != how:
+            continue
+        stem = index.name[:-len(INDEX_SUFFIX)]
+        for row, h in enumerate(held.get("hashes") or []):
+            where.setdefault(h, (folder / stem, row))
+    size, channels = how["size"], how["channels"]
+    out = np.zeros((len(uris), size, size, channels), np.uint8)
+    info: list[dict | None] = [None] * len(uris)
+    by_entry: dict[Path, list[tuple[int, int]]] = {}
+    for i, h in enumerate(hashes):
+        if h in where:
+            by_entry.setdefault(where[h][0], []).append((i, where[h][1]))
+    for stem, pairs in by_entry.items():
+        try:
+            arr = np.load(stem.with_suffix(".npy"), mmap_mode="r")
+            rows = json.loads(stem.with_suffix(".json").read_text())
+        except (OSError, ValueError):
+            continue  # a damaged entry: its images are prepared again
+        if arr.shape[1:] != out.shape[1:] or arr.shape[0] != len(rows):
+            continue
+        for i, row in pairs:
+            if row < len(rows) and "reason" not in rows[row]:  # an image that failed is tried again
+                out[i], info[i] = arr[row], rows[row]
+    todo = [i for i, r in enumerate(info) if r is None]
+    if todo:
+        pick = lambda seq: None if seq is None else [seq[i] for i in todo]  # noqa: E731
+        made, made_info = prepare_images(pick(uris), settings, None, pick(names), on_progress=on_progress,
+                                         hashes=pick(hashes))
+        for j, i in enumerate(todo):
+            out[i], info[i] = made[j], made_info[j]
+    elif on_progress is not None:
+        on_progress(len(uris), len(uris))
+    return out, info
 
 
 def save_array(path: Path, arr: np.ndarray) -> None:
