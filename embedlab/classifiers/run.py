@@ -14,7 +14,7 @@ from typing import Any, Callable, Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-from embedlab.compute.extraction import encode, feature_matrix, images_for_cache, resolve_features
+from embedlab.compute.extraction import IN_PROCESS_BELOW, encode, feature_matrix, images_for_cache, resolve_features
 from embedlab.core.defaults import DEFAULT_CACHE_DIR, DEFAULT_RUNS_DIR
 from embedlab.core.errors import ModelError
 from embedlab.runs.folder import Run, read_run
@@ -51,9 +51,13 @@ class ClassifierRun(Run):
         computed get no prediction and their ``reason``. A binary run's
         ``pred`` is the label at ``threshold``, by default the one saved by fit.
         Features are computed as :func:`embedlab.encode` computes them (``workers``, ``scheduler``,
-        the cache and its file hash index); ``on_step`` hears what is computed.
+        the cache and its file hash index), except that by default a few images (fewer than
+        :data:`~embedlab.compute.extraction.IN_PROCESS_BELOW`) are computed in this process, where starting
+        workers would take longer than the work; ``on_step`` hears what is computed.
         """
         table = images_for_cache(data, cache_dir)
+        if workers is None and scheduler is None and len(table) < IN_PROCESS_BELOW:
+            workers = 0
         extractors = resolve_features(list(features) if isinstance(features, (list, tuple))
                                       else features or list(self.params["features"]))
         names = [e.name for e in extractors]

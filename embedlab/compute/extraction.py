@@ -103,6 +103,11 @@ def resolve_features(features: str | FeatureExtractor | Sequence[str | FeatureEx
 
 # The keyword arguments are the public interface (embedlab.encode, the CLI, the fits); the work is
 # split into planning what is missing, running it on one of three backends, and attaching it.
+#: with the default worker count, fewer images than this to compute are computed in this process by
+#: the predictions: starting worker processes (each loads dlib) would take longer than the work
+IN_PROCESS_BELOW = 8
+
+
 def encode(
     data: str | os.PathLike | pd.DataFrame,
     features: str | FeatureExtractor | Sequence[str | FeatureExtractor] = "encoding",

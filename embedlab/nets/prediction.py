@@ -32,7 +32,7 @@ import pandas as pd
 
 from embedlab.compute.array_store import ArrayStore
 from embedlab.compute.cache import FeatureCache
-from embedlab.compute.extraction import compute_chunks, encode, feature_matrix, resolve_features
+from embedlab.compute.extraction import IN_PROCESS_BELOW, compute_chunks, encode, feature_matrix, resolve_features
 from embedlab.compute.workers import Task
 from embedlab.core.errors import ModelError
 from embedlab.core.io import atomic_write_bytes, file_digest
@@ -45,9 +45,6 @@ log = logging.getLogger(__name__)
 
 #: what each output row records beside the class probabilities
 OUTPUT_INFO = {"face_cropped": "bool", "face_found": "bool", "blurred": "bool"}
-#: with the default worker count, fewer images than this to prepare are prepared in this process:
-#: starting worker processes (each loads dlib) would take longer than the work
-IN_PROCESS_BELOW = 8
 #: images per chunk of work sent to a worker, as ``encode`` sends them
 CHUNK_SIZE = 16
 #: the file in a crop folder that says which input each crop shows
