@@ -44,6 +44,7 @@ from bench_data import (SHARED_DATA, data_or_exit, epoch_printer, load_average, 
 OUT = ROOT / "results" / "bench"
 MANIFEST = OUT / "realfake-4sources.csv"
 RESULTS = OUT / "realfake.json"
+PRETRAINED_REALFAKE = ROOT / "embedlab" / "pretrained" / "real-fake"
 GENERATORS = ("stylegan", "stylegan2", "generated-photos", "sd15")
 FOLDS = ("all", *GENERATORS)
 TARGETS = {"in_distribution_auc": 0.99, "left_out_gan_auc": 0.95, "left_out_sd15_auc": 0.85,
@@ -182,7 +183,26 @@ def markdown(results: dict) -> str:
             trained = "every generator" if fold == "all" else f"all but **{fold}**"
             lines.append(f"| {det} | {trained} | " + " | ".join(cells)
                          + f" | {r['real_recall_all']:.3f} | {r['train_seconds'] / 60:.1f} min |")
-    return "\n".join(lines) + "\n" + learning_table(results)
+    return "\n".join(lines) + "\n" + learning_table(results) + shipped_table(results)
+
+
+def shipped_table(results: dict) -> str:
+    """The shipped detector (``--ship``) on each generator's test fakes: AUC, and TPR at 1% and 5% FPR."""
+    rows = [(det, folds["all"]) for det, folds in results.items() if folds.get("all", {}).get("shipped")]
+    if not rows:
+        return ""
+    lines = ["", "| shipped detector | generator | AUC | TPR at 1% FPR | TPR at 5% FPR | fakes caught at its threshold |",
+             "|---|---|---|---|---|---|"]
+    for det, r in rows:
+        for g, v in r["generators"].items():
+            lines.append(f"| {det} | {g} | {v['roc_auc']:.3f} [{v['roc_auc_ci'][0]:.3f}, {v['roc_auc_ci'][1]:.3f}] | "
+                         f"{v['tpr_at_1pct_fpr']:.3f} | {v['tpr_at_5pct_fpr']:.3f} | {v['recall_at_threshold']:.3f} |")
+        recall = ", ".join(f"{o} {v['recall']:.3f} (n={v['n']})" for o, v in r["real_recall"].items())
+        photos = r.get("face_photos")
+        lines.append(f"\nReal recall at its threshold ({r['threshold']:.4f}): {recall}"
+                     + (f"; the {photos['scored']} scored `face-photos` (real photos, not FFHQ's) "
+                        f"{photos['real_recall']:.3f}" if photos else "") + ".")
+    return "\n".join(lines) + "\n"
 
 
 def learning_table(results: dict) -> str:
@@ -221,9 +241,11 @@ def main() -> None:
     ap.add_argument("--train-fraction", type=float, default=1.0,
                     help="train on this share of each (source, label) group of train (a learning curve's point); "
                          "valid and test unchanged")
-    ap.add_argument("--ship", default=None, metavar="DETECTOR",
-                    help="copy that detector's run trained on every generator (its 'all' fold, e.g. dlib-resnet[e3]) "
-                         "to embedlab/pretrained/real-fake, the model predict --task real-fake uses")
+    ap.add_argument("--ship", default=None, metavar="DETECTORS",
+                    help="comma-separated detectors: train each on every generator in this one command (--epochs, -p "
+                         "and --tag set the networks among them), stack them when there are several, score the "
+                         "result like the folds, and copy it to embedlab/pretrained/real-fake, the model "
+                         "predict --task real-fake uses")
     ap.add_argument("--audit", action="store_true", help="the shortcut audit of the trained runs of --detectors "
                     "and --folds: test images at one size and JPEG quality, recall by group and by image size")
     ap.add_argument("--stack", default=None, help="comma-separated detectors already trained: fit the logistic "
@@ -234,27 +256,40 @@ def main() -> None:
 
     import embedlab
 
+    if args.ship and (args.stack or args.audit or args.train_fraction < 1):
+        raise SystemExit("error: --ship trains and ships on its own; give it without --stack, --audit and "
+                         "--train-fraction")
     data_or_exit(args.data)
     torch.set_num_threads(args.threads)
     command = shlex.join(["python", "bench/realfake_generalisation.py", *sys.argv[1:]])
     manifest = write_manifest(args.data, Path(args.cache_dir))
     data = MANIFEST
-    tags = [args.tag] if args.tag else []
+    tags = []  # --tag names a variant of the networks' settings, so train_fold gives it to networks only
     if args.train_fraction < 1:  # a learning curve's point: kept apart from the full run of the same tag
         data = subsampled(manifest, args.train_fraction)
         tags.append(f"train{args.train_fraction:g}")
-    overrides = {k: parse_value(v) for k, v in (p.split("=", 1) for p in args.param)}
     results = json.loads(RESULTS.read_text()).get("results", {}) if RESULTS.is_file() else {}
     if args.ship:
+        parts = [d.strip() for d in args.ship.split(",") if d.strip()]
+        keys = [train_fold(args, det, "all", [*tags, "shipped"], data, manifest, results, command) for det in parts]
+        key = stack_fold(args, keys, "all", results, manifest, command) if len(keys) > 1 else keys[0]
         from train_emotion import ship
 
-        ran = results.get(args.ship, {}).get("all")
-        if ran is None or "run" not in ran:
-            raise SystemExit(f"error: {args.ship} has no run trained on every generator; train it first")
-        print(f"shipped {args.ship} to {ship(ROOT / ran['run'], ROOT / 'embedlab' / 'pretrained' / 'real-fake')}")
+        print(f"shipped {key} to {ship(ROOT / results[key]['all']['run'], PRETRAINED_REALFAKE)}")
+        photos = args.data / "face-photos"  # real photos that are not FFHQ's, at the shipped threshold
+        if photos.is_dir():
+            out = embedlab.load_run(PRETRAINED_REALFAKE).predict(photos, cache_dir=args.cache_dir)
+            scored = out[out["proba_fake"].notna()]
+            results[key]["all"]["face_photos"] = {"n": int(len(out)), "scored": int(len(scored)),
+                                                  "real_recall": float((scored["pred"] == "real").mean())}
+            print(f"face-photos: {results[key]['all']['face_photos']}")
+        results[key]["all"]["shipped"] = True
+        save(results, key)
         return
     if args.stack:
-        stack(args, results, manifest, command)
+        parts = [d.strip() for d in args.stack.split(",") if d.strip()]
+        for fold in [f.strip() for f in args.folds.split(",") if f.strip()]:
+            stack_fold(args, parts, fold, results, manifest, command)
         return
     if args.audit:
         for det in [d.strip() for d in args.detectors.split(",") if d.strip()]:
@@ -264,37 +299,11 @@ def main() -> None:
                     raise SystemExit(f"error: {det} has no {fold} run to audit; train it first")
                 ran["audit"] = audit(embedlab.load_run(ROOT / ran["run"]), manifest, args.data, Path(args.cache_dir))
                 print(f"audit {det} {fold}: " + json.dumps(ran["audit"]["generators"]), flush=True)
-                results = save(results, det)
+                results.update(save(results, det))
         return
     for det in [d.strip() for d in args.detectors.split(",") if d.strip()]:
-        recipe = DETECTORS[det]
-        key = det + "".join(f"[{t}]" for t in tags)
         for fold in [f.strip() for f in args.folds.split(",") if f.strip()]:
-            name = f"realfake4-{'-'.join([det, *tags])}-{'all' if fold == 'all' else 'without-' + fold}"
-            leave_out = None if fold == "all" else fold
-            started, folder = time.time(), Path(args.runs_dir) / name
-            if (folder / "metrics.json").is_file():
-                run = embedlab.load_run(folder)
-            elif "features" in recipe:
-                run = embedlab.fit(data, recipe["features"], recipe["model"], runs_dir=args.runs_dir, name=name,
-                                   cache_dir=args.cache_dir, leave_out=leave_out, command=command)
-            else:
-                params = {**recipe["params"], "bf16": True, "workers_threads": args.threads, **overrides}
-                run = embedlab.fit(data, model=recipe["model"], params=params, runs_dir=args.runs_dir, name=name,
-                                   cache_dir=args.cache_dir, epochs=args.epochs or recipe["epochs"],
-                                   resume=args.resume and folder.is_dir(), on_progress=epoch_printer(name),
-                                   leave_out=leave_out, command=command)
-            seconds = round(time.time() - started, 1)
-            previous = results.get(key, {}).get(fold, {})
-            results.setdefault(key, {})[fold] = {
-                "run": str(Path(run.path).resolve().relative_to(ROOT)), "command": command,
-                "params": run.params.get("model_params"), **score(run, manifest),
-                "train_seconds": previous.get("train_seconds", seconds) if seconds < 5 else seconds,
-                "load_average": load_average()}
-            r = results[key][fold]
-            print(f"{key} {fold}: " + ", ".join(f"{g} {v['roc_auc']:.3f}" for g, v in r["generators"].items())
-                  + f"; real recall {r['real_recall_all']:.3f}", flush=True)
-            results = save(results, key)
+            train_fold(args, det, fold, tags, data, manifest, results, command)
     print(json.dumps(summary(results), indent=2))
 
 
@@ -369,39 +378,78 @@ def audit(run, manifest: pd.DataFrame, shared: Path, cache_dir: Path) -> dict:
     return out
 
 
-def stack(args, results: dict, manifest: pd.DataFrame, command: str) -> None:
-    """The stacked run (:func:`embedlab.fit_stack`) of ``args.stack``'s components, fold by fold: a
-    logistic regression on their scores fitted on the fold's valid rows, where the generator a fold
-    leaves out is absent. Written beside the others."""
+def train_fold(args, det: str, fold: str, tags: list[str], data: Path, manifest: pd.DataFrame, results: dict,
+               command: str) -> str:
+    """Train (or reopen) ``det``'s run of ``fold``, score it and save it into ``results``; returns its key."""
+    import embedlab
+
+    recipe = DETECTORS[det]
+    network = "features" not in recipe
+    tags = ([args.tag] if args.tag and network else []) + tags
+    key = det + "".join(f"[{t}]" for t in tags)
+    name = f"realfake4-{'-'.join([det, *tags])}-{'all' if fold == 'all' else 'without-' + fold}"
+    leave_out = None if fold == "all" else fold
+    started, folder = time.time(), Path(args.runs_dir) / name
+    if (folder / "metrics.json").is_file():
+        run = embedlab.load_run(folder)
+    elif not network:
+        run = embedlab.fit(data, recipe["features"], recipe["model"], runs_dir=args.runs_dir, name=name,
+                           cache_dir=args.cache_dir, leave_out=leave_out, command=command)
+    else:
+        overrides = {k: parse_value(v) for k, v in (p.split("=", 1) for p in args.param)}
+        params = {**recipe["params"], "bf16": True, "workers_threads": args.threads, **overrides}
+        run = embedlab.fit(data, model=recipe["model"], params=params, runs_dir=args.runs_dir, name=name,
+                           cache_dir=args.cache_dir, epochs=args.epochs or recipe["epochs"],
+                           resume=args.resume and folder.is_dir(), on_progress=epoch_printer(name),
+                           leave_out=leave_out, command=command)
+    seconds = round(time.time() - started, 1)
+    previous = results.get(key, {}).get(fold, {})
+    results.setdefault(key, {})[fold] = {
+        "run": str(Path(run.path).resolve().relative_to(ROOT)), "command": command,
+        "params": run.params.get("model_params"), **score(run, manifest),
+        "train_seconds": previous.get("train_seconds", seconds) if seconds < 5 else seconds,
+        "load_average": load_average()}
+    report(key, fold, results)
+    results.update(save(results, key))
+    return key
+
+
+def report(key: str, fold: str, results: dict) -> None:
+    r = results[key][fold]
+    print(f"{key} {fold}: " + ", ".join(f"{g} {v['roc_auc']:.3f}" for g, v in r["generators"].items())
+          + f"; real recall {r['real_recall_all']:.3f}", flush=True)
+
+
+def stack_fold(args, parts: list[str], fold: str, results: dict, manifest: pd.DataFrame, command: str) -> str:
+    """The stacked run (:func:`embedlab.fit_stack`) of the runs of ``parts`` (keys of ``results``) on ``fold``:
+    a logistic regression on their scores fitted on the fold's valid rows, where the generator a fold leaves
+    out is absent. Scored and saved beside the others; returns its key."""
     import shutil
 
     import embedlab
 
-    parts = [d.strip() for d in args.stack.split(",") if d.strip()]
     key = "stack(" + "+".join(parts) + ")"
-    for fold in [f.strip() for f in args.folds.split(",") if f.strip()]:
-        runs = {}
-        for det in parts:
-            ran = results.get(det, {}).get(fold)
-            if ran is None or "run" not in ran:
-                raise SystemExit(f"error: {det} has no {fold} run yet; train it first")
-            runs[det] = ROOT / ran["run"]
-        slug = "-".join(parts).replace("[", "-").replace("]", "")
-        name = f"realfake4-stack-{slug}-{'all' if fold == 'all' else 'without-' + fold}"
-        if (Path(args.runs_dir) / name).exists():
-            shutil.rmtree(Path(args.runs_dir) / name)
-        started = time.time()
-        stacked = embedlab.fit_stack(runs, runs_dir=args.runs_dir, name=name, command=command)
-        results.setdefault(key, {})[fold] = {
-            "run": str(Path(stacked.path).resolve().relative_to(ROOT)), "components": parts,
-            "coefficients": dict(zip(stacked.params["combiner"]["inputs"], stacked.params["combiner"]["coef"])),
-            "command": command, **score(stacked, manifest),
-            "train_seconds": round(sum(results[d][fold]["train_seconds"] for d in parts) + time.time() - started, 1),
-            "load_average": load_average()}
-        r = results[key][fold]
-        print(f"{key} {fold}: " + ", ".join(f"{g} {v['roc_auc']:.3f}" for g, v in r["generators"].items())
-              + f"; real recall {r['real_recall_all']:.3f}", flush=True)
-        results = save(results, key)
+    runs = {}
+    for det in parts:
+        ran = results.get(det, {}).get(fold)
+        if ran is None or "run" not in ran:
+            raise SystemExit(f"error: {det} has no {fold} run yet; train it first")
+        runs[det] = ROOT / ran["run"]
+    slug = "-".join(parts).replace("][", "-").replace("[", "-").replace("]", "")
+    name = f"realfake4-stack-{slug}-{'all' if fold == 'all' else 'without-' + fold}"
+    if (Path(args.runs_dir) / name).exists():
+        shutil.rmtree(Path(args.runs_dir) / name)
+    started = time.time()
+    stacked = embedlab.fit_stack(runs, runs_dir=args.runs_dir, name=name, command=command)
+    results.setdefault(key, {})[fold] = {
+        "run": str(Path(stacked.path).resolve().relative_to(ROOT)), "components": parts,
+        "coefficients": dict(zip(stacked.params["combiner"]["inputs"], stacked.params["combiner"]["coef"])),
+        "command": command, **score(stacked, manifest),
+        "train_seconds": round(sum(results[d][fold]["train_seconds"] for d in parts) + time.time() - started, 1),
+        "load_average": load_average()}
+    report(key, fold, results)
+    results.update(save(results, key))
+    return key
 
 
 if __name__ == "__main__":

@@ -72,22 +72,31 @@ def portable_run_folder(folder: Path, params: dict, run_dir: Path) -> None:
     params["image_paths_relative_to"] = "repository"
 
 
+def copy_shippable(run_dir: Path, dest: Path) -> dict:
+    """Copy a run's records and model files to ``dest``, its data named portably; a stacked run's
+    components go with it, each the same way. Returns the copy's params."""
+    dest.mkdir(parents=True)
+    params = json.loads((run_dir / "params.json").read_text())
+    for name in {*SHIPPED, *params.get("model_files", [])}:
+        if (run_dir / name).is_file():
+            shutil.copy2(run_dir / name, dest / name)
+    params["shipped_from"] = str(run_dir.relative_to(ROOT) if run_dir.is_relative_to(ROOT) else run_dir)
+    portable_run_folder(dest, params, run_dir)
+    (dest / "params.json").write_text(json.dumps(params, indent=2))
+    for component in params.get("components") or []:
+        copy_shippable(run_dir / "components" / component["name"], dest / "components" / component["name"])
+    return params
+
+
 def ship(run_dir: Path, dest: Path = PRETRAINED, max_mb: float = 30.0) -> Path:
-    """Copy the shippable files of ``run_dir`` to ``dest`` (refusing a model over ``max_mb``)."""
-    size = (run_dir / "model.pt").stat().st_size / 2**20
+    """Copy the shippable files of ``run_dir`` to ``dest`` (refusing model files over ``max_mb`` in all)."""
+    size = sum(f.stat().st_size for f in run_dir.rglob("*") if f.is_file() and f.suffix in (".pt", ".skops", ".ubj")
+               and f.name != "last.pt") / 2**20
     if size > max_mb:
-        raise SystemExit(f"{run_dir / 'model.pt'} is {size:.1f} MB, over the {max_mb} MB limit")
+        raise SystemExit(f"{run_dir}: its model files are {size:.1f} MB, over the {max_mb} MB limit")
     tmp = dest.with_name(dest.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    for name in SHIPPED:
-        if (run_dir / name).is_file():
-            shutil.copy2(run_dir / name, tmp / name)
-    params = json.loads((tmp / "params.json").read_text())
-    params["model_files"] = ["model.pt"]
-    params["shipped_from"] = str(run_dir.relative_to(ROOT) if run_dir.is_relative_to(ROOT) else run_dir)
-    portable_run_folder(tmp, params, run_dir)
-    (tmp / "params.json").write_text(json.dumps(params, indent=2))
+    params = copy_shippable(run_dir, tmp)
     resumed = params.get("resumed_with") or []
     commands = [params["command"]] + ([resumed] if isinstance(resumed, str) else list(resumed))
     (tmp / "COMMAND").write_text("\n".join(commands) + "\n")
@@ -95,11 +104,18 @@ def ship(run_dir: Path, dest: Path = PRETRAINED, max_mb: float = 30.0) -> Path:
     how = ("Produced by this command, run once, uninterrupted, from the repository root:" if len(commands) == 1 else
            "Produced by these commands, run in order from the repository root (each `--resume` continues "
            "the run from its last checkpoint):")
+    if params.get("kind") == "stacked":
+        parts = ", ".join(f"`{c['name']}` ({c['model']}" + (f" on {' + '.join(c['features'])})" if c["features"]
+                                                             else ")") for c in params["components"])
+        trained = (f"A stack of {parts}, each a run folder under `components/`, joined by a logistic regression "
+                   f"on their log-odds fitted on the {params['combiner']['n']} valid images only; trained on "
+                   f"{params['data']['name']}.")
+    else:
+        trained = (f"Trained on {params['data']['name']} ({params['splits']['counts']}), "
+                   f"{params.get('training', {}).get('epochs_run')} epochs, best epoch "
+                   f"{params.get('training', {}).get('best_epoch')}, device {params.get('device')}.")
     lines = [f"# Reference run `{params['name']}` ({params['model']})", "", how, "",
-             *[f"    {c}" for c in commands], "",
-             f"Trained on {params['data']['name']} ({params['splits']['counts']}), "
-             f"{params.get('training', {}).get('epochs_run')} epochs, best epoch "
-             f"{params.get('training', {}).get('best_epoch')}, device {params.get('device')}.", "",
+             *[f"    {c}" for c in commands], "", trained, "",
              "| set | n | accuracy | 95% CI | balanced accuracy |", "|---|---|---|---|---|"]
     for set_name, m in metrics["sets"].items():
         ci = m.get("accuracy_ci") or [float("nan")] * 2
@@ -110,7 +126,8 @@ def ship(run_dir: Path, dest: Path = PRETRAINED, max_mb: float = 30.0) -> Path:
     if params["model_params"].get("tta_flip"):
         lines += ["", "Predictions average each face and its mirror image (`tta_flip`)."]
     lines += ["", "Full figures: metrics.json; per-epoch history: history.csv; weights: model.pt "
-              "(a state_dict, loaded with weights_only=True)."]
+              "(a state_dict, loaded with weights_only=True)." if params.get("kind") != "stacked" else
+              "Full figures: metrics.json; each component's own figures, history and weights in its folder."]
     (tmp / "README.md").write_text("\n".join(lines) + "\n")
     shutil.rmtree(dest, ignore_errors=True)
     tmp.rename(dest)

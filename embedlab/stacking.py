@@ -164,11 +164,13 @@ def fit_stack(components: Mapping[str, str | os.PathLike], *, runs_dir: str | os
     metrics, frames = {}, []
     rows = joined.reset_index()
     scoring = Scoring(classes, positive, seed=0, threshold=threshold["value"] if threshold else None)
+    data_name = (first.params.get("data") or {}).get("name")
     for set_name in dict.fromkeys(sets):
         here = (sets == set_name)
         role = set_name if set_name in ("train", "valid", "test") else "eval"
+        dataset = data_name if role != "eval" and data_name else set_name  # an eval set is named by its dataset
         metrics[set_name], out = score_set(proba[here], rows[here].reset_index(drop=True), scoring,
-                                           ScoredSet(set_name, role, dataset=set_name))
+                                           ScoredSet(set_name, role, dataset=dataset))
         frames.append(out)
     params = {
         "name": folder.name, "kind": "stacked", "task": "binary", "classes": classes, "positive_class": positive,

@@ -79,3 +79,27 @@ def test_only_binary_runs_of_the_same_classes_stack(parts, tmp_path):
         embedlab.fit_stack({"a": pixels.path, "b": emotions.path}, runs_dir=tmp_path)
     with pytest.raises(ModelError, match="at least two"):
         embedlab.fit_stack({"a": pixels.path}, runs_dir=tmp_path)
+
+
+def test_a_shipped_stack_carries_its_components_and_names_its_data_portably(parts, tmp_path):
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+    from train_emotion import ship
+
+    root, pixels, spectrum = parts
+    stack = embedlab.fit_stack({"pixels": pixels.path, "spectrum": spectrum.path}, runs_dir=root / "runs",
+                               name="to-ship", command="python bench/realfake_generalisation.py --ship a,b")
+    assert {stack.metrics["sets"][s]["dataset"] for s in ("train", "valid", "test")} == {"real-vs-fake"}
+    shipped = ship(stack.path, tmp_path / "pretrained" / "real-fake")
+    for folder in (shipped, shipped / COMPONENTS / "pixels", shipped / COMPONENTS / "spectrum"):
+        params = json.loads((folder / "params.json").read_text())
+        assert params["data"]["relative_to"] == "repository" and not Path(params["data"]["path"]).is_absolute()
+        assert params["image_paths_relative_to"] == "repository"
+    assert (shipped / COMPONENTS / "pixels" / "model.skops").is_file()
+    assert (shipped / "COMMAND").read_text() == "python bench/realfake_generalisation.py --ship a,b\n"
+    assert "A stack of `pixels` (logreg on pixels[size=8]), `spectrum`" in (shipped / "README.md").read_text()
+    images = sorted(str(p) for p in (RVF / "test").rglob("*.jpg"))
+    again = embedlab.load_run(shipped).predict(images, cache_dir=root / "cache", workers=0)
+    before = stack.predict(images, cache_dir=root / "cache", workers=0)
+    assert np.allclose(again["proba_fake"], before["proba_fake"]) and (again["pred"] == before["pred"]).all()
