@@ -68,7 +68,9 @@ def test_scaling_where_needed():
 
 
 @pytest.mark.parametrize("name", ALL)
-def test_fit_save_load_gives_identical_probabilities(name, blobs, tmp_path):
+def test_fit_save_load_gives_identical_probabilities(name, blobs, tmp_path, monkeypatch):
+    # embedlab's own list must suffice: skops trusts no scikit-learn estimator by default here
+    monkeypatch.setattr("skops.io._general.SKLEARN_ESTIMATOR_TYPE_NAMES", [])
     X, y = blobs
     pipe = create_classifier(name, seed=0, n_jobs=1).fit(X, y)
     proba = pipe.predict_proba(X)
@@ -79,6 +81,27 @@ def test_fit_save_load_gives_identical_probabilities(name, blobs, tmp_path):
     assert not list(tmp_path.glob("*.pkl"))
     again = load_model(tmp_path, files)
     assert np.array_equal(again.predict_proba(X), proba)
+
+
+def test_a_binary_svm_predicts_from_its_arrays_as_scikit_learn_does(blobs, tmp_path):
+    from embedlab.runs.rbf_svm import RBF_SVM_FILE, RbfSvmScorer
+
+    X, y = blobs
+    two = y < 2
+    pipe = create_classifier("svm", seed=0).fit(X[two], y[two])
+    files = save_model(pipe, tmp_path)
+    assert files == ["model.skops", RBF_SVM_FILE]
+    scorer = RbfSvmScorer.load(tmp_path / RBF_SVM_FILE)
+    wide = np.vstack([X, X * 3 + 5])  # far from the support vectors too
+    assert np.allclose(scorer.predict_proba(wide), pipe.predict_proba(wide), atol=1e-9, rtol=0)
+    other = tmp_path / "other"
+    other.mkdir()  # only the pipelines it reads get the arrays
+    assert save_model(create_classifier("logreg").fit(X[two], y[two]), other) == ["model.skops"]
+    assert save_model(create_classifier("svm").fit(X, y), other) == ["model.skops"]  # three classes
+    assert not (tmp_path / RBF_SVM_FILE).read_bytes().startswith(b"\x80")  # arrays, no pickle
+    (tmp_path / RBF_SVM_FILE).write_bytes(b"PK\x03\x04 damaged")
+    with pytest.raises(ModelError, match="model.rbf.npz: not a readable RBF SVM file"):
+        RbfSvmScorer.load(tmp_path / RBF_SVM_FILE)
 
 
 def test_match_labels_by_name():

@@ -18,7 +18,8 @@ from embedlab.compute.extraction import IN_PROCESS_BELOW, encode, feature_matrix
 from embedlab.core.defaults import DEFAULT_CACHE_DIR, DEFAULT_RUNS_DIR
 from embedlab.core.errors import ModelError
 from embedlab.runs.folder import Run, read_run
-from embedlab.runs.model_files import load_model
+from embedlab.runs.model_files import SKOPS_FILE, check_archive, check_model_names, load_model
+from embedlab.runs.rbf_svm import RBF_SVM_FILE, RbfSvmScorer
 
 
 @dataclass
@@ -30,11 +31,21 @@ class ClassifierRun(Run):
     """
 
     model: Any = field(default=None, repr=False)
+    #: the same probabilities without scikit-learn, for the models :mod:`embedlab.runs.rbf_svm` reads
+    scorer: RbfSvmScorer | None = field(default=None, repr=False)
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        if self.scorer is not None:
+            return self.scorer.predict_proba(X)
         if self.model is None:
             raise ModelError(f"run {self.name}: the model is not loaded")
         return np.asarray(self.model.predict_proba(X), dtype=float)
+
+    def load_model(self) -> Any:
+        """The fitted scikit-learn pipeline (opened now if the run predicts from its arrays)."""
+        if self.model is None:
+            self.model = load_model(self.path, self.params.get("model_files", []))
+        return self.model
 
     def predict(self, data: pd.DataFrame | str | os.PathLike | Iterable[str | os.PathLike], *,
                 features: str | Sequence[str] | None = None,
@@ -94,7 +105,17 @@ class ClassifierRun(Run):
 
 def load_classifier_run(path: str | os.PathLike, runs_dir: str | os.PathLike = DEFAULT_RUNS_DIR, *,
                         load_model_files: bool = True) -> ClassifierRun:
-    """Open a classifier run folder (or a run name under ``runs_dir``), model included."""
+    """Open a classifier run folder (or a run name under ``runs_dir``), model included.
+
+    A run whose model :mod:`embedlab.runs.rbf_svm` reads predicts from those arrays: its skops
+    file is checked to be an archive and opened only if :meth:`ClassifierRun.load_model` asks.
+    """
     folder, params, metrics = read_run(path, runs_dir, kind="classifier")
-    model = load_model(folder, params.get("model_files", [])) if load_model_files else None
-    return ClassifierRun(folder, params, metrics, model)
+    if not load_model_files:
+        return ClassifierRun(folder, params, metrics)
+    files = params.get("model_files", [])
+    check_model_names(folder, files)
+    if RBF_SVM_FILE in files:
+        check_archive(folder / SKOPS_FILE)
+        return ClassifierRun(folder, params, metrics, scorer=RbfSvmScorer.load(folder / RBF_SVM_FILE))
+    return ClassifierRun(folder, params, metrics, load_model(folder, files))
