@@ -24,7 +24,8 @@ def predict(
     run: Optional[str] = typer.Option(None, "--run", "-r", help="Run folder, or run name under --runs-dir."),
     task: Optional[str] = typer.Option(
         None, "--task",
-        help="Use a shipped reference run instead of --run. real-fake: is the face generated. emotion: seven "
+        help="Use a shipped reference run instead of --run. real-fake: is the face generated (dlib's face "
+        "ResNet on the aligned face and an SVM on its encoding, stacked; trained on four generators). emotion: seven "
         "FER-2013 emotions, learned from FER-2013 only (the honest answer to whether a model of real faces works "
         "on generated ones). emotion-adapted: the same network fine-tuned on FER-2013 plus generated portraits "
         "(split by identity), for scoring generated faces."),
@@ -85,8 +86,8 @@ def predict(
 
     say(f"opening the shipped {task} run" if task else f"opening run {run}")
     if task and len(images) == 1 and images[0].is_file():
-        # one photo: every shipped run is a PyTorch network, which loads while the run opens and the face
-        # is found (a folder starts it once it knows that some image is not cached)
+        # one photo: every shipped run holds a PyTorch network, which loads while the run opens and the
+        # face is found (a folder starts it once it knows that some image is not cached)
         import_in_background("torch")
     import pandas as pd
 
@@ -96,7 +97,8 @@ def predict(
     folder = pretrained_run(task) if task else run
     fitted = load_run(folder, runs_dir)
     with progress_bar("features", quiet=quiet or output != "table", unit="faces" if per_face else "images") as update:
-        crops = {"crops_dir": crops_dir or Path(cache_dir) / "crops"} if fitted.params["kind"] == "network" else {}
+        crops = {"crops_dir": crops_dir or Path(cache_dir) / "crops"} \
+            if fitted.params["kind"] in ("network", "stacked") else {}  # a stack hands it to its networks
         options = dict(features=features, cache_dir=cache_dir, workers=workers, on_progress=update,
                        threshold=threshold, scheduler=scheduler, on_step=say, **crops)
         table = predict_faces(fitted, images, **options) if per_face else fitted.predict(images, **options)
@@ -113,7 +115,7 @@ def predict(
     if cut is not None:
         console.print(threshold_line(cut), highlight=False)
     at = "" if cut is None else f", labelled at threshold {cut['value']:.4f}"
-    what = "faces" if per_face else "images"
+    what = ("face" if per_face else "image") + ("" if len(table) == 1 else "s")
     out = Table(title=f"{len(table)} {what}, run {shown(getattr(fitted, 'name', folder))}{at}", title_justify="left")
     probas = [c for c in table.columns if c.startswith("proba_")]
     faces = ("face", "box (top, right, bottom, left)") if per_face else ()

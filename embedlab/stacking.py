@@ -30,7 +30,8 @@ from embedlab.core.defaults import DEFAULT_CACHE_DIR, DEFAULT_RUNS_DIR
 from embedlab.core.errors import ModelError
 from embedlab.datasets import images_of
 from embedlab.nets import load_network_run
-from embedlab.runs.folder import (PARAMS_FILE, Run, check_run_name, read_run, write_params, write_results)
+from embedlab.runs.folder import (ID_COLUMNS, PARAMS_FILE, Run, check_run_name, read_run, write_params,
+                                  write_results)
 from embedlab.runs.provenance import command_line, library_versions, utc_now
 from embedlab.runs.scoring import TARGET_FPR, ScoredSet, Scoring, score_set, threshold_from
 
@@ -85,17 +86,23 @@ class StackedRun(Run):
                 on_progress: Callable | None = None, threshold: float | None = None, **options: Any) -> pd.DataFrame:
         """``pred`` and ``proba_<class>`` per image of ``data``: every component's score, then the regression.
 
-        ``options`` (``crops_dir``, ``features``...) go to the components that take them.
+        ``options`` (``crops_dir``, ``features``...) go to the components that take them. What a
+        component says of each image beside its scores (a network's ``face_found``, ``crop_path``...)
+        is kept, the first component's where two say the same.
         """
         table = images_of(data)
         positive = self.params["positive_class"]
-        scores, reasons = [], []
+        scores, reasons, said = [], [], {}
         for name, run in self.components.items():
             given = {k: v for k, v in options.items()
                      if k in ("crops_dir", "scheduler") and (run.params["kind"] == "network" or k == "scheduler")}
             out = run.predict(table, cache_dir=cache_dir, workers=workers, on_progress=on_progress, **given)
             scores.append(out[f"proba_{positive}"].to_numpy(float))
             reasons.append(out["reason"].tolist())
+            for column in out.columns:
+                if column not in (*ID_COLUMNS, "pred", "threshold", "ok", "reason") and \
+                        not column.startswith("proba_") and column not in said:
+                    said[column] = out[column].to_numpy()
         ok = ~np.all([np.isnan(s) for s in scores], axis=0)
         p = self.combine(scores)
         classes = self.classes
@@ -103,7 +110,10 @@ class StackedRun(Run):
         pos = classes.index(positive)
         proba[ok, pos], proba[ok, 1 - pos] = p[ok], 1 - p[ok]
         why = [None if good else next((r[i] for r in reasons if r[i]), "no score") for i, good in enumerate(ok)]
-        return self.prediction_table(table, proba, ok, why, threshold=threshold)
+        out = self.prediction_table(table, proba, ok, why, threshold=threshold)
+        for column, values in said.items():
+            out[column] = values
+        return out
 
 
 def load_stacked_run(path: str | os.PathLike) -> StackedRun:

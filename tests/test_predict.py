@@ -171,6 +171,7 @@ def test_predict_gives_one_verdict_in_the_table_csv_json_and_python(tmp_path):
     assert res.exit_code == 0, out
     table = pd.read_csv(io.StringIO(res.stdout), keep_default_na=False)
     assert "decision" not in table and {"pred", "threshold", "proba_fake", "proba_real"} <= set(table)
+    assert set(table["face_found"]) == {True}  # what the face network said, also through a stack
     expected = np.where(table["proba_fake"] >= table["threshold"], "fake", "real")
     assert table["pred"].tolist() == expected.tolist()
     assert f"photos/{escaped}" in table["image_id"].tolist()
