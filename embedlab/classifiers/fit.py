@@ -49,6 +49,7 @@ from embedlab.datasets.splits import SPLITS, assign_splits
 from embedlab.features import FeatureExtractor
 from embedlab.runs.folder import check_run_name, default_run_name, failure_table, write_run
 from embedlab.runs.model_files import save_model
+from embedlab.runs.rbf_svm import RbfSvmScorer, rbf_svm_arrays
 from embedlab.runs.provenance import command_line, data_record, library_versions, utc_now
 from embedlab.runs.scoring import TARGET_FPR, ScoredSet, Scoring, score_set, task_of, threshold_from
 
@@ -184,7 +185,9 @@ def fit_with(data: str | os.PathLike | pd.DataFrame, config: FitConfig) -> Class
     plan = layout_defaults(plan, loaded, config)
     feats = compute_features(plan, loaded, config)
     pipe, training = train(plan, loaded, feats, config)
-    scores = score(pipe, plan, loaded, feats, config)
+    # scored as the saved run will predict: from the arrays of a model embedlab.runs.rbf_svm reads
+    arrays = rbf_svm_arrays(pipe)
+    scores = score(pipe if arrays is None else RbfSvmScorer(arrays), plan, loaded, feats, config)
     training["total_seconds"] = round(time.perf_counter() - started, 3)
     training["threshold"] = scores.threshold
     folder = write(data, config, plan, loaded, pipe, training, scores)
