@@ -88,6 +88,8 @@ def bf16_check(task: str, cache: Path) -> dict:
     from embedlab.runs.folder import labels_at
 
     run = load_run(pretrained_run(task))
+    if run.params["kind"] == "stacked":  # the network among its components, at its own threshold
+        run = next(c for c in run.components.values() if c.params["kind"] == "network")
     p = run.model_params
     store = ArrayStore(cache / "network-inputs", input_maker(p).key())
     arrays = [np.load(f)["input"] for f in sorted(store.folder.glob("*/*.npz"))]

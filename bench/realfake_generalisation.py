@@ -429,12 +429,14 @@ def stack_fold(args, parts: list[str], fold: str, results: dict, manifest: pd.Da
     import embedlab
 
     key = "stack(" + "+".join(parts) + ")"
+    bases = [det.split("[", 1)[0] for det in parts]  # a component is named by its detector, tags aside
+    names = bases if len(set(bases)) == len(bases) else parts
     runs = {}
-    for det in parts:
+    for det, component in zip(parts, names):
         ran = results.get(det, {}).get(fold)
         if ran is None or "run" not in ran:
             raise SystemExit(f"error: {det} has no {fold} run yet; train it first")
-        runs[det] = ROOT / ran["run"]
+        runs[component] = ROOT / ran["run"]
     slug = "-".join(parts).replace("][", "-").replace("[", "-").replace("]", "")
     name = f"realfake4-stack-{slug}-{'all' if fold == 'all' else 'without-' + fold}"
     if (Path(args.runs_dir) / name).exists():

@@ -90,8 +90,9 @@ def copy_shippable(run_dir: Path, dest: Path) -> dict:
 
 def ship(run_dir: Path, dest: Path = PRETRAINED, max_mb: float = 30.0) -> Path:
     """Copy the shippable files of ``run_dir`` to ``dest`` (refusing model files over ``max_mb`` in all)."""
-    size = sum(f.stat().st_size for f in run_dir.rglob("*") if f.is_file() and f.suffix in (".pt", ".skops", ".ubj")
-               and f.name != "last.pt") / 2**20
+    weights = (".pt", ".skops", ".ubj", ".npz")
+    size = sum(f.stat().st_size for f in run_dir.rglob("*")
+               if f.is_file() and f.suffix in weights and f.name != "last.pt") / 2**20
     if size > max_mb:
         raise SystemExit(f"{run_dir}: its model files are {size:.1f} MB, over the {max_mb} MB limit")
     tmp = dest.with_name(dest.name + ".tmp")

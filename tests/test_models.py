@@ -104,6 +104,19 @@ def test_a_binary_svm_predicts_from_its_arrays_as_scikit_learn_does(blobs, tmp_p
         RbfSvmScorer.load(tmp_path / RBF_SVM_FILE)
 
 
+def test_the_shipped_svm_predicts_without_importing_scikit_learn():
+    import subprocess
+    import sys
+
+    code = ("import sys, numpy as np, embedlab; from embedlab.runs import pretrained_run; "
+            "run = embedlab.load_run(pretrained_run('real-fake') / 'components' / 'svm-encoding'); "
+            "p = run.predict_proba(np.zeros((1, 128))); "
+            "assert run.scorer is not None and p.shape == (1, 2), p; "
+            "assert 'sklearn' not in sys.modules, 'scikit-learn was imported'")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+
+
 def test_match_labels_by_name():
     matched, unknown = match_labels(["Happy", " sad", "contempt", "happy"], ["angry", "happy", "sad"])
     assert matched.tolist() == ["happy", "sad", None, "happy"]

@@ -26,9 +26,16 @@ PHOTOS = sorted((SAMPLE / "face-photos").glob("*.jpg")) + sorted((SAMPLE / "synt
     + sorted((SAMPLE / "real-vs-fake" / "test").rglob("*.jpg"))[:3]
 
 
+def network(run):
+    """The PyTorch network a shipped run is, or holds (a stacked run's network component)."""
+    if run.params["kind"] == "stacked":
+        return next(c for c in run.components.values() if c.params["kind"] == "network")
+    return run
+
+
 @pytest.fixture(scope="module")
 def runs():
-    return {task: load_run(pretrained_run(task)) for task in ("real-fake", "emotion")}
+    return {task: network(load_run(pretrained_run(task))) for task in ("real-fake", "emotion")}
 
 
 def test_faces_are_found_and_cut_as_face_recognition_does():
@@ -40,6 +47,26 @@ def test_faces_are_found_and_cut_as_face_recognition_does():
         ours = [[(p.x, p.y) for p in s.parts()] for s in face_landmarks(image, boxes)]
         theirs = [[(p.x, p.y) for p in s.parts()] for s in fr.api._raw_face_landmarks(image, boxes, model="small")]
         assert ours == theirs
+
+
+def test_a_photo_looked_at_twice_is_searched_once(monkeypatch):
+    import embedlab.features.facerec as facerec
+
+    image = import_face_recognition().load_image_file(str(PHOTOS[0]))
+    first = hog_face_locations(image, 1)
+    searched = []
+    real = facerec._dlib_model
+
+    def counting(name):
+        searched.append(name)
+        return real(name)
+
+    monkeypatch.setattr(facerec, "_dlib_model", counting)
+    assert hog_face_locations(image.copy(), 1) == first and searched == []  # the same pixels: remembered
+    changed = image.copy()
+    changed[0, 0] ^= 1
+    assert hog_face_locations(changed, 1) == first and searched == ["hog"]  # other pixels: searched again
+    assert hog_face_locations(image, 0) is not None and searched == ["hog", "hog"]  # another upsampling
 
 
 @pytest.mark.parametrize("task", ["real-fake", "emotion"])

@@ -216,6 +216,20 @@ def test_the_generalisation_table_is_the_benchmarks():
         if s["left_out_mean"] is not None and f"`{det}`" in README:
             assert f"{s['left_out_mean']:.3f}" in README, det
 
+def test_readme_encoding_model_figures_quote_the_benchmark():
+    results = bench("realfake_encoding_models.json")
+    text = " ".join(README.split())
+    assert f"the RBF SVM stays the best of them (mean left-out AUC {results['svm']['left_out_mean']:.3f})" in text
+    for name, label in (("xgboost", "XGBoost"), ("logreg", "a logistic regression")):
+        assert f"{label} {results[name]['left_out_mean']:.3f}" in text, name
+    gmm = results["real-gmm-4"]["folds"]["all"]["generators"]
+    assert f"catches SD 1.5 at {gmm['sd15']['roc_auc']:.3f}" in text
+    assert f"(StyleGAN {gmm['stylegan']['roc_auc']:.3f}, StyleGAN2 {gmm['stylegan2']['roc_auc']:.3f})" in text
+    either = results["svm-or-real-gmm-4"]
+    assert f"to {either['folds']['sd15']['generators']['sd15']['roc_auc']:.3f}" in text
+    assert f"(mean {either['left_out_mean']:.3f})" in text
+
+
 def test_readme_emotion_gap_rows_quote_the_benchmark():
     shipped = bench("emotion.json")["runs"][0]
     assert shipped["run"] == "embedlab/pretrained/emotion" and shipped["shipped_tta_flip"]
