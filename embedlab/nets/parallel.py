@@ -44,6 +44,10 @@ def _leave() -> None:
     import torch.distributed as dist
 
     if dist.is_initialized():
+        try:  # every process there first: one that tears its side down while another still talks aborts
+            dist.barrier()
+        except Exception:  # another process is gone already (it failed): nothing left to wait for
+            pass
         dist.destroy_process_group()
 
 
