@@ -114,8 +114,8 @@ def load_classifier_run(path: str | os.PathLike, runs_dir: str | os.PathLike = D
     if not load_model_files:
         return ClassifierRun(folder, params, metrics)
     files = params.get("model_files", [])
-    check_model_names(folder, files)
-    if RBF_SVM_FILE in files:
+    if RBF_SVM_FILE in files:  # load_model checks the names and the archive when it opens the file
+        check_model_names(folder, files)
         check_archive(folder / SKOPS_FILE)
         return ClassifierRun(folder, params, metrics, scorer=RbfSvmScorer.load(folder / RBF_SVM_FILE))
     return ClassifierRun(folder, params, metrics, load_model(folder, files))

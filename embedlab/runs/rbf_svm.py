@@ -81,6 +81,7 @@ class RbfSvmScorer:
         self.support_vectors, self.dual_coef = arrays["support_vectors"], arrays["dual_coef"]
         self.intercept, self.gamma = float(arrays["intercept"][0]), float(arrays["gamma"])
         self.a, self.b = float(arrays["sigmoid_a"]), float(arrays["sigmoid_b"])
+        self._sv_squared = (self.support_vectors * self.support_vectors).sum(1)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> RbfSvmScorer:
@@ -106,8 +107,7 @@ class RbfSvmScorer:
         Z -= self.mean.astype(Z.dtype)
         Z /= self.scale.astype(Z.dtype)
         Z = Z.astype(np.float64)
-        squared = (Z * Z).sum(1)[:, None] - 2 * Z @ self.support_vectors.T \
-            + (self.support_vectors * self.support_vectors).sum(1)[None, :]
+        squared = (Z * Z).sum(1)[:, None] - 2 * Z @ self.support_vectors.T + self._sv_squared[None, :]
         return np.exp(-self.gamma * np.maximum(squared, 0.0)) @ self.dual_coef + self.intercept
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
