@@ -36,7 +36,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
 
 from bench_data import SHARED_DATA, data_or_exit  # noqa: E402
-from realfake_generalisation import FOLDS, GENERATORS, MANIFEST  # noqa: E402
+from realfake_generalisation import FOLDS, GENERATORS, MANIFEST, against_reals  # noqa: E402
 
 OUT = ROOT / "results" / "bench" / "realfake_encoding_models.json"
 TWO_CLASS = ("svm", "logreg", "knn", "mlp", "xgboost")
@@ -77,19 +77,14 @@ def real_quantile(scores: np.ndarray, reals: np.ndarray) -> np.ndarray:
 
 
 def scored(scores: np.ndarray, table: pd.DataFrame, valid_real: np.ndarray, photos: np.ndarray) -> dict:
-    from sklearn.metrics import roc_auc_score
-
-    from embedlab.runs.scoring import bootstrap_ci
+    from embedlab.runs.scoring import threshold_at_fpr
 
     test = table["split"].to_numpy() == "test"
-    real = test & (table["label"].to_numpy() == "real")
-    out: dict = {"generators": {}}
-    for gen in GENERATORS:
-        fake = test & (table["source"].to_numpy() == gen) & (table["label"].to_numpy() == "fake")
-        y = np.r_[np.ones(fake.sum()), np.zeros(real.sum())].astype(int)
-        s = np.r_[scores[fake], scores[real]]
-        out["generators"][gen] = {"roc_auc": float(roc_auc_score(y, s)), "roc_auc_ci": bootstrap_ci(roc_auc_score, [y, s])}
-    threshold = float(np.quantile(valid_real, 0.99))
+    label, source = table["label"].to_numpy(), table["source"].to_numpy()
+    real = test & (label == "real")
+    out: dict = {"generators": {gen: against_reals(scores[test & (source == gen) & (label == "fake")], scores[real])
+                                for gen in GENERATORS}}
+    threshold = float(threshold_at_fpr(valid_real, 0.01))
     out["threshold_1pct_valid_fpr"] = threshold
     out["test_real_recall"] = float((scores[real] < threshold).mean())
     out["face_photos_real_recall"] = float((photos < threshold).mean()) if len(photos) else None
@@ -150,6 +145,16 @@ def main() -> None:
     y = (label == "fake").astype(int)
     valid_real = (split == "valid") & (label == "real")
 
+    rows = np.vstack([X, P])  # every manifest face, then the face-photos
+
+    def scores_of(name: str, train: np.ndarray) -> np.ndarray:
+        if name in EITHER:  # each part as its quantile among the valid reals, the larger kept
+            return np.max([real_quantile(s, s[: len(X)][valid_real]) for s in (scores_of(m, train)
+                                                                             for m in EITHER[name])], axis=0)
+        if name in ONE_CLASS:
+            return one_class_scores(name, X[train & (label == "real")], rows)
+        return two_class_scores(name, X[train], y[train], rows)
+
     for name in [m.strip() for m in args.models.split(",") if m.strip()]:
         kind = ("one-class (reals only)" if name in ONE_CLASS else
                 "either of two" if name in EITHER else "two-class")
@@ -158,16 +163,7 @@ def main() -> None:
         for fold in FOLDS:
             if name in ONE_CLASS and fold != "all":
                 break
-            train = (split == "train") & ((label == "real") | (source != fold))
-            rows = np.vstack([X, P])
-            if name in EITHER:
-                parts = [one_class_scores(m, X[train & (label == "real")], rows) if m in ONE_CLASS
-                         else two_class_scores(m, X[train], y[train], rows) for m in EITHER[name]]
-                s = np.max([real_quantile(q, q[: len(X)][valid_real]) for q in parts], axis=0)
-            elif name in ONE_CLASS:
-                s = one_class_scores(name, X[train & (label == "real")], rows)
-            else:
-                s = two_class_scores(name, X[train], y[train], rows)
+            s = scores_of(name, (split == "train") & ((label == "real") | (source != fold)))
             folds[fold] = scored(s[: len(X)], table, s[: len(X)][valid_real], s[len(X):])
         if name in ONE_CLASS:  # it never saw a fake: every fold is the same model
             folds.update({g: folds["all"] for g in GENERATORS})

@@ -113,12 +113,21 @@ def tpr_at(y: np.ndarray, s: np.ndarray, fpr: float) -> float:
     return float((s[y == 1] >= threshold_at_fpr(s[y == 0], fpr)).mean())
 
 
-def score(run, manifest: pd.DataFrame) -> dict:
-    """Per generator on test against all test reals; real recall per origin at the run's threshold."""
+def against_reals(fakes: np.ndarray, reals: np.ndarray) -> dict:
+    """One generator's fakes scored against the reals: ROC AUC with its bootstrap 95% interval, and
+    the share of fakes caught at 1% and 5% false alarms."""
     from sklearn.metrics import roc_auc_score
 
     from embedlab.runs.scoring import bootstrap_ci
 
+    y = np.r_[np.ones(len(fakes)), np.zeros(len(reals))].astype(int)
+    s = np.r_[fakes, reals]
+    return {"roc_auc": float(roc_auc_score(y, s)), "roc_auc_ci": bootstrap_ci(roc_auc_score, [y, s]),
+            "tpr_at_1pct_fpr": tpr_at(y, s, 0.01), "tpr_at_5pct_fpr": tpr_at(y, s, 0.05)}
+
+
+def score(run, manifest: pd.DataFrame) -> dict:
+    """Per generator on test against all test reals; real recall per origin at the run's threshold."""
     pred = run.predictions().query("set == 'test'")
     origin = manifest.assign(path=[str((MANIFEST.parent / p).resolve()) for p in manifest["path"]]) \
         .set_index("path")["origin"]
@@ -130,12 +139,9 @@ def score(run, manifest: pd.DataFrame) -> dict:
         fakes = pred[(pred["label"] == "fake") & (pred["source"] == gen)]
         if fakes.empty:
             continue
-        y = np.r_[np.ones(len(fakes)), np.zeros(len(reals))].astype(int)
-        s = np.r_[fakes["proba_fake"].to_numpy(), reals["proba_fake"].to_numpy()]
         out["generators"][gen] = {
             "n_fake": int(len(fakes)), "n_real": int(len(reals)),
-            "roc_auc": float(roc_auc_score(y, s)), "roc_auc_ci": bootstrap_ci(roc_auc_score, [y, s]),
-            "tpr_at_1pct_fpr": tpr_at(y, s, 0.01), "tpr_at_5pct_fpr": tpr_at(y, s, 0.05),
+            **against_reals(fakes["proba_fake"].to_numpy(), reals["proba_fake"].to_numpy()),
             "recall_at_threshold": float((fakes["proba_fake"] >= threshold).mean())}
     for name, rows in reals.groupby("origin"):
         out["real_recall"][name] = {"n": int(len(rows)), "recall": float((rows["proba_fake"] < threshold).mean())}
@@ -339,7 +345,7 @@ def audit(run, manifest: pd.DataFrame, shared: Path, cache_dir: Path) -> dict:
     pred = run.predictions().query("set == 'test'").copy()
     threshold = (run.params.get("threshold") or {}).get("value", 0.5)
     copies = matched_copies(pred["path"].tolist(), cache_dir)
-    options = {"crops_dir": None} if run.params.get("kind") == "network" else {}
+    options = {"crops_dir": None} if run.params.get("kind") in ("network", "stacked") else {}
     again = run.predict(list(copies.values()), cache_dir=str(cache_dir), **options)
     matched = dict(zip(again["path"], again["proba_fake"]))
     pred["matched"] = [matched.get(copies[p], np.nan) for p in pred["path"]]
